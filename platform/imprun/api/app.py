@@ -1,0 +1,66 @@
+"""The control-plane app factory: ``create_app(settings)`` (uvicorn: ``--factory imprun.api.app:app_from_env``).
+
+The lifespan opens the ``ControlPlane`` (MongoDB, Redis, master key), creates indexes, and closes it
+on shutdown. Routers, middleware and the error handlers are wired here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import imprun
+from imprun.api.context import ControlPlane
+from imprun.api.errors import install_error_handlers
+from imprun.api.middleware import RequestContextMiddleware
+from imprun.api.routes import auth, health
+from imprun.errors import ImprunError
+from imprun.observability.logs import configure_logging
+from imprun.observability.metrics import Metrics
+from imprun.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, plane: ControlPlane | None = None) -> FastAPI:
+    """Build the app; ``plane`` lets a caller share an already-open ``ControlPlane``."""
+    owned = plane is None
+    metrics = plane.metrics if plane is not None else Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = plane if plane is not None else ControlPlane.open(settings)
+        current.metrics = metrics
+        app.state.plane = current
+        try:
+            current.prepare()
+        except ImprunError as exc:
+            log.warning("start-up preparation deferred: %s", exc.message)
+        try:
+            yield
+        finally:
+            if owned:
+                current.close()
+
+    app = FastAPI(
+        title="imprun control plane",
+        version=imprun.__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_request_bytes)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory entry point: settings from ``IMPRUN_*`` variables."""
+    settings = Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_app(settings)

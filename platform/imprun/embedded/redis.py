@@ -1,0 +1,51 @@
+"""The embedded Redis: a ``redis-server`` child process on loopback, data under ``<data_dir>/redis``."""
+
+from __future__ import annotations
+
+import shutil
+
+from imprun.embedded.process import ServiceProcess
+from imprun.errors import Unavailable
+from imprun.settings import Settings
+from imprun.store.redis import redis_reachable
+
+REDIS_INSTALL_HINT = "install it with `sudo apt-get install -y redis-server` (or your OS's redis package)"
+
+
+def embedded_redis_url(settings: Settings) -> str:
+    return f"redis://{settings.host}:{settings.embedded_redis_port}/0"
+
+
+def redis_service(settings: Settings) -> ServiceProcess:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise Unavailable(f"redis-server was not found on PATH; {REDIS_INSTALL_HINT}")
+    data = settings.data_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    url = embedded_redis_url(settings)
+    return ServiceProcess(
+        name="redis-server",
+        command=[
+            binary,
+            "--bind",
+            settings.host,
+            "--port",
+            str(settings.embedded_redis_port),
+            "--dir",
+            str(data),
+            "--save",
+            "60",
+            "1",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+        ],
+        host=settings.host,
+        port=settings.embedded_redis_port,
+        run_dir=settings.data_dir / "run",
+        ready=lambda: redis_reachable(url, timeout=0.5),
+        install_hint=REDIS_INSTALL_HINT,
+    )

@@ -1,0 +1,90 @@
+"""The domain exception tree, mapped to HTTP in exactly one place (``imprun.api.errors``).
+
+    ImprunError                 code            status
+    ├── Invalid                 invalid         422 (or 400 for bad code: ``status`` may be overridden)
+    ├── Unauthorized            unauthorized    401
+    ├── Forbidden               forbidden       403
+    ├── NotFound                not_found       404
+    ├── Conflict                conflict        409
+    ├── TooLarge                too_large       413
+    ├── RateLimited             rate_limited    429  (carries ``retry_after`` seconds)
+    ├── Timeout                 timeout         504
+    ├── Unavailable             unavailable     503  (a dependency is down; temporary)
+    └── Internal                internal        500
+
+Lower layers translate third-party exceptions into these at their boundary (``raise Unavailable(...)
+from exc``); routers never build HTTP errors for domain cases. Messages say what was wrong and what
+to do about it, and never contain secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ImprunError(Exception):
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str, *, details: Any = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if status is not None:
+            self.status = status
+
+
+class Invalid(ImprunError):
+    code = "invalid"
+    status = 422
+
+
+class Unauthorized(ImprunError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ImprunError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ImprunError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ImprunError):
+    code = "conflict"
+    status = 409
+
+
+class TooLarge(ImprunError):
+    code = "too_large"
+    status = 413
+
+
+class RateLimited(ImprunError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = max(1, retry_after)
+
+
+class Timeout(ImprunError):
+    code = "timeout"
+    status = 504
+
+
+class Unavailable(ImprunError):
+    """A dependency (MongoDB, Redis, Ray) cannot be reached right now; retrying later may succeed."""
+
+    code = "unavailable"
+    status = 503
+
+
+class Internal(ImprunError):
+    code = "internal"
+    status = 500

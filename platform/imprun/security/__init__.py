@@ -1,0 +1,1 @@
+"""Secrets handling: password hashing, session tokens, the master key material."""

@@ -1,0 +1,73 @@
+"""Typed settings for every imprun process, read from ``IMPRUN_*`` environment variables.
+
+Build one ``Settings`` at start (``Settings()``) and pass it down; nothing in imprun reads the
+environment at import time. An unset ``mongo_url`` / ``redis_url`` / ``ray_address`` means "use the
+embedded service": ``imprun up`` starts it as a child process on loopback and fills in the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    """``./.imprun`` when the working directory already has one, else ``~/.imprun``."""
+    local = Path.cwd() / ".imprun"
+    return local if local.is_dir() else Path.home() / ".imprun"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMPRUN_", extra="ignore", frozen=True)
+
+    # External services; None = embedded child process started by `imprun up`.
+    mongo_url: str | None = Field(default=None, description="MongoDB URL (a replica set in production).")
+    redis_url: str | None = Field(default=None, description="Redis URL.")
+    ray_address: str | None = Field(default=None, description="Ray cluster address (ray://… or host:port).")
+    sys_db_name: str = Field(default="imprun_sys", description="Name of the system database.")
+
+    # Where we listen and where embedded services listen (all on loopback by default).
+    host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, description="Control-plane HTTP port.")
+    serve_port: int = Field(default=8000, description="Data-plane (Ray Serve ingress) HTTP port.")
+    dashboard_port: int = Field(default=8265, description="Ray dashboard port.")
+    embedded_mongo_port: int = 27117
+    embedded_redis_port: int = 6479
+    embedded_ray_port: int = 6380
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Embedded data, keys and logs.")
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 32-byte master key material; generated into <data_dir>/master.key when unset.",
+    )
+    insecure_dev: bool = Field(
+        default=False, description="Allow running tenant code without the jail (local development only)."
+    )
+
+    # Auth and sessions.
+    session_ttl_seconds: int = Field(default=86_400, ge=60)
+    login_max_failures: int = Field(default=10, ge=1, description="Failed logins per window before 429.")
+    login_window_seconds: int = Field(default=300, ge=1)
+
+    # Request limits and observability.
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Deadlines (seconds) for the service checks behind /readyz and start-up.
+    dependency_timeout_seconds: float = Field(default=2.0, gt=0)
+    startup_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @property
+    def control_plane_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def data_plane_url(self) -> str:
+        return f"http://{self.host}:{self.serve_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.host}:{self.dashboard_port}"

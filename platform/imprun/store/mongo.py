@@ -1,0 +1,96 @@
+"""MongoDB connection, error translation and the system-database indexes.
+
+``connect_mongo`` builds the one ``MongoClient`` a process uses (pymongo pools connections per
+client, so sharing it keeps the connection count flat). ``mongo_errors`` wraps every repository call
+and maps pymongo's exceptions onto ``imprun.errors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+from imprun.errors import Conflict, Internal, Unavailable
+
+Document = dict[str, Any]
+Mongo = MongoClient[Document]
+
+
+def connect_mongo(url: str, *, timeout: float = 2.0, app_name: str = "imprun") -> Mongo:
+    """A lazily-connecting client with short server-selection timeouts (fail fast, recover by itself)."""
+    ms = int(timeout * 1000)
+    return MongoClient(
+        url,
+        appname=app_name,
+        serverSelectionTimeoutMS=ms,
+        connectTimeoutMS=ms,
+        socketTimeoutMS=max(ms * 5, 10_000),
+        tz_aware=True,
+        connect=False,
+    )
+
+
+def mongo_reachable(url: str, *, timeout: float = 1.0) -> bool:
+    client = connect_mongo(url, timeout=timeout, app_name="imprun-probe")
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def ping_mongo(client: Mongo) -> None:
+    with mongo_errors():
+        client.admin.command("ping")
+
+
+@contextlib.contextmanager
+def mongo_errors(conflict_message: str = "that resource already exists") -> Iterator[None]:
+    """Translate pymongo exceptions raised inside the block into imprun's exception tree."""
+    try:
+        yield
+    except DuplicateKeyError as exc:
+        raise Conflict(conflict_message) from exc
+    except ConnectionFailure as exc:
+        raise Unavailable("MongoDB is unreachable; retry shortly (see /readyz)") from exc
+    except OperationFailure as exc:
+        raise Internal(f"MongoDB rejected an operation: {exc.code}") from exc
+    except PyMongoError as exc:
+        raise Unavailable(f"MongoDB error: {type(exc).__name__}") from exc
+
+
+def ensure_system_indexes(db: Database[Document]) -> None:
+    """Create the indexes the API relies on; idempotent, run at control-plane start."""
+    with mongo_errors():
+        db.users.create_index([("username", ASCENDING)], unique=True, name="username_unique")
+        db.api_gateways.create_index([("gatewayId", ASCENDING)], unique=True, name="gatewayId_unique")
+        db.api_gateways.create_index([("ownerId", ASCENDING)], name="owner")
+        db.api_gateways.create_index([("phase", ASCENDING), ("lockedAt", ASCENDING)], name="claim")
+        db.environments.create_index(
+            [("gatewayId", ASCENDING), ("name", ASCENDING)], unique=True, name="gateway_env_unique"
+        )
+        db.environments.create_index([("phase", ASCENDING), ("lockedAt", ASCENDING)], name="claim")
+        db.events.create_index([("gatewayId", ASCENDING), ("at", DESCENDING)], name="gateway_time")
+
+
+def gateway_db_name(gateway_id: str) -> str:
+    return f"gatewayid_{gateway_id}"
+
+
+__all__ = [
+    "Document",
+    "Mongo",
+    "connect_mongo",
+    "ensure_system_indexes",
+    "gateway_db_name",
+    "mongo_errors",
+    "mongo_reachable",
+    "ping_mongo",
+]
