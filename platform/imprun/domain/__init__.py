@@ -1,0 +1,130 @@
+"""The pure domain of imprun: documents, phases, allowed transitions and lifecycle decisions.
+
+Nothing in this package performs I/O or reads a clock: the store turns these models into MongoDB
+documents, the lifecycle reconcilers observe the world, ask ``decide_gateway``/``decide_environment``
+what to do and apply the returned steps through the drivers. import-linter keeps it that way (no
+pymongo, redis, ray, fastapi or httpx below this line). Import from the submodules or from here.
+"""
+
+from imprun.domain.conditions import (
+    Condition,
+    ConditionType,
+    FailureReason,
+    find_condition,
+    is_failed,
+    remove_condition,
+    set_condition,
+)
+from imprun.domain.decide import decide_environment, decide_gateway
+from imprun.domain.environment import AuthType, Environment, RateLimit
+from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline
+from imprun.domain.naming import (
+    ENVIRONMENT_NAMES,
+    RESERVED_GATEWAY_IDS,
+    EnvironmentName,
+    GatewayId,
+    gateway_db_name,
+    gateway_id_problem,
+    is_valid_gateway_id,
+    route_prefix,
+    serve_app_name,
+    slugify_gateway_id,
+    validate_gateway_id,
+)
+from imprun.domain.observations import (
+    AppStatus,
+    EnvironmentObservation,
+    GatewayObservation,
+    ObservedEnvironment,
+)
+from imprun.domain.phases import (
+    ALLOWED_TRANSITIONS,
+    SETTLED_PHASE,
+    TRANSIENT_PHASES,
+    DesiredState,
+    Phase,
+    check_transition,
+    is_stuck,
+    is_transition_allowed,
+    needs_reconcile,
+    stuck_after,
+)
+from imprun.domain.resource import LifecycleResource
+from imprun.domain.steps import (
+    ClearFailed,
+    CreateDatabase,
+    CreateEnvironments,
+    DeleteApp,
+    DeleteApps,
+    DeleteEnvironmentRecords,
+    DeleteGatewayRecord,
+    DeployApp,
+    DropDatabase,
+    EnvironmentStep,
+    GatewayStep,
+    MarkFailed,
+    SetEnvironmentsDesired,
+    Transition,
+    WaitApp,
+    WaitEnvironments,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "ENVIRONMENT_NAMES",
+    "RESERVED_GATEWAY_IDS",
+    "SETTLED_PHASE",
+    "TRANSIENT_PHASES",
+    "AppStatus",
+    "AuthType",
+    "Bundle",
+    "ClearFailed",
+    "Condition",
+    "ConditionType",
+    "CreateDatabase",
+    "CreateEnvironments",
+    "DeleteApp",
+    "DeleteApps",
+    "DeleteEnvironmentRecords",
+    "DeleteGatewayRecord",
+    "DeployApp",
+    "DesiredState",
+    "DropDatabase",
+    "Environment",
+    "EnvironmentName",
+    "EnvironmentObservation",
+    "EnvironmentStep",
+    "FailureReason",
+    "Gateway",
+    "GatewayId",
+    "GatewayObservation",
+    "GatewayStep",
+    "LifecycleResource",
+    "MarkFailed",
+    "ObservedEnvironment",
+    "Phase",
+    "PromotionPipeline",
+    "RateLimit",
+    "SetEnvironmentsDesired",
+    "Transition",
+    "WaitApp",
+    "WaitEnvironments",
+    "check_transition",
+    "decide_environment",
+    "decide_gateway",
+    "find_condition",
+    "gateway_db_name",
+    "gateway_id_problem",
+    "is_failed",
+    "is_stuck",
+    "is_transition_allowed",
+    "is_valid_gateway_id",
+    "needs_reconcile",
+    "remove_condition",
+    "route_prefix",
+    "serve_app_name",
+    "set_condition",
+    "slugify_gateway_id",
+    "stuck_after",
+    "validate_gateway_id",
+]
