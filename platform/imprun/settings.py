@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=10, ge=1, description="Failed logins per window before 429.")
     login_window_seconds: int = Field(default=300, ge=1)
 
+    # Lifecycle reconcilers.
+    reconcile: bool = Field(default=True, description="Run the reconcilers in this control plane.")
+    lease_seconds: int = Field(default=60, ge=1, description="How long a reconciler holds a resource.")
+    reconcile_interval_seconds: float = Field(default=1.0, gt=0)
+    public_data_plane_url: str | None = Field(
+        default=None, description="Base URL users call functions at (defaults to the local data plane)."
+    )
+
     # Request limits and observability.
     max_request_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
     log_level: str = "INFO"
@@ -67,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def data_plane_url(self) -> str:
         return f"http://{self.host}:{self.serve_port}"
+
+    @property
+    def function_base_url(self) -> str:
+        return (self.public_data_plane_url or self.data_plane_url).rstrip("/")
 
     @property
     def dashboard_url(self) -> str:

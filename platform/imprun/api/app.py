@@ -16,7 +16,8 @@ import imprun
 from imprun.api.context import ControlPlane
 from imprun.api.errors import install_error_handlers
 from imprun.api.middleware import RequestContextMiddleware
-from imprun.api.routes import auth, health
+from imprun.api.routes import auth, gateways, health
+from imprun.drivers.cluster import ClusterDriver
 from imprun.errors import ImprunError
 from imprun.observability.logs import configure_logging
 from imprun.observability.metrics import Metrics
@@ -25,23 +26,29 @@ from imprun.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, plane: ControlPlane | None = None) -> FastAPI:
-    """Build the app; ``plane`` lets a caller share an already-open ``ControlPlane``."""
+def create_app(
+    settings: Settings, *, plane: ControlPlane | None = None, driver: ClusterDriver | None = None
+) -> FastAPI:
+    """Build the app; ``plane`` shares an already-open ``ControlPlane``, ``driver`` a cluster driver."""
     owned = plane is None
     metrics = plane.metrics if plane is not None else Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = plane if plane is not None else ControlPlane.open(settings)
+        current = plane if plane is not None else ControlPlane.open(settings, driver=driver)
         current.metrics = metrics
         app.state.plane = current
         try:
             current.prepare()
         except ImprunError as exc:
             log.warning("start-up preparation deferred: %s", exc.message)
+        if current.loop is not None:
+            current.loop.start()
         try:
             yield
         finally:
+            if current.loop is not None:
+                await current.loop.stop()
             if owned:
                 current.close()
 
@@ -56,6 +63,7 @@ def create_app(settings: Settings, *, plane: ControlPlane | None = None) -> Fast
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(gateways.router)
     return app
 
 

@@ -1,24 +1,50 @@
 """The control plane's collaborators, built once at start and handed to routers through ``deps``.
 
 ``ControlPlane.open(settings)`` is the composition root: it connects to MongoDB and Redis, loads the
-master key and wires the repositories. Nothing here runs at import time.
+master key, wires the repositories, the cluster driver and the reconcilers. Nothing here runs at
+import time; the reconcile loop is started by the app's lifespan.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from imprun.drivers.cluster import ClusterDriver
+from imprun.lifecycle.commands import GatewayCommands
+from imprun.lifecycle.environments import EnvironmentReconciler
+from imprun.lifecycle.gateways import GatewayReconciler
+from imprun.lifecycle.loop import ReconcileLoop
+from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
 from imprun.security.master_key import MasterKey, load_master_key
 from imprun.settings import Settings
+from imprun.store.events import EventLog
+from imprun.store.gateway_databases import GatewayDatabases
+from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureCounter
 from imprun.store.users import UserRepository
 
+log = logging.getLogger(__name__)
+
 ReadinessCheck = Callable[[], None]
+
+
+def open_cluster_driver(settings: Settings) -> ClusterDriver | None:
+    """The local Ray Serve driver when a Ray address is known; None runs without a data plane."""
+    if settings.ray_address is None:
+        return None
+    from imprun.drivers.local_ray import LocalRayServeDriver  # imports ray: only when needed
+
+    return LocalRayServeDriver(settings.ray_address, settings)
 
 
 @dataclass
@@ -32,22 +58,49 @@ class ControlPlane:
     sessions: SessionStore
     login_failures_by_user: FailureCounter
     login_failures_by_ip: FailureCounter
+    gateway_commands: GatewayCommands
+    driver: ClusterDriver | None
+    loop: ReconcileLoop | None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False
+    owns_driver: bool = True
 
     @classmethod
-    def open(cls, settings: Settings) -> ControlPlane:
+    def open(cls, settings: Settings, *, driver: ClusterDriver | None = None) -> ControlPlane:
         if settings.mongo_url is None or settings.redis_url is None:
             raise ValueError("the control plane needs mongo_url and redis_url (imprun up fills them in)")
         mongo = connect_mongo(settings.mongo_url, timeout=settings.dependency_timeout_seconds)
         redis = connect_redis(settings.redis_url, timeout=settings.dependency_timeout_seconds)
         sys_db = mongo[settings.sys_db_name]
+        metrics = Metrics()
+        gateways = GatewayRepository(sys_db)
+        environments = EnvironmentRepository(sys_db)
+        events = EventLog(sys_db)
+        owns_driver = driver is None
+        driver = driver if driver is not None else open_cluster_driver(settings)
+        loop = None
+        if driver is not None and settings.reconcile:
+            holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+            common = {
+                "events": events,
+                "metrics": metrics,
+                "holder": holder,
+                "timing": ReconcileTiming(lease=timedelta(seconds=settings.lease_seconds)),
+                "faults": FaultInjector.from_env(),
+            }
+            loop = ReconcileLoop(
+                [
+                    GatewayReconciler(gateways, environments, GatewayDatabases(mongo), driver, **common),
+                    EnvironmentReconciler(environments, gateways, driver, **common),
+                ],
+                interval=settings.reconcile_interval_seconds,
+            )
         plane = cls(
             settings=settings,
             mongo=mongo,
             redis=redis,
             master_key=load_master_key(settings),
-            metrics=Metrics(),
+            metrics=metrics,
             users=UserRepository(sys_db),
             sessions=SessionStore(redis, settings.session_ttl_seconds),
             login_failures_by_user=FailureCounter(
@@ -62,9 +115,17 @@ class ControlPlane:
                 limit=settings.login_max_failures * 5,
                 window_seconds=settings.login_window_seconds,
             ),
+            gateway_commands=GatewayCommands(
+                gateways, environments, events, clock=utc_now, wake=loop.wake if loop else lambda: None
+            ),
+            driver=driver,
+            loop=loop,
+            owns_driver=owns_driver,
         )
         plane.readiness["mongo"] = plane._check_mongo
         plane.readiness["redis"] = lambda: ping_redis(redis)
+        if driver is not None:
+            plane.readiness["ray"] = driver.ping
         return plane
 
     def prepare(self) -> None:
@@ -78,5 +139,7 @@ class ControlPlane:
             self.prepare()
 
     def close(self) -> None:
+        if self.driver is not None and self.owns_driver:
+            self.driver.close()
         self.mongo.close()
         self.redis.close()

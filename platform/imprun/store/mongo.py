@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
@@ -19,6 +20,29 @@ from imprun.errors import Conflict, Internal, Unavailable
 
 Document = dict[str, Any]
 Mongo = MongoClient[Document]
+
+
+def encode_dates(value: Any) -> Any:
+    """Datetimes as ISO-8601 strings with their offset, recursively, for every ``$set``.
+
+    nx-27017 0.8.1 stores a datetime written by ``$set`` as a naive string (an ``insert_one`` keeps
+    it a BSON date), so documents that are updated in place keep all their timestamps as ISO
+    strings, written the same way on insert and update; they sort correctly and parse back aware.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: imprun stores only timezone-aware times")
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {k: encode_dates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_dates(v) for v in value]
+    return value
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Lease timestamps are integers (milliseconds since the epoch): exact comparisons everywhere."""
+    return int(moment.timestamp() * 1000)
 
 
 def connect_mongo(url: str, *, timeout: float = 2.0, app_name: str = "imprun") -> Mongo:
@@ -80,16 +104,13 @@ def ensure_system_indexes(db: Database[Document]) -> None:
         db.events.create_index([("gatewayId", ASCENDING), ("at", DESCENDING)], name="gateway_time")
 
 
-def gateway_db_name(gateway_id: str) -> str:
-    return f"gatewayid_{gateway_id}"
-
-
 __all__ = [
     "Document",
     "Mongo",
     "connect_mongo",
+    "encode_dates",
     "ensure_system_indexes",
-    "gateway_db_name",
+    "epoch_ms",
     "mongo_errors",
     "mongo_reachable",
     "ping_mongo",

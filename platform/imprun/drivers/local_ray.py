@@ -1,0 +1,237 @@
+"""``LocalRayServeDriver``: the ``ClusterDriver`` that deploys environments with Ray Serve's Python API.
+
+It drives any Ray cluster reachable by address, the embedded head of ``imprun up`` being the usual
+one, from inside the control-plane process: it connects on first use (one Ray connection per
+process), starts Serve with the settings' HTTP host and port if nobody has, and deploys each
+environment as the Serve application ``<gw>-<env>`` built from ``ray_apps.environment``, with the
+deployment ``FunctionActor`` (the names an operator sees in the Ray dashboard). ``apply`` submits the
+application to the Serve controller and returns without waiting for replicas. Deployments carry a
+code version derived from the ``ray_apps`` and ``runtime_actors`` sources, so applying an unchanged
+spec restarts nothing and a change of replica counts scales in place. Ray's exceptions are
+translated here: unreachable cluster or controller → ``Unavailable``; a spec Serve rejects →
+``Invalid``. All calls block; async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import ray
+from ray import serve
+from ray.exceptions import RayError
+from ray.serve.context import _get_global_client
+from ray.serve.exceptions import RayServeException
+from ray.serve.schema import ServeInstanceDetails
+
+from imprun.domain.naming import serve_app_name
+from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, validate_app_ref
+from imprun.errors import ImprunError, Invalid, Unavailable
+from imprun.settings import Settings
+from ray_apps.environment import DEPLOYMENT_NAME, environment_deployment
+
+__all__ = ["LocalRayServeDriver"]
+
+# Serve's ApplicationStatus values; NOT_STARTED is what Serve reports for an unknown application.
+_STATUSES: Final = {
+    "NOT_STARTED": AppStatus.MISSING,
+    "DEPLOYING": AppStatus.DEPLOYING,
+    "RUNNING": AppStatus.RUNNING,
+    "UNHEALTHY": AppStatus.UNHEALTHY,
+    "DEPLOY_FAILED": AppStatus.DEPLOY_FAILED,
+    "DELETING": AppStatus.DELETING,
+}
+
+_RAY_NAMESPACE: Final = "imprun"  # of this driver's job; Serve's own actors live in namespace "serve"
+
+_CONTROLLER_TIMEOUT_S: Final = 15.0
+
+
+class LocalRayServeDriver:
+    """Runs gateway environments as Serve applications on the Ray cluster at ``ray_address``."""
+
+    def __init__(self, ray_address: str, settings: Settings) -> None:
+        host, _, port = ray_address.rpartition("://")[2].rpartition(":")
+        if not host or not port.isdigit():
+            raise Invalid(f"Ray address {ray_address!r} is not host:port or ray://host:port.")
+        self._address = ray_address
+        self._host, self._port = host, int(port)
+        self._settings = settings
+        self._lock = threading.RLock()
+        self._connected = False
+        self._owns_connection = False
+        self._serve_started = False
+
+    def apply(self, spec: AppSpec) -> None:
+        options = _deployment_options(spec)
+        with self._translated(f"deploying {spec.app_name}"):
+            self._ensure_serve()
+            deployment = environment_deployment(options).options(version=_code_version(), _internal=True)
+            target = serve.RunTarget(
+                deployment.bind(spec.gateway_id, spec.environment),
+                name=spec.app_name,
+                route_prefix=spec.route_prefix,
+            )
+            serve.run_many(
+                [target], wait_for_ingress_deployment_creation=False, wait_for_applications_running=False
+            )
+
+    def observe(self, gateway_id: str, environment: str) -> ObservedApp:
+        validate_app_ref(gateway_id, environment)
+        name = serve_app_name(gateway_id, environment)
+        with self._translated(f"reading the status of {name}"):
+            client = self._serve_client()
+            if client is None:
+                return ObservedApp(AppStatus.MISSING)
+            overview = client.get_serve_status(name)
+            serve_status = str(overview.app_status.status.value)
+            message = str(overview.app_status.message)
+        status = _STATUSES.get(serve_status)
+        if status is None:
+            return ObservedApp(AppStatus.UNHEALTHY, f"unknown Serve status {serve_status}: {message}")
+        return ObservedApp(status, message)
+
+    def delete(self, gateway_id: str, environment: str) -> None:
+        validate_app_ref(gateway_id, environment)
+        name = serve_app_name(gateway_id, environment)
+        with self._translated(f"deleting {name}"):
+            client = self._serve_client()
+            if client is not None:
+                # serve.delete(_blocking=False) does not even wait for the controller to accept the
+                # deletion; this waits for that (errors surface here), not for the replicas to stop.
+                ray.get(client._controller.delete_apps.remote([name]), timeout=_CONTROLLER_TIMEOUT_S)
+
+    def list_apps(self) -> list[str]:
+        with self._translated("listing applications"):
+            client = self._serve_client()
+            if client is None:
+                return []
+            details = ServeInstanceDetails(**client.get_serve_details())
+        return sorted(
+            name
+            for name, app in details.applications.items()
+            if _is_environment_app(name, app.route_prefix, set(app.deployments))
+        )
+
+    def ping(self) -> None:
+        with self._translated("answering a ping"):
+            self._connect()
+            if not _reachable(self._host, self._port, self._settings.dependency_timeout_seconds):
+                raise Unavailable(f"Ray at {self._address} is not reachable; check that the Ray head runs.")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._owns_connection and ray.is_initialized():
+                ray.shutdown()
+            self._connected = self._owns_connection = self._serve_started = False
+
+    def _connect(self) -> None:
+        """Connect this process to the cluster once; fail fast when nothing listens there."""
+        with self._lock:
+            if self._connected:
+                return
+            if not _reachable(self._host, self._port, self._settings.dependency_timeout_seconds):
+                raise Unavailable(
+                    f"Ray at {self._address} is not reachable; start it (`imprun up`) or check "
+                    "IMPRUN_RAY_ADDRESS."
+                )
+            if not ray.is_initialized():
+                ray.init(
+                    address=self._address,
+                    namespace=_RAY_NAMESPACE,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+                self._owns_connection = True
+            elif not self._address.startswith("ray://"):
+                connected_port = str(ray.get_runtime_context().gcs_address).rpartition(":")[2]
+                if connected_port != str(self._port):
+                    raise Invalid(
+                        f"This process is already connected to the Ray cluster at port {connected_port}; "
+                        f"it cannot also drive {self._address}."
+                    )
+            self._connected = True
+
+    def _serve_client(self) -> Any:
+        """Serve's controller client, or None when Serve has not been started on the cluster."""
+        self._connect()
+        return _get_global_client(raise_if_no_controller_running=False)
+
+    def _ensure_serve(self) -> None:
+        """Start Serve with our HTTP host and port unless it runs (the embedded head starts it itself)."""
+        with self._lock:
+            if self._serve_started:
+                return
+            if self._serve_client() is None:
+                serve.start(http_options={"host": self._settings.host, "port": self._settings.serve_port})
+            self._serve_started = True
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        """Map Ray's exceptions to ours: the cluster failing is temporary, a rejected spec is not."""
+        try:
+            yield
+        except ImprunError:
+            raise
+        except (RayServeException, ValueError, TypeError) as exc:
+            raise Invalid(f"Ray Serve refused {action}: {_first_line(exc)}") from exc
+        except (RayError, ConnectionError, TimeoutError, OSError, RuntimeError) as exc:
+            raise Unavailable(
+                f"Ray at {self._address} failed while {action}: {_first_line(exc)}; retry later."
+            ) from exc
+
+
+def _deployment_options(spec: AppSpec) -> dict[str, Any]:
+    actor_options: dict[str, Any] = {"num_cpus": spec.cpu}
+    if spec.memory_mb:
+        actor_options["memory"] = spec.memory_mb * 1024 * 1024
+    options: dict[str, Any] = {"ray_actor_options": actor_options}
+    if spec.autoscaling:
+        options["autoscaling_config"] = {
+            "min_replicas": spec.min_replicas,
+            "max_replicas": spec.max_replicas,
+        }
+    else:
+        options["num_replicas"] = spec.min_replicas
+    return options
+
+
+def _is_environment_app(name: str, prefix: str | None, deployments: set[str]) -> bool:
+    """An application this driver deployed: ``<gw>-<env>`` at ``/<gw>/<env>``, only FunctionActor."""
+    segments = (prefix or "").strip("/").split("/")
+    return len(segments) == 2 and "-".join(segments) == name and deployments <= {DEPLOYMENT_NAME}
+
+
+@functools.cache
+def _code_version() -> str:
+    """A digest of the code replicas run; it changes (and replicas restart) only when that code does."""
+    digest = hashlib.sha256()
+    for package in ("ray_apps", "runtime_actors"):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            root = Path(location)
+            for source in sorted(root.rglob("*.py")):
+                digest.update(source.relative_to(root.parent).as_posix().encode())
+                digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _reachable(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

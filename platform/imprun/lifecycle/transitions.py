@@ -1,0 +1,62 @@
+"""The one guarded transition function every phase change goes through, from the API or a reconciler.
+
+``transition`` checks the domain's transition table, compare-and-sets ``{_id, phase}`` in the store and
+appends an event. A lost compare-and-set (someone else moved the resource first) raises ``Conflict``
+and writes nothing, so the event log holds exactly the transitions that happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar
+
+from imprun.domain.environment import Environment
+from imprun.domain.phases import Phase
+from imprun.domain.resource import LifecycleResource
+from imprun.errors import Conflict
+from imprun.store.events import Event, EventLog
+from imprun.store.lifecycle import LifecycleRepository, environment_key
+
+R = TypeVar("R", bound=LifecycleResource)
+
+
+def resource_ref(resource: LifecycleResource) -> tuple[str, str, str]:
+    """``(gateway id, kind, resource id)`` of a gateway or environment, for events."""
+    if isinstance(resource, Environment):
+        return resource.gateway_id, "environment", environment_key(resource.gateway_id, resource.name)
+    gateway_id = str(getattr(resource, "gateway_id"))  # noqa: B009 - both kinds carry it
+    return gateway_id, "gateway", gateway_id
+
+
+def transition(
+    repo: LifecycleRepository[R],
+    events: EventLog,
+    resource: R,
+    to: Phase,
+    *,
+    actor: str,
+    now: datetime,
+    message: str = "",
+) -> R:
+    moved = resource.moved_to(to, now)
+    if not repo.compare_and_set_phase(moved, expected_phase=resource.phase):
+        raise Conflict(
+            f"the resource left phase {resource.phase.value} before it could move to {to.value}; "
+            "reload it and retry"
+        )
+    gateway_id, kind, ref = resource_ref(resource)
+    events.append(
+        Event(
+            gateway_id=gateway_id,
+            kind=kind,
+            resource=ref,
+            type="Normal",
+            reason="Transition",
+            message=message or f"{resource.phase.value} → {to.value}",
+            at=now,
+            actor=actor,
+            from_phase=resource.phase.value,
+            to_phase=to.value,
+        )
+    )
+    return moved

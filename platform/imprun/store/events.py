@@ -1,0 +1,74 @@
+"""The ``events`` collection: every phase transition, applied step and error, per gateway.
+
+Events are append-only and read newest first (``GET /v1/api-gateways/{gw}/events``). Step events
+carry the lease holder and the step's start and end, which is what lets a test prove from the log
+alone that no two control planes ever worked on one resource at the same time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from imprun.store.mongo import Document, mongo_errors
+
+
+@dataclass(frozen=True)
+class Event:
+    gateway_id: str
+    kind: str  # "gateway" | "environment"
+    resource: str  # gateway id, or "<gw>/<env>"
+    type: str  # "Normal" | "Warning"
+    reason: str  # Transition, Step, StepFailed, Stuck, …
+    message: str
+    at: datetime
+    actor: str
+    from_phase: str | None = None
+    to_phase: str | None = None
+    step: str | None = None
+    started_at: datetime | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_public(self) -> dict[str, Any]:
+        body = {
+            "id": self.id,
+            "kind": self.kind,
+            "resource": self.resource,
+            "type": self.type,
+            "reason": self.reason,
+            "message": self.message,
+            "at": self.at,
+            "actor": self.actor,
+            "from": self.from_phase,
+            "to": self.to_phase,
+            "step": self.step,
+            "startedAt": self.started_at,
+        }
+        return {k: v for k, v in body.items() if v is not None}
+
+
+class EventLog:
+    def __init__(self, db: Database[Document]) -> None:
+        self._events = db.events
+
+    def append(self, event: Event) -> None:
+        doc = asdict(event)
+        doc["_id"] = doc.pop("id")
+        doc["gatewayId"] = doc.pop("gateway_id")
+        with mongo_errors():
+            self._events.insert_one(doc)
+
+    def of_gateway(self, gateway_id: str, *, limit: int = 200) -> list[Event]:
+        with mongo_errors():
+            docs = list(self._events.find({"gatewayId": gateway_id}).sort("at", DESCENDING).limit(limit))
+        return [_from_doc(d) for d in docs]
+
+
+def _from_doc(doc: Document) -> Event:
+    values = {k: v for k, v in doc.items() if k not in ("_id", "gatewayId")}
+    return Event(id=doc["_id"], gateway_id=doc["gatewayId"], **values)

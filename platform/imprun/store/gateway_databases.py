@@ -1,0 +1,40 @@
+"""Gateway databases ``gatewayid_<gw>``: creating them with their platform collections, dropping them.
+
+``__published_functions`` (what runs, unique per ``{name, environment}``) and ``__consumers`` (the
+credential lookup hashes the ingress checks) are created with their indexes up front, so the
+runtime can watch them from the first moment. Both operations are idempotent.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING
+
+from imprun.domain.naming import gateway_db_name
+from imprun.store.mongo import Mongo, mongo_errors
+
+PUBLISHED_FUNCTIONS = "__published_functions"
+CONSUMERS = "__consumers"
+
+
+class GatewayDatabases:
+    def __init__(self, client: Mongo) -> None:
+        self._client = client
+
+    def create(self, gateway_id: str) -> None:
+        db = self._client[gateway_db_name(gateway_id)]
+        with mongo_errors():
+            db[PUBLISHED_FUNCTIONS].create_index(
+                [("name", ASCENDING), ("environment", ASCENDING)], unique=True, name="name_env_unique"
+            )
+            db[CONSUMERS].create_index(
+                [("environment", ASCENDING), ("lookupHash", ASCENDING)], unique=True, name="env_hash_unique"
+            )
+            db[CONSUMERS].create_index([("credentialId", ASCENDING)], unique=True, name="credential_unique")
+
+    def exists(self, gateway_id: str) -> bool:
+        with mongo_errors():
+            return gateway_db_name(gateway_id) in self._client.list_database_names()
+
+    def drop(self, gateway_id: str) -> None:
+        with mongo_errors():
+            self._client.drop_database(gateway_db_name(gateway_id))

@@ -1,0 +1,161 @@
+"""Repositories for lifecycle resources (``api_gateways``, ``environments``) and their leases.
+
+Both kinds share one shape: a domain document plus the bookkeeping only the store sees — ``_id``,
+``lockedAt`` / ``lockedBy`` (the optimistic lease of ARCHITECTURE.md). A reconciler claims one
+resource with an atomic ``find_one_and_update`` on ``lockedAt < now - lease``; releasing sets
+``lockedAt`` back to the epoch, or to a moment chosen so the lease runs out after a delay, which is
+how retries back off and how settled resources are re-observed now and then without a second queue.
+Phase changes are compare-and-sets on ``{_id, phase}``; only ``imprun.lifecycle.transitions`` calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from imprun.domain.environment import Environment
+from imprun.domain.gateway import Gateway
+from imprun.domain.phases import DesiredState, Phase
+from imprun.domain.resource import LifecycleResource
+from imprun.store.mongo import Document, encode_dates, epoch_ms, mongo_errors
+
+EPOCH = 0
+"""``lockedAt`` of a free resource (milliseconds since the epoch)."""
+_BOOKKEEPING = ("_id", "lockedAt", "lockedBy", "appliedSpec")
+
+R = TypeVar("R", bound=LifecycleResource)
+
+
+class LifecycleRepository(Generic[R]):
+    """Documents of one lifecycle kind; ``key`` builds the ``_id`` from the resource."""
+
+    def __init__(self, collection: Collection[Document], model: type[R]) -> None:
+        self._collection = collection
+        self._model = model
+
+    def _key(self, resource: R) -> str:
+        raise NotImplementedError
+
+    def _load(self, doc: Document | None) -> R | None:
+        if doc is None:
+            return None
+        return self._model.model_validate({k: v for k, v in doc.items() if k not in _BOOKKEEPING})
+
+    def _dump(self, resource: R) -> Document:
+        return resource.model_dump(mode="json", by_alias=True)
+
+    def insert(self, resource: R, *, conflict_message: str) -> R:
+        doc = {"_id": self._key(resource), **self._dump(resource), "lockedAt": EPOCH, "lockedBy": None}
+        with mongo_errors(conflict_message):
+            self._collection.insert_one(doc)
+        return resource
+
+    def get(self, key: str) -> R | None:
+        with mongo_errors():
+            return self._load(self._collection.find_one({"_id": key}))
+
+    def find(self, query: Mapping[str, Any], *, sort: str = "_id") -> list[R]:
+        with mongo_errors():
+            docs = list(self._collection.find(dict(query)).sort(sort, ASCENDING))
+        return [r for r in (self._load(d) for d in docs) if r is not None]
+
+    def compare_and_set_phase(self, moved: R, *, expected_phase: Phase) -> bool:
+        """Store ``moved``'s phase if the stored one is still ``expected_phase``; False when it moved on."""
+        fields = encode_dates(
+            {"phase": moved.phase.value, "phaseSince": moved.phase_since, "updatedAt": moved.updated_at}
+        )
+        with mongo_errors():
+            result = self._collection.update_one(
+                {"_id": self._key(moved), "phase": expected_phase.value}, {"$set": fields}
+            )
+        return result.matched_count == 1
+
+    def update(self, key: str, fields: Mapping[str, Any], *, unless_phase: tuple[Phase, ...] = ()) -> bool:
+        """Set camelCase ``fields``; refused (False) when the stored phase is one of ``unless_phase``."""
+        query: dict[str, Any] = {"_id": key}
+        if unless_phase:
+            query["phase"] = {"$nin": [p.value for p in unless_phase]}
+        with mongo_errors():
+            return self._collection.update_one(query, {"$set": encode_dates(dict(fields))}).matched_count == 1
+
+    def bookkeeping(self, key: str, field_name: str) -> Any:
+        """A store-only field (e.g. the spec an environment's app was last deployed with)."""
+        with mongo_errors():
+            doc = self._collection.find_one({"_id": key}, {field_name: 1})
+        return None if doc is None else doc.get(field_name)
+
+    def delete(self, key: str) -> bool:
+        with mongo_errors():
+            return self._collection.delete_one({"_id": key}).deleted_count == 1
+
+    # Leases ---------------------------------------------------------------------------------------
+
+    def claim(self, *, holder: str, now: datetime, lease: timedelta) -> R | None:
+        """Atomically take the resource whose lease ran out longest ago, or None if none is free."""
+        with mongo_errors():
+            doc = self._collection.find_one_and_update(
+                {"lockedAt": {"$lt": epoch_ms(now - lease)}},
+                {"$set": {"lockedAt": epoch_ms(now), "lockedBy": holder}},
+                sort=[("lockedAt", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+        return self._load(doc)
+
+    def release(self, key: str, *, holder: str, lease: timedelta, now: datetime, after: float = 0.0) -> None:
+        """Give the lease back; the resource becomes claimable again ``after`` seconds from ``now``."""
+        locked_at = EPOCH if after <= 0 else epoch_ms(now - lease + timedelta(seconds=after))
+        with mongo_errors():
+            self._collection.update_one(
+                {"_id": key, "lockedBy": holder}, {"$set": {"lockedAt": locked_at, "lockedBy": None}}
+            )
+
+    def wake(self, key: str) -> None:
+        """Make a resource claimable at once (after the API changed what it wants), unless leased."""
+        with mongo_errors():
+            self._collection.update_one({"_id": key, "lockedBy": None}, {"$set": {"lockedAt": EPOCH}})
+
+
+class GatewayRepository(LifecycleRepository[Gateway]):
+    def __init__(self, db: Database[Document]) -> None:
+        super().__init__(db.api_gateways, Gateway)
+
+    def _key(self, resource: Gateway) -> str:
+        return resource.gateway_id
+
+    def owned_by(self, owner_id: str) -> list[Gateway]:
+        return self.find({"ownerId": owner_id})
+
+
+def environment_key(gateway_id: str, name: str) -> str:
+    return f"{gateway_id}/{name}"
+
+
+class EnvironmentRepository(LifecycleRepository[Environment]):
+    def __init__(self, db: Database[Document]) -> None:
+        super().__init__(db.environments, Environment)
+
+    def _key(self, resource: Environment) -> str:
+        return environment_key(resource.gateway_id, resource.name)
+
+    def of_gateway(self, gateway_id: str) -> list[Environment]:
+        return self.find({"gatewayId": gateway_id}, sort="_id")
+
+    def set_desired_of_gateway(self, gateway_id: str, state: DesiredState) -> None:
+        """Point every environment of the gateway at ``state`` (never un-deleting one) and wake them."""
+        with mongo_errors():
+            self._collection.update_many(
+                {"gatewayId": gateway_id, "state": {"$ne": DesiredState.DELETED.value}},
+                {"$set": {"state": state.value}},
+            )
+            self._collection.update_many(
+                {"gatewayId": gateway_id, "lockedBy": None}, {"$set": {"lockedAt": EPOCH}}
+            )
+
+    def delete_of_gateway(self, gateway_id: str) -> int:
+        with mongo_errors():
+            return self._collection.delete_many({"gatewayId": gateway_id}).deleted_count
