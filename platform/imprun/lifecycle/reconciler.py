@@ -52,8 +52,16 @@ class ReconcileTiming:
     max_backoff: float = 60.0
 
 
+def step_name(step: object) -> str:
+    """``DeployApp``, ``Transition-Started``…: how events and fault-injection points name a step."""
+    if isinstance(step, Transition):
+        return f"Transition-{step.to.value}"
+    return type(step).__name__
+
+
 class FaultInjector:
-    """Kills the process with SIGKILL at a named step boundary (``"<kind>:<Step>:<before|after>"``).
+    """Kills the process with SIGKILL at a named step boundary (``"<kind>:<step name>:<before|after>"``,
+    e.g. ``"environment:DeployApp:after"`` or ``"gateway:Transition-Deleted:before"``).
 
     Configured from ``IMPRUN_FAULT_CRASH_AT`` by the test harness only; a no-op when unset.
     """
@@ -159,7 +167,7 @@ class Reconciler(Generic[R, O, S]):
         return 0.0
 
     def _apply_recorded(self, resource: R, step: S) -> R | None:
-        name = type(step).__name__
+        name = step_name(step)
         self.faults.boundary(self.kind, name, "before")
         started_at = self.clock()
         if isinstance(step, Transition):
