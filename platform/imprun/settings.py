@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     # Request limits and observability.
     max_request_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = Field(
+        default=None, description="JSON-lines logs; unset = JSON unless stderr is a terminal."
+    )
 
     # Deadlines (seconds) for the service checks behind /readyz and start-up.
     dependency_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -20,7 +20,6 @@ def embedded_mongo_url(settings: Settings) -> str:
 def mongo_service(settings: Settings) -> ServiceProcess:
     run_dir = settings.data_dir / "run"
     data = settings.data_dir / "mongo"
-    data.mkdir(parents=True, exist_ok=True)
     url = embedded_mongo_url(settings)
     return ServiceProcess(
         name="nx-27017",
@@ -43,5 +42,6 @@ def mongo_service(settings: Settings) -> ServiceProcess:
         port=settings.embedded_mongo_port,
         run_dir=run_dir,
         ready=lambda: mongo_reachable(url, timeout=0.5),
-        install_hint="reinstall the package into the venv: pip install -e '.[dev]' (it depends on nx-27017)",
+        make_dirs=(data,),
+        install_hint="nx-27017 could not be started; reinstall the package into the venv: pip install -e '.[dev]' (it depends on nx-27017)",
     )

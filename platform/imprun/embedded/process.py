@@ -41,13 +41,22 @@ def wait_until(probe: Callable[[], bool], *, timeout: float, interval: float = 0
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    except PermissionError:
+    except OSError:
         return True
-    return True
+    state = stat.rpartition(")")[2].split()[0]
+    return state not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 @dataclass
@@ -62,6 +71,8 @@ class ServiceProcess:
     ready: Callable[[], bool]
     install_hint: str = ""
     env: dict[str, str] | None = None
+    make_dirs: tuple[Path, ...] = ()
+    cmdline_marker: str = ""
     reused: bool = field(default=False, init=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -74,11 +85,19 @@ class ServiceProcess:
         return self.run_dir / f"{self.name}.log"
 
     def recorded_pid(self) -> int | None:
+        """The pid in our pid file, if that process is alive and still runs this service's program."""
         try:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if _pid_alive(pid) and self._identity() in _cmdline(pid) else None
+
+    def _identity(self) -> str:
+        """What the service's command line contains (guards against a recycled pid)."""
+        if self.cmdline_marker or not self.command:
+            return self.cmdline_marker
+        program = Path(self.command[0]).name
+        return self.command[2] if program.startswith("python") and len(self.command) > 2 else program
 
     def start(self, *, timeout: float) -> None:
         """Start the service, or adopt the one already answering on its port."""
@@ -91,19 +110,21 @@ class ServiceProcess:
                 f"port {self.host}:{self.port} is taken by something that is not a working {self.name}; "
                 f"stop it or choose another port (see the configuration table in the README)"
             )
+        for directory in self.make_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
         try:
-            log = self.log_file.open("ab")
-            self._proc = subprocess.Popen(
-                list(self.command),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.run_dir,
-                env=self.env,
-                start_new_session=True,  # Ctrl-C in the terminal reaches `imprun up`, which stops us in order
-            )
+            with self.log_file.open("ab") as log:
+                self._proc = subprocess.Popen(
+                    list(self.command),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.run_dir,
+                    env=self.env,
+                    start_new_session=True,  # Ctrl-C reaches `imprun up`, which stops us in order
+                )
         except FileNotFoundError as exc:
-            raise Unavailable(f"{self.name} is not installed: {self.install_hint or exc}") from exc
+            raise Unavailable(self.install_hint or f"{self.name} is not installed ({exc})") from exc
         self.pid_file.write_text(str(self._proc.pid))
 
         def ready_or_dead() -> bool:
