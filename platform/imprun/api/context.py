@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from imprun.drivers.cluster import ClusterDriver
+from imprun.functions import FunctionService
 from imprun.lifecycle.commands import GatewayCommands
 from imprun.lifecycle.environments import EnvironmentReconciler
 from imprun.lifecycle.gateways import GatewayReconciler
@@ -61,6 +62,7 @@ class ControlPlane:
     gateway_commands: GatewayCommands
     driver: ClusterDriver | None
     loop: ReconcileLoop | None
+    functions: FunctionService
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False
     owns_driver: bool = True
@@ -78,7 +80,16 @@ class ControlPlane:
         events = EventLog(sys_db)
         owns_driver = driver is None
         driver = driver if driver is not None else open_cluster_driver(settings)
-        loop = None
+        loop: ReconcileLoop | None = None
+
+        def wake() -> None:
+            if loop is not None:
+                loop.wake()
+
+        gateway_commands = GatewayCommands(gateways, environments, events, clock=utc_now, wake=wake)
+        functions = FunctionService.from_plane_parts(
+            mongo=mongo, redis=redis, settings=settings, gateway_commands=gateway_commands, clock=utc_now
+        )
         if driver is not None and settings.reconcile:
             holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
             common = {
@@ -90,7 +101,14 @@ class ControlPlane:
             }
             loop = ReconcileLoop(
                 [
-                    GatewayReconciler(gateways, environments, GatewayDatabases(mongo), driver, **common),
+                    GatewayReconciler(
+                        gateways,
+                        environments,
+                        GatewayDatabases(mongo),
+                        driver,
+                        forget_functions=functions.forget_gateway,
+                        **common,
+                    ),
                     EnvironmentReconciler(environments, gateways, driver, **common),
                 ],
                 interval=settings.reconcile_interval_seconds,
@@ -115,11 +133,10 @@ class ControlPlane:
                 limit=settings.login_max_failures * 5,
                 window_seconds=settings.login_window_seconds,
             ),
-            gateway_commands=GatewayCommands(
-                gateways, environments, events, clock=utc_now, wake=loop.wake if loop else lambda: None
-            ),
+            gateway_commands=gateway_commands,
             driver=driver,
             loop=loop,
+            functions=functions,
             owns_driver=owns_driver,
         )
         plane.readiness["mongo"] = plane._check_mongo
@@ -131,6 +148,7 @@ class ControlPlane:
     def prepare(self) -> None:
         """Start-up work that needs the database (indexes); retried by ``/readyz`` until it succeeds."""
         ensure_system_indexes(self.mongo[self.settings.sys_db_name])
+        self.functions.ensure_indexes()
         self.prepared = True
 
     def _check_mongo(self) -> None:

@@ -8,7 +8,7 @@ desired state and waits for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from imprun.domain.conditions import ConditionType, find_condition
@@ -49,9 +49,12 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         environments: EnvironmentRepository,
         databases: GatewayDatabases,
         driver: ClusterDriver,
+        *,
+        forget_functions: Callable[[str], None] = lambda gateway_id: None,
         **kwargs: object,
     ) -> None:
         super().__init__(gateways, **kwargs)  # type: ignore[arg-type]
+        self.forget_functions = forget_functions
         self.gateways = gateways
         self.environments = environments
         self.databases = databases
@@ -104,6 +107,7 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
             case DropDatabase():
                 self.databases.drop(gw)
             case DeleteEnvironmentRecords():
+                self.forget_functions(gw)  # drafts, history, deployments: nothing may outlive the gateway
                 self.environments.delete_of_gateway(gw)
             case DeleteGatewayRecord():
                 self.gateways.delete(gw)

@@ -1,0 +1,254 @@
+"""``/v1/api-gateways/{gw}/functions`` and ``/deployments``: drafts, history, publish, promote, debug-run.
+
+Function names may contain ``/`` (``reports/daily``), so ``{fn}`` is a path parameter; the action
+routes (``…/history``, ``…/publish``, ``…/deploy-to-stage``, ``…/debug``) are declared before the plain
+ones, and no function name may end in an action word, so every URL has one meaning. The work happens
+in ``imprun.functions.FunctionService``; this module validates bodies and shapes responses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from imprun.api.deps import CurrentUser, Plane
+from imprun.domain.functions import (
+    DEFAULT_METHODS,
+    DEFAULT_TIMEOUT_SECONDS,
+    HTTP_METHODS,
+    Deployment,
+    Description,
+    FunctionCode,
+    FunctionName,
+    FunctionVersion,
+    HttpMethods,
+    PublishedVersion,
+    TimeoutSeconds,
+)
+from imprun.domain.naming import EnvironmentName
+from imprun.errors import Unavailable
+from imprun.functions import FunctionView, debug_invocation
+from imprun.observability.logs import request_id_var
+
+router = APIRouter(prefix="/v1/api-gateways", tags=["functions"])
+
+DEBUG_ENVIRONMENT: EnvironmentName = "dev"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FunctionCreate(_Request):
+    name: FunctionName
+    code: FunctionCode
+    description: Description | None = None
+    methods: HttpMethods = DEFAULT_METHODS
+    timeoutSeconds: TimeoutSeconds = DEFAULT_TIMEOUT_SECONDS
+
+
+class FunctionPatch(_Request):
+    code: FunctionCode | None = None
+    description: Description | None = None
+    methods: HttpMethods | None = None
+    timeoutSeconds: TimeoutSeconds | None = None
+    changelog: str | None = Field(default=None, max_length=1000)
+
+
+class PublishRequest(_Request):
+    environment: EnvironmentName
+
+
+class DeployRequest(_Request):
+    targetStage: EnvironmentName
+    from_: EnvironmentName | None = Field(default=None, alias="from")
+
+
+class DebugRequest(_Request):
+    code: FunctionCode | None = None
+    method: str = "POST"
+    path: str = Field(default="", max_length=2048)
+    query: dict[str, str | list[str]] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        if method.upper() not in HTTP_METHODS:
+            raise ValueError(f"unknown HTTP method {method!r}; use one of {list(HTTP_METHODS)}")
+        return method.upper()
+
+
+def function_public(view: FunctionView, *, include_code: bool = True) -> dict[str, Any]:
+    draft = view.draft
+    body: dict[str, Any] = {
+        "gatewayId": draft.gateway_id,
+        "name": draft.name,
+        "description": draft.description,
+        "version": draft.version,
+        "hash": draft.hash,
+        "methods": list(draft.methods),
+        "timeoutSeconds": draft.timeout_seconds,
+        "inputSchema": draft.input_schema,
+        "outputSchema": draft.output_schema,
+        "createdAt": draft.created_at,
+        "createdBy": draft.created_by,
+        "updatedAt": draft.updated_at,
+        "updatedBy": draft.updated_by,
+        "published": {
+            p.environment: {
+                "version": p.version,
+                "publishedAt": p.published_at,
+                "publishedBy": p.published_by,
+                "promotedFrom": p.promoted_from,
+            }
+            for p in view.publications
+        },
+    }
+    if include_code:
+        body["code"] = draft.code
+    return body
+
+
+def published_public(published: PublishedVersion) -> dict[str, Any]:
+    return {
+        "name": published.name,
+        "environment": published.environment,
+        "version": published.version,
+        "hash": published.hash,
+        "publishedAt": published.published_at,
+        "publishedBy": published.published_by,
+        "promotedFrom": published.promoted_from,
+    }
+
+
+def version_public(entry: FunctionVersion, *, include_code: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "version": entry.version,
+        "hash": entry.hash,
+        "changelog": entry.changelog,
+        "author": entry.author,
+        "at": entry.at,
+    }
+    if include_code:
+        body["code"] = entry.code
+    return body
+
+
+def deployment_public(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "function": deployment.function,
+        "environment": deployment.environment,
+        "version": deployment.version,
+        "promotedFrom": deployment.promoted_from,
+        "by": deployment.by,
+        "at": deployment.at,
+    }
+
+
+@router.post("/{gw}/functions", status_code=201)
+def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    view = plane.functions.create(
+        gw,
+        user,
+        name=body.name,
+        code=body.code,
+        description=body.description,
+        methods=body.methods,
+        timeout_seconds=body.timeoutSeconds,
+    )
+    return function_public(view)
+
+
+@router.get("/{gw}/functions")
+def list_functions(gw: str, user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+    """Every draft without its code (GET one function for the code)."""
+    return [function_public(view, include_code=False) for view in plane.functions.list_functions(gw, user)]
+
+
+@router.get("/{gw}/deployments")
+def list_deployments(
+    gw: str,
+    user: CurrentUser,
+    plane: Plane,
+    function: str | None = Query(default=None, max_length=128),
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    deployments = plane.functions.deployments(gw, user, function=function, limit=limit)
+    return [deployment_public(d) for d in deployments]
+
+
+@router.get("/{gw}/functions/{fn:path}/history")
+def function_history(
+    gw: str,
+    fn: str,
+    user: CurrentUser,
+    plane: Plane,
+    limit: int = Query(default=100, ge=1, le=1000),
+    includeCode: bool = Query(default=False),
+) -> list[dict[str, Any]]:
+    versions = plane.functions.history(gw, fn, user, limit=limit)
+    return [version_public(v, include_code=includeCode) for v in versions]
+
+
+@router.post("/{gw}/functions/{fn:path}/publish")
+def publish_function(
+    gw: str, fn: str, body: PublishRequest, user: CurrentUser, plane: Plane
+) -> dict[str, Any]:
+    return published_public(plane.functions.publish(gw, fn, user, environment=body.environment))
+
+
+@router.post("/{gw}/functions/{fn:path}/deploy-to-stage")
+def deploy_function(gw: str, fn: str, body: DeployRequest, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    published = plane.functions.deploy_to_stage(gw, fn, user, target=body.targetStage, source=body.from_)
+    return published_public(published)
+
+
+@router.post("/{gw}/functions/{fn:path}/debug")
+def debug_function(gw: str, fn: str, body: DebugRequest, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    """Run the draft (or the given code) in the dev sandbox without publishing it."""
+    code = plane.functions.debug_code(gw, fn, user, code=body.code)
+    runtime = getattr(plane, "function_runtime", None)
+    if runtime is None:
+        raise Unavailable("the data plane is not running: debug-run needs Ray")
+    invocation = debug_invocation(
+        function=fn,
+        method=body.method,
+        path=body.path,
+        query=body.query,
+        headers=body.headers,
+        body=body.body,
+        request_id=request_id_var.get() or uuid.uuid4().hex,
+    )
+    result: dict[str, Any] = runtime.debug(gw, DEBUG_ENVIRONMENT, code, invocation)
+    return result
+
+
+@router.get("/{gw}/functions/{fn:path}")
+def get_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    return function_public(plane.functions.get(gw, fn, user))
+
+
+@router.patch("/{gw}/functions/{fn:path}")
+def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    view = plane.functions.update(
+        gw,
+        fn,
+        user,
+        code=body.code,
+        description=body.description,
+        methods=body.methods,
+        timeout_seconds=body.timeoutSeconds,
+        changelog=body.changelog,
+    )
+    return function_public(view)
+
+
+@router.delete("/{gw}/functions/{fn:path}")
+def delete_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    unpublished = plane.functions.delete(gw, fn, user)
+    return {"name": fn, "deleted": True, "unpublishedFrom": unpublished}
