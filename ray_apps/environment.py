@@ -1,30 +1,110 @@
 """The Ray Serve application that serves one gateway environment at ``/<gw>/<env>``.
 
 Each replica of its single deployment, ``FunctionActor``, is the trusted supervisor of one
-environment. For now it only answers ``GET /<gw>/<env>/_health``; every other path gets a 404 in
-the API error shape (function routing arrives with the supervisor). ``build_app(args)`` builds the
-application, so the same code runs whether the local cluster driver deploys it through the Python
-API or a KubeRay ``serveConfigV2`` names it by import path (``ray_apps.environment:build_app`` with
-``args: {gateway_id, environment}``). The handler is a plain ``__call__(request)``: nothing is built
-per request. Only Ray, Starlette (which Serve ships) and the standard library are imported here;
-naming rules for gateways and environments are enforced by the driver that deploys the app.
+environment: ``runtime_actors.supervisor.Supervisor`` with a jailed ``WorkerPool``, the ``imp.db()``
+proxy and the ``imp.fetch`` egress policy, fed by this node's reload hub (``ray_apps.reload_hub``).
+This module is the Serve wiring only: it turns the Starlette request into the supervisor's
+``RequestHead`` (body read lazily, under the size limit), answers ``GET /<gw>/<env>/_health`` itself,
+and exposes ``debug`` for the control plane's Serve handle. ``build_app(args)`` builds the
+application, so the same code runs whether the local cluster driver deploys it through the Python API
+or a KubeRay ``serveConfigV2`` names it by import path (``ray_apps.environment:build_app`` with
+``args: {gateway_id, environment, mongo_url, redis_url, …}``, see ``RuntimeConfig``). Without a
+``mongo_url`` the replica runs no tenant code and serves only its health route (404 elsewhere).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
 from ray import serve
+from ray.exceptions import RayActorError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-__all__ = ["DEPLOYMENT_NAME", "FunctionActor", "build_app", "environment_deployment"]
+from ray_apps.reload_hub import reload_hub_for_this_node
+from runtime_actors.db_proxy import DbProxy
+from runtime_actors.egress import Egress, EgressPolicy
+from runtime_actors.protocol import Invocation, InvocationResult, PublishedFunction
+from runtime_actors.supervisor import (
+    BodyTooLarge,
+    DiscardLogs,
+    FunctionLogSink,
+    FunctionPool,
+    RedisLogStream,
+    RequestHead,
+    SnapshotTuple,
+    Supervisor,
+    read_limited,
+)
+
+__all__ = [
+    "DEPLOYMENT_NAME",
+    "FunctionActor",
+    "RuntimeConfig",
+    "build_app",
+    "build_supervisor",
+    "environment_deployment",
+    "route_of",
+]
+
+logger = logging.getLogger(__name__)
 
 DEPLOYMENT_NAME: Final = "FunctionActor"
 """Name of the environment's deployment, as shown in the Ray dashboard."""
 
 HEALTH_ROUTE: Final = "/_health"
+REQUEST_ID_HEADER: Final = "x-request-id"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """What a replica needs besides its gateway and environment; JSON-able for ``serveConfigV2``."""
+
+    mongo_url: str | None = None
+    redis_url: str | None = None
+    sys_db_name: str = "imprun_sys"
+    insecure_dev: bool = False
+    max_request_bytes: int = 1_048_576
+    worker_pool_size: int = 2
+    egress_allow: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> RuntimeConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise ValueError(f"unknown runtime argument(s) {unknown}; expected some of {sorted(known)}")
+        values = dict(args)
+        if "egress_allow" in values:
+            values["egress_allow"] = tuple(values["egress_allow"] or ())
+        config = cls(**values)
+        if config.max_request_bytes < 1 or config.worker_pool_size < 1:
+            raise ValueError("max_request_bytes and worker_pool_size must be positive")
+        return config
+
+    def to_args(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["egress_allow"] = list(self.egress_allow)
+        return values
+
+    def digest(self) -> str:
+        """Changes whenever the configuration does (part of the deployment version: replicas restart)."""
+        return hashlib.sha256(json.dumps(self.to_args(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def route_of(scope: Mapping[str, Any], prefix: str) -> str:
+    """The request path below ``prefix`` (``/<gw>/<env>``), whether or not the ingress stripped it."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    for candidate in (root, prefix):
+        if candidate and (path == candidate or path.startswith(candidate + "/")):
+            return path[len(candidate) :] or "/"
+    return path
 
 
 def _path_segment(kind: str, value: object) -> str:
@@ -33,51 +113,167 @@ def _path_segment(kind: str, value: object) -> str:
     return value
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+class _HubSource:
+    """The node's reload hub bound to one environment; re-finds the hub if it died."""
+
+    def __init__(self, gateway_id: str, environment: str, config: RuntimeConfig) -> None:
+        assert config.mongo_url is not None
+        self._args = (config.mongo_url, config.redis_url, config.sys_db_name)
+        self._key = (gateway_id, environment)
+        self._hub: Any = None
+
+    def _handle(self) -> Any:
+        if self._hub is None:
+            self._hub = reload_hub_for_this_node(*self._args)
+        return self._hub
+
+    async def snapshot(self) -> SnapshotTuple:
+        try:
+            result: SnapshotTuple = await self._handle().snapshot.remote(*self._key)
+        except RayActorError:
+            self._hub = None
+            raise
+        return result
+
+    async def wait_changed(self, known_generation: int, timeout_s: float) -> SnapshotTuple | None:
+        try:
+            result: SnapshotTuple | None = await self._handle().wait_changed.remote(
+                *self._key, known_generation, timeout_s
+            )
+        except RayActorError:
+            self._hub = None
+            raise
+        return result
+
+
+class _NoTenantCode:
+    """The pool of a replica without a runtime configuration: loads nothing, runs nothing."""
+
+    async def start(self) -> None:
+        pass
+
+    async def load(self, functions: list[PublishedFunction]) -> dict[str, str]:
+        return {f.name: "this replica has no runtime configuration" for f in functions}
+
+    async def invoke(self, name: str, invocation: Invocation, timeout: float) -> InvocationResult:  # noqa: ASYNC109
+        return _unconfigured()
+
+    async def debug(self, code: str, invocation: Invocation, timeout: float) -> InvocationResult:  # noqa: ASYNC109
+        return _unconfigured()
+
+    async def close(self) -> None:
+        pass
+
+
+def _unconfigured() -> InvocationResult:
+    body = {"error": {"code": "unavailable", "message": "This environment's runtime is not configured."}}
+    return InvocationResult(503, {}, json.dumps(body).encode(), error="unavailable")
+
+
+def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
+    """The jailed pool, its ``imp.db()`` proxy and ``imp.fetch`` policy (imported here: the control
+    plane imports this module for ``build_app`` and never starts workers)."""
+    from runtime_actors.jail.config import WorkerLimits
+    from runtime_actors.worker_pool import WorkerPool
+
+    assert config.mongo_url is not None
+    db = DbProxy.for_gateway(config.mongo_url, gateway_id)
+    egress = Egress(EgressPolicy(allow=config.egress_allow))
+    pool: FunctionPool = WorkerPool(
+        config.worker_pool_size,
+        WorkerLimits(),
+        None,  # the pool makes (and removes) its own scratch directory
+        config.insecure_dev,
+        db_executor=db.execute,
+        fetch_executor=egress.execute,
+    )
+    return pool
+
+
+def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -> Supervisor:
+    """The supervisor of one replica, wired to Ray (the hub), Redis (logs) and the jailed pool."""
+    if config.mongo_url is None:
+        logger.warning("%s/%s: no mongo_url: this replica serves no functions", gateway_id, environment)
+        return Supervisor(
+            gateway_id,
+            environment,
+            _NoTenantCode(),
+            None,
+            DiscardLogs(),
+            max_request_bytes=config.max_request_bytes,
+        )
+    logs: FunctionLogSink = (
+        RedisLogStream(config.redis_url, f"{gateway_id}/{environment}") if config.redis_url else DiscardLogs()
+    )
+    return Supervisor(
+        gateway_id,
+        environment,
+        _worker_pool(gateway_id, config),
+        _HubSource(gateway_id, environment, config),
+        logs,
+        max_request_bytes=config.max_request_bytes,
+    )
 
 
 class FunctionActor:
-    """One replica of a gateway environment: answers its health route and 404s everything else."""
+    """One replica of a gateway environment (see the module docstring)."""
 
-    def __init__(self, gateway_id: str, environment: str) -> None:
+    async def __init__(  # type: ignore[misc]  # Serve awaits an async constructor
+        self, gateway_id: str, environment: str, runtime: Mapping[str, Any] | None = None
+    ) -> None:
         self._gateway_id = _path_segment("gateway_id", gateway_id)
         self._environment = _path_segment("environment", environment)
         self._prefix = f"/{gateway_id}/{environment}"
         self._health = {"gateway": gateway_id, "environment": environment, "status": "ok"}
+        self._supervisor = build_supervisor(gateway_id, environment, RuntimeConfig.from_args(runtime or {}))
+        await self._supervisor.start()
 
-    def route_of(self, scope: Mapping[str, Any]) -> str:
-        """The request path below ``/<gw>/<env>``, whether or not the ingress already stripped it."""
-        path: str = scope.get("path", "")
-        root: str = scope.get("root_path", "")
-        for prefix in (root, self._prefix):
-            if prefix and (path == prefix or path.startswith(prefix + "/")):
-                return path[len(prefix) :] or "/"
-        return path
-
-    async def __call__(self, request: Request) -> JSONResponse:
-        route = self.route_of(request.scope)
+    async def __call__(self, request: Request) -> Response:
+        route = route_of(request.scope, self._prefix)
         if route == HEALTH_ROUTE and request.method in ("GET", "HEAD"):
             return JSONResponse(self._health)
-        return _error(
-            404,
-            "not_found",
-            f"No route for {request.method} {route} in environment '{self._environment}' of gateway "
-            f"'{self._gateway_id}'. Check the path and that the function is published to this environment.",
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+        head = RequestHead(
+            request.method, route, request.scope.get("query_string", b"").decode("latin-1"), headers
         )
+
+        async def body(limit: int) -> bytes:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
+            return await read_limited(request.stream(), limit)
+
+        # Serve's request-id middleware has put an x-request-id on the request (the caller's, or a new
+        # one) and adds it to the response itself: use that id, and do not send a second header.
+        response = await self._supervisor.handle(
+            head, body, request_id=headers.get(REQUEST_ID_HEADER) or None
+        )
+        response.headers.pop(REQUEST_ID_HEADER, None)
+        return Response(response.body, response.status, response.headers)
+
+    async def debug(self, code: str, invocation: dict[str, Any]) -> dict[str, Any]:
+        """Run unpublished ``code`` in this environment's sandbox (the control plane's debug route)."""
+        return await self._supervisor.debug(code, invocation)
+
+    async def __del__(self) -> None:
+        supervisor: Supervisor | None = getattr(self, "_supervisor", None)
+        if supervisor is not None:
+            await supervisor.close()
 
 
 def environment_deployment(options: Mapping[str, Any] | None = None) -> serve.Deployment:
     """The ``FunctionActor`` deployment with Serve deployment ``options`` (replicas, resources, …)."""
-    deployment = serve.deployment(name=DEPLOYMENT_NAME)(FunctionActor)
+    # No per-request access log: logs that matter go to the environment's Redis stream.
+    deployment = serve.deployment(name=DEPLOYMENT_NAME, logging_config={"enable_access_log": False})(
+        FunctionActor
+    )
     return deployment.options(**options) if options else deployment
 
 
 def build_app(args: dict[str, Any]) -> serve.Application:
-    """Serve application builder; ``args`` are ``{"gateway_id": …, "environment": …}``."""
-    unknown = sorted(set(args) - {"gateway_id", "environment"})
-    if unknown:
-        raise ValueError(f"unknown argument(s) {unknown}; expected gateway_id and environment")
+    """Serve application builder; ``args`` are ``{"gateway_id", "environment"}`` plus ``RuntimeConfig``'s."""
     gateway_id = _path_segment("gateway_id", args.get("gateway_id"))
     environment = _path_segment("environment", args.get("environment"))
-    return environment_deployment().bind(gateway_id, environment)
+    runtime = {k: v for k, v in args.items() if k not in ("gateway_id", "environment")}
+    config = RuntimeConfig.from_args(runtime)
+    return environment_deployment().bind(gateway_id, environment, runtime=config.to_args())

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime_actors.allowed_modules import ALLOWED_MODULES
+from runtime_actors.jail.sandbox import check_source
 
 ENTRY_POINT = "main"
 REQUEST_PARAMETERS = frozenset({"req", "request"})
@@ -99,6 +100,13 @@ def analyze(code: str, *, filename: str = "<function>") -> FunctionAnalysis:
     except (ValueError, RecursionError, MemoryError) as exc:
         return FunctionAnalysis(problems=(Problem(1, 1, f"the code cannot be parsed: {exc}"),))
     problems = list(_import_problems(tree))
+    seen = {(problem.line, problem.column) for problem in problems}
+    # Whatever the worker's loader would refuse is refused here too, at save and publish time.
+    problems += [
+        Problem(line, column, message)
+        for message, line, column in check_source(tree)
+        if (line, column) not in seen
+    ]
     main = _top_level_main(tree)
     if main is None:
         problems.append(_missing_main(tree))

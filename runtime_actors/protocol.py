@@ -2,7 +2,8 @@
 
 These plain, frozen dataclasses cross every boundary of the data plane — the reload hub hands
 ``PublishedFunction`` documents to replicas, the supervisor sends ``Invocation`` to a jailed worker
-and gets an ``InvocationResult`` back (pickled over the worker's pipe) — so they hold only builtins.
+and gets an ``InvocationResult`` back (as length-prefixed JSON: never pickle, the worker is untrusted)
+— so they hold only builtins.
 """
 
 from __future__ import annotations

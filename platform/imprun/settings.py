@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         default=False, description="Allow running tenant code without the jail (local development only)."
     )
 
+    # Function runtime (what replicas get).
+    worker_pool_size: int = Field(default=2, ge=1, le=16, description="Jailed worker processes per replica.")
+    egress_allow: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts or CIDRs imp.fetch may reach although private (comma-separated JSON list).",
+    )
+
     # Auth and sessions.
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     login_max_failures: int = Field(default=10, ge=1, description="Failed logins per window before 429.")

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from imprun.drivers.cluster import ClusterDriver
 from imprun.functions import FunctionService
@@ -34,6 +35,9 @@ from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureCounter
 from imprun.store.users import UserRepository
 
+if TYPE_CHECKING:
+    from imprun.drivers.function_runtime import FunctionRuntime
+
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], None]
@@ -46,6 +50,15 @@ def open_cluster_driver(settings: Settings) -> ClusterDriver | None:
     from imprun.drivers.local_ray import LocalRayServeDriver  # imports ray: only when needed
 
     return LocalRayServeDriver(settings.ray_address, settings)
+
+
+def open_function_runtime(driver: ClusterDriver | None) -> FunctionRuntime | None:
+    """Debug-runs go to the dev environment's replicas through Serve; None without a data plane."""
+    if driver is None:
+        return None
+    from imprun.drivers.function_runtime import RayFunctionRuntime  # imports ray: only when needed
+
+    return RayFunctionRuntime(connect=driver.ping)
 
 
 @dataclass
@@ -63,6 +76,7 @@ class ControlPlane:
     driver: ClusterDriver | None
     loop: ReconcileLoop | None
     functions: FunctionService
+    function_runtime: FunctionRuntime | None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False
     owns_driver: bool = True
@@ -137,6 +151,7 @@ class ControlPlane:
             driver=driver,
             loop=loop,
             functions=functions,
+            function_runtime=open_function_runtime(driver),
             owns_driver=owns_driver,
         )
         plane.readiness["mongo"] = plane._check_mongo

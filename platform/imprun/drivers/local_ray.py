@@ -4,12 +4,14 @@ It drives any Ray cluster reachable by address, the embedded head of ``imprun up
 one, from inside the control-plane process: it connects on first use (one Ray connection per
 process), starts Serve with the settings' HTTP host and port if nobody has, and deploys each
 environment as the Serve application ``<gw>-<env>`` built from ``ray_apps.environment``, with the
-deployment ``FunctionActor`` (the names an operator sees in the Ray dashboard). ``apply`` submits the
-application to the Serve controller and returns without waiting for replicas. Deployments carry a
-code version derived from the ``ray_apps`` and ``runtime_actors`` sources, so applying an unchanged
-spec restarts nothing and a change of replica counts scales in place. Ray's exceptions are
-translated here: unreachable cluster or controller → ``Unavailable``; a spec Serve rejects →
-``Invalid``. All calls block; async callers run them in a worker thread.
+deployment ``FunctionActor`` (the names an operator sees in the Ray dashboard) and the replicas'
+``RuntimeConfig`` taken from the settings (Mongo and Redis URLs, system database, body limit, pool
+size, insecure mode). ``apply`` submits the application to the Serve controller and returns without
+waiting for replicas. Deployments carry a version derived from the ``ray_apps`` and
+``runtime_actors`` sources and from that configuration, so applying an unchanged spec restarts
+nothing and a change of replica counts scales in place. Ray's exceptions are translated here:
+unreachable cluster or controller → ``Unavailable``; a spec Serve rejects → ``Invalid``. All calls
+block; async callers run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from imprun.domain.naming import serve_app_name
 from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, validate_app_ref
 from imprun.errors import ImprunError, Invalid, Unavailable
 from imprun.settings import Settings
-from ray_apps.environment import DEPLOYMENT_NAME, environment_deployment
+from ray_apps.environment import DEPLOYMENT_NAME, RuntimeConfig, environment_deployment
 
 __all__ = ["LocalRayServeDriver"]
 
@@ -53,6 +55,8 @@ _STATUSES: Final = {
 _RAY_NAMESPACE: Final = "imprun"  # of this driver's job; Serve's own actors live in namespace "serve"
 
 _CONTROLLER_TIMEOUT_S: Final = 15.0
+
+"""Jailed workers per replica until ``Settings`` has its own field for it."""
 
 
 class LocalRayServeDriver:
@@ -72,11 +76,13 @@ class LocalRayServeDriver:
 
     def apply(self, spec: AppSpec) -> None:
         options = _deployment_options(spec)
+        runtime = runtime_config(self._settings)
+        version = f"{_code_version()}-{runtime.digest()}"
         with self._translated(f"deploying {spec.app_name}"):
             self._ensure_serve()
-            deployment = environment_deployment(options).options(version=_code_version(), _internal=True)
+            deployment = environment_deployment(options).options(version=version, _internal=True)
             target = serve.RunTarget(
-                deployment.bind(spec.gateway_id, spec.environment),
+                deployment.bind(spec.gateway_id, spec.environment, runtime=runtime.to_args()),
                 name=spec.app_name,
                 route_prefix=spec.route_prefix,
             )
@@ -187,6 +193,19 @@ class LocalRayServeDriver:
             raise Unavailable(
                 f"Ray at {self._address} failed while {action}: {_first_line(exc)}; retry later."
             ) from exc
+
+
+def runtime_config(settings: Settings) -> RuntimeConfig:
+    """What replicas need from the settings: services, limits and whether tenant code may run unjailed."""
+    return RuntimeConfig(
+        mongo_url=settings.mongo_url,
+        redis_url=settings.redis_url,
+        sys_db_name=settings.sys_db_name,
+        insecure_dev=settings.insecure_dev,
+        max_request_bytes=settings.max_request_bytes,
+        worker_pool_size=settings.worker_pool_size,
+        egress_allow=settings.egress_allow,
+    )
 
 
 def _deployment_options(spec: AppSpec) -> dict[str, Any]:

@@ -212,7 +212,7 @@ def deploy_function(gw: str, fn: str, body: DeployRequest, user: CurrentUser, pl
 def debug_function(gw: str, fn: str, body: DebugRequest, user: CurrentUser, plane: Plane) -> dict[str, Any]:
     """Run the draft (or the given code) in the dev sandbox without publishing it."""
     code = plane.functions.debug_code(gw, fn, user, code=body.code)
-    runtime = getattr(plane, "function_runtime", None)
+    runtime = plane.function_runtime
     if runtime is None:
         raise Unavailable("the data plane is not running: debug-run needs Ray")
     invocation = debug_invocation(

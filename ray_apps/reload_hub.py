@@ -1,0 +1,139 @@
+"""The reload hub: one detached Ray actor per node that keeps every local replica's functions fresh.
+
+Replicas never watch MongoDB. The first replica of a node to start creates the hub (named
+``imprun-reload-hub-<node id>-<config digest>`` in namespace ``imprun``, pinned to the node with a
+hard ``NodeAffinitySchedulingStrategy``, ``num_cpus=0``; later replicas get the same actor through
+``get_if_exists``). The hub holds one small ``MongoClient`` with one ``ReloadFeed`` (so one change
+stream per node, whatever the number of environments and replicas), one Redis pub/sub connection
+that turns ``imprun:reload`` messages into wake-ups, and the per-environment ``EnvironmentSnapshots``.
+Replicas call ``snapshot`` once and then long-poll ``wait_changed``: an idle replica costs one pending
+actor call and no CPU. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import os
+from typing import Any, Final
+
+import ray
+import redis
+from pymongo import MongoClient
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from runtime_actors.protocol import GENERATIONS
+from runtime_actors.reload import (
+    EnvironmentSnapshots,
+    ReloadChannelListener,
+    ReloadFeed,
+    environment_key,
+    load_published_documents,
+)
+
+__all__ = ["HUB_NAMESPACE", "ReloadHub", "SnapshotTuple", "hub_name", "reload_hub_for_this_node"]
+
+HUB_NAMESPACE: Final = "imprun"
+_MONGO_POOL_SIZE: Final = 4
+_HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
+
+SnapshotTuple = tuple[int, list[dict[str, Any]]]
+
+
+class ReloadHub:
+    """The actor body (plain class, so tests can run it in-process): snapshots and long-polls."""
+
+    def __init__(
+        self, mongo_url: str, redis_url: str | None, sys_db_name: str, anti_entropy_interval: float = 5.0
+    ) -> None:
+        self._mongo_url = mongo_url
+        self._redis_url = redis_url
+        self._sys_db_name = sys_db_name
+        self._anti_entropy_interval = anti_entropy_interval
+        self._client: MongoClient[dict[str, Any]] | None = None
+        self._feed: ReloadFeed | None = None
+        self._listener: ReloadChannelListener | None = None
+        self._snapshots: EnvironmentSnapshots | None = None
+
+    async def snapshot(self, gateway_id: str, environment: str, timeout_s: float = 10.0) -> SnapshotTuple:
+        current = await self._started().snapshot(environment_key(gateway_id, environment), timeout_s)
+        return current.generation, list(current.documents)
+
+    async def wait_changed(
+        self, gateway_id: str, environment: str, known_generation: int, timeout_s: float
+    ) -> SnapshotTuple | None:
+        key = environment_key(gateway_id, environment)
+        changed = await self._started().wait_changed(key, known_generation, timeout_s)
+        return None if changed is None else (changed.generation, list(changed.documents))
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters of the feed, the watched environments and the hub's pid (for tests and ops)."""
+        self._started()
+        assert self._feed is not None
+        return {"pid": os.getpid(), "feed": vars(self._feed.stats).copy(), "watched": self._feed.watched()}
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._feed is not None:
+            self._feed.close()
+        if self._client is not None:
+            self._client.close()
+        self._client = self._feed = self._listener = self._snapshots = None
+
+    def _started(self) -> EnvironmentSnapshots:
+        """Start the feed on first use, inside the actor's event loop (Ray runs ``__init__`` elsewhere)."""
+        if self._snapshots is not None:
+            return self._snapshots
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            self._mongo_url,
+            maxPoolSize=_MONGO_POOL_SIZE,
+            serverSelectionTimeoutMS=2_000,
+            appname="imprun-reload-hub",
+        )
+        loop = asyncio.get_running_loop()
+        snapshots: EnvironmentSnapshots
+        feed = ReloadFeed(
+            client[self._sys_db_name][GENERATIONS],
+            lambda key, generation: snapshots.notify_threadsafe(key, generation),
+            anti_entropy_interval=self._anti_entropy_interval,
+        )
+        snapshots = EnvironmentSnapshots(loop, feed.watch, lambda key: load_published_documents(client, key))
+        feed.start()
+        if self._redis_url is not None:
+            redis_url = self._redis_url
+            self._listener = ReloadChannelListener(lambda: redis.Redis.from_url(redis_url), feed.wake)
+            self._listener.start()
+        self._client, self._feed, self._snapshots = client, feed, snapshots
+        return snapshots
+
+
+@functools.cache
+def _hub_actor_class() -> Any:
+    return ray.remote(ReloadHub)
+
+
+def hub_name(node_id: str, mongo_url: str, redis_url: str | None, sys_db_name: str) -> str:
+    """One hub per node and configuration (a digest, never the URLs: they may carry credentials)."""
+    digest = hashlib.sha256(f"{mongo_url}\0{redis_url}\0{sys_db_name}".encode()).hexdigest()[:12]
+    return f"imprun-reload-hub-{node_id}-{digest}"
+
+
+def reload_hub_for_this_node(mongo_url: str, redis_url: str | None, sys_db_name: str) -> Any:
+    """The handle of this node's hub, created on first use. Call from inside a Ray worker."""
+    node_id = ray.get_runtime_context().get_node_id()
+    return (
+        _hub_actor_class()
+        .options(
+            name=hub_name(node_id, mongo_url, redis_url, sys_db_name),
+            namespace=HUB_NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_restarts=-1,
+            max_concurrency=_HUB_MAX_CONCURRENCY,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+        )
+        .remote(mongo_url, redis_url, sys_db_name)
+    )

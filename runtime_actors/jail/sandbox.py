@@ -1,0 +1,301 @@
+"""The Python-level half of the jail: defence in depth on top of the kernel's, never instead of it.
+
+CPython cannot confine code in its own process — ``string.Formatter().get_field`` or a function's
+``__globals__`` reach any loaded module whatever is done here — so everything in this module is
+best effort, and the Landlock/seccomp/rlimit jail (``process``) is the boundary. What it adds:
+
+* tenant modules run with ``restricted_builtins``: no ``open``, ``exec``, ``eval``, ``compile``,
+  ``input``, ``breakpoint``; ``__import__`` only returns ``ModuleViews`` of ``ALLOWED_MODULES``
+  (``__all__`` or public names, sub-modules only when allowed, so ``random._os`` is not there), plus
+  the few private helpers C code imports through it (``C_INTERNAL_IMPORTS``); ``getattr``,
+  ``setattr``, ``delattr`` and ``hasattr`` refuse the names ``check_source`` refuses;
+* ``check_source`` rejects, at load time with line and column, imports outside the allow-list,
+  relative imports, ``__builtins__``, frame/generator/traceback internals (``gi_frame``, ``f_back``,
+  ``tb_frame``…) and every dunder attribute but a few harmless ones (``__class__``, ``__globals__``,
+  ``__subclasses__``, ``__dict__``… are refused);
+* ``install_audit_hook`` (PEP 578) refuses ``open``, every ``os.*``/``socket.*``/``subprocess.*``/
+  ``ctypes.*`` event, code and function construction, tracing, ``gc`` introspection, importing
+  dangerous modules, replacing ``__code__``, and — outside ``trusted()`` blocks of worker code —
+  frame access (``gi_frame``, ``cr_frame``, ``tb_frame``, ``f_code``, ``sys._getframe``); files may
+  only be opened read-only under the time-zone database directories;
+* ``forget_dangerous_modules`` drops ``ctypes`` and ``gc`` from ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import os
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from runtime_actors.allowed_modules import ALLOWED_MODULES
+
+__all__ = [
+    "C_INTERNAL_IMPORTS",
+    "INTERNAL_ATTRIBUTES",
+    "SAFE_DUNDERS",
+    "ModuleViews",
+    "SandboxViolation",
+    "check_source",
+    "forget_dangerous_modules",
+    "import_refusal",
+    "install_audit_hook",
+    "is_blocked_attribute",
+    "restricted_builtins",
+    "trusted",
+]
+
+SAFE_DUNDERS: Final = frozenset(
+    {
+        "__init__", "__name__", "__qualname__", "__doc__", "__module__", "__post_init__", "__version__",
+        "__enter__", "__exit__", "__aenter__", "__aexit__", "__iter__", "__next__", "__len__",
+        "__contains__", "__getitem__", "__setitem__", "__delitem__", "__eq__", "__ne__", "__lt__",
+        "__le__", "__gt__", "__ge__", "__hash__", "__repr__", "__str__", "__bool__", "__call__",
+    }
+)  # fmt: skip
+INTERNAL_ATTRIBUTES: Final = frozenset(
+    {
+        "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "cr_origin",
+        "ag_frame", "ag_code", "ag_await", "tb_frame", "tb_next", "f_back", "f_globals", "f_locals",
+        "f_builtins", "f_code", "f_trace", "co_code", "co_consts", "co_names",
+    }
+)  # fmt: skip
+C_INTERNAL_IMPORTS: Final = frozenset({"_strptime", "warnings", "copyreg", "encodings"})
+"""Modules C code imports lazily through the *calling frame's* ``__import__`` (``datetime.strptime``
+imports ``_strptime``): handed over as they are. An ``import`` statement naming them is still refused
+at load time; only a dynamic ``__import__`` call could get them, which the escape routes make moot."""
+_REMOVED_BUILTINS: Final = frozenset(
+    {"open", "exec", "eval", "compile", "input", "breakpoint", "help", "exit", "quit", "copyright",
+     "credits", "license", "__loader__", "__spec__", "__import__"}
+)  # fmt: skip
+_DENIED_EVENT_PREFIXES: Final = (
+    "os.", "subprocess.", "socket.", "ctypes.", "shutil.", "pty.", "mmap.", "fcntl.", "resource.",
+    "signal.", "sqlite3.", "webbrowser.", "glob.", "tempfile.", "syslog.", "gc.", "marshal.",
+    "cpython.", "sys.settrace", "sys.setprofile", "sys._current_frames", "sys._current_exceptions",
+    "http.client.", "ftplib.", "smtplib.", "urllib.Request", "shelve.", "dbm.", "pickle.find_class",
+)  # fmt: skip
+_DENIED_EVENTS: Final = frozenset(
+    {"code.__new__", "function.__new__", "builtins.input", "builtins.breakpoint", "setopencodehook"}
+)  # fmt: skip
+_FRAME_ATTRIBUTES: Final = frozenset({"gi_frame", "cr_frame", "ag_frame", "tb_frame", "f_code"})
+_GUARDED_SETATTR: Final = frozenset({"__code__", "__class__"})  # e.g. swapping the audit hook's code
+_DENIED_IMPORTS: Final = frozenset(
+    {"ctypes", "_ctypes", "socket", "_socket", "ssl", "_ssl", "subprocess", "_posixsubprocess",
+     "multiprocessing", "_multiprocessing", "concurrent", "threading", "_thread", "pty", "tty", "termios",
+     "fcntl", "mmap", "resource", "signal", "gc", "faulthandler", "tracemalloc", "_tracemalloc", "select",
+     "selectors", "importlib", "zipimport", "runpy", "code", "codeop", "pdb", "bdb", "shutil", "tempfile",
+     "glob", "sqlite3", "dbm", "shelve", "http", "ftplib", "smtplib", "telnetlib", "xmlrpc", "webbrowser",
+     "_testcapi", "_testinternalcapi", "_xxsubinterpreters", "_posixshmem", "cProfile", "profile", "trace",
+     "pickle", "_pickle", "marshal"}
+)  # fmt: skip
+
+
+class SandboxViolation(PermissionError):
+    """Raised by the audit hook and the guarded builtins."""
+
+
+class _FrameAccessDenied(ValueError):
+    """``sys._getframe`` refused: a ValueError, which typing/enum/namedtuple already tolerate."""
+
+
+class _Trust:
+    depth = 0
+
+
+@contextlib.contextmanager
+def trusted() -> Iterator[None]:
+    """Worker code that must read frames (formatting a tenant traceback) runs inside this block."""
+    _Trust.depth += 1
+    try:
+        yield
+    finally:
+        _Trust.depth -= 1
+
+
+class _Policy:
+    readable: tuple[str, ...] = ()
+    """Directories tenant code may open files in, read-only (the time-zone database for zoneinfo)."""
+
+
+def _may_open(args: tuple[Any, ...]) -> bool:
+    path, mode, flags = args
+    if not isinstance(path, str) or ".." in path or not path.startswith(_Policy.readable):
+        return False
+    if mode is None:
+        return isinstance(flags, int) and flags & os.O_ACCMODE == os.O_RDONLY
+    return mode in ("r", "rb")
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open":
+        if not _may_open(args):
+            raise SandboxViolation(f"opening {args[0]!r} is not allowed in functions")
+    elif event == "object.__getattr__":
+        if args[1] in _FRAME_ATTRIBUTES and not _Trust.depth:
+            raise SandboxViolation(f"reading {args[1]} is not allowed in functions")
+    elif event == "sys._getframe":
+        if not _Trust.depth:
+            raise _FrameAccessDenied("call stack introspection is not allowed in functions")
+    elif event == "object.__setattr__" or event == "object.__delattr__":
+        if args[1] in _GUARDED_SETATTR:
+            raise SandboxViolation(f"changing {args[1]} is not allowed in functions")
+    elif event == "import":
+        if str(args[0]).partition(".")[0] in _DENIED_IMPORTS:
+            raise SandboxViolation(f"importing {args[0]} is not allowed in functions")
+    elif event in _DENIED_EVENTS or event.startswith(_DENIED_EVENT_PREFIXES):
+        raise SandboxViolation(f"{event} is not allowed in functions")
+
+
+def install_audit_hook(readable_dirs: Sequence[str] = ()) -> None:
+    """Once, after the kernel jail: audit hooks cannot be removed from Python."""
+    _Policy.readable = tuple(d.rstrip("/") + "/" for d in readable_dirs)
+    sys.addaudithook(_audit)
+
+
+def forget_dangerous_modules() -> None:
+    for name in [n for n in sys.modules if n.partition(".")[0] in ("ctypes", "_ctypes", "gc")]:
+        del sys.modules[name]
+
+
+def is_blocked_attribute(name: str) -> bool:
+    if name in INTERNAL_ATTRIBUTES:
+        return True
+    return name.startswith("__") and name.endswith("__") and name not in SAFE_DUNDERS
+
+
+def _allowed_parent(name: str) -> bool:
+    """``urllib`` for ``urllib.parse``: importable only as the way to an allowed sub-module."""
+    return any(m.startswith(name + ".") for m in ALLOWED_MODULES)
+
+
+def import_refusal(name: str, fromlist: Sequence[str] | None, level: int) -> str | None:
+    """Why ``import``/``from … import`` of ``name`` is refused, or None when it is allowed.
+
+    ``from json import decoder`` is refused too: Python would fall back to ``sys.modules["json.decoder"]``,
+    the real module, when the view has no such attribute.
+    """
+    if level:
+        return "relative imports are not available in functions"
+    for item in fromlist or ():
+        child = f"{name}.{item}"
+        if child in ALLOWED_MODULES:
+            continue
+        if name not in ALLOWED_MODULES or child in sys.modules:
+            return f"module '{child}' is not available in functions"
+    if name in ALLOWED_MODULES or (_allowed_parent(name) and fromlist):
+        return None
+    return f"module '{name}' is not available in functions (allowed: {', '.join(sorted(ALLOWED_MODULES))})"
+
+
+class ModuleViews:
+    """What ``import`` returns in tenant code: a public-only copy of each allowed module."""
+
+    def __init__(self, modules: Mapping[str, types.ModuleType]) -> None:
+        self._modules = modules
+        self._views: dict[str, types.ModuleType] = {}
+
+    def view(self, name: str) -> types.ModuleType:
+        cached = self._views.get(name)
+        if cached is not None:
+            return cached
+        view = types.ModuleType(name)
+        self._views[name] = view
+        module = self._modules.get(name)
+        if module is not None and name in ALLOWED_MODULES:
+            exported = getattr(module, "__all__", None)
+            names = (
+                list(exported) if exported is not None else [n for n in vars(module) if not n.startswith("_")]
+            )
+            for attr in names:
+                value = getattr(module, attr, view)
+                if value is not view and not isinstance(value, types.ModuleType):
+                    setattr(view, attr, value)
+            view.__doc__ = module.__doc__
+        for child in ALLOWED_MODULES:
+            parent, _, leaf = child.rpartition(".")
+            if parent == name:
+                setattr(view, leaf, self.view(child))
+        return view
+
+    def importer(self) -> Callable[..., types.ModuleType]:
+        def guarded_import(
+            name: str,
+            globals: Mapping[str, Any] | None = None,
+            locals: Mapping[str, Any] | None = None,
+            fromlist: Sequence[str] | None = (),
+            level: int = 0,
+        ) -> types.ModuleType:
+            if name in C_INTERNAL_IMPORTS and not level and name in self._modules:
+                return self._modules[name]
+            refusal = import_refusal(name, fromlist, level)
+            if refusal is not None:
+                raise ImportError(refusal, name=name)
+            if name not in self._modules and name in ALLOWED_MODULES:
+                raise ImportError(f"module '{name}' is not available in this worker", name=name)
+            return self.view(name if fromlist else name.partition(".")[0])
+
+        return guarded_import
+
+
+def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    if isinstance(name, str) and is_blocked_attribute(name):
+        raise SandboxViolation(f"attribute '{name}' is not available in functions")
+    return getattr(obj, name, *default)
+
+
+def _guarded_hasattr(obj: Any, name: str) -> bool:
+    if isinstance(name, str) and is_blocked_attribute(name):
+        return False
+    return hasattr(obj, name)
+
+
+def _guarded_setattr(obj: Any, name: str, value: Any) -> None:
+    if isinstance(name, str) and is_blocked_attribute(name):
+        raise SandboxViolation(f"attribute '{name}' is not available in functions")
+    setattr(obj, name, value)
+
+
+def _guarded_delattr(obj: Any, name: str) -> None:
+    if isinstance(name, str) and is_blocked_attribute(name):
+        raise SandboxViolation(f"attribute '{name}' is not available in functions")
+    delattr(obj, name)
+
+
+def restricted_builtins(views: ModuleViews) -> dict[str, Any]:
+    namespace = {k: v for k, v in vars(builtins).items() if k not in _REMOVED_BUILTINS}
+    namespace.update(
+        __import__=views.importer(),
+        getattr=_guarded_getattr,
+        hasattr=_guarded_hasattr,
+        setattr=_guarded_setattr,
+        delattr=_guarded_delattr,
+    )
+    return namespace
+
+
+def check_source(tree: ast.AST) -> list[tuple[str, int, int]]:
+    """Every refused construct in a tenant module: ``(message, line, column)`` (1-based)."""
+    problems: list[tuple[str, int, int]] = []
+
+    def refuse(node: ast.expr | ast.stmt, message: str) -> None:
+        problems.append((message, node.lineno, node.col_offset + 1))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and is_blocked_attribute(node.attr):
+            refuse(node, f"attribute '{node.attr}' is not available in functions")
+        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
+            refuse(node, f"'{node.id}' is not available in functions")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                refusal = import_refusal(alias.name, None, 0)
+                if refusal is not None:
+                    refuse(node, refusal)
+        elif isinstance(node, ast.ImportFrom):
+            refusal = import_refusal(node.module or "", [a.name for a in node.names], node.level)
+            if refusal is not None:
+                refuse(node, refusal)
+    return sorted(problems, key=lambda p: (p[1], p[2]))

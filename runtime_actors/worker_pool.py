@@ -1,0 +1,465 @@
+"""The supervisor's pool of jailed workers: one call per worker at a time, a watchdog on every call.
+
+A Serve replica builds one ``WorkerPool`` per environment and awaits ``start()``, which spawns
+``size`` long-lived workers (``jail.launcher``) and raises ``JailUnavailable`` if their jail cannot
+be applied and ``insecure`` is off. ``load(functions)`` makes a set of functions current without
+restarting anything: each changed function is compiled by one worker first, and only code that
+loaded there becomes the pool's version (the error, with line and column, is returned by name and
+the previous version keeps serving); every other worker catches up before its next call.
+``invoke``/``debug`` check a worker out (waiting in a bounded queue when all are busy), run the call
+under a wall-clock watchdog — past its timeout the worker is SIGKILLed, the caller gets 504
+``timeout`` and a replacement is spawned and loaded in the background — and turn a dead worker (out
+of memory, CPU limit, crash, protocol violation) into a 500 for that call and a replacement.
+
+Worker callbacks (``imp.db()``, ``imp.fetch``) go to the pool's executors: see ``jail.callbacks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+import zoneinfo
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import runtime_actors
+from runtime_actors.jail.callbacks import Callbacks, Executor
+from runtime_actors.jail.config import JailReport, WorkerLimits
+from runtime_actors.jail.launcher import WorkerGone, WorkerProcess, WorkerRefused
+from runtime_actors.jail.wire import (
+    FunctionSource,
+    LoadError,
+    ProtocolError,
+    invocation_to_wire,
+    result_from_wire,
+)
+from runtime_actors.protocol import Invocation, InvocationResult, LogEntry, PublishedFunction
+
+__all__ = ["Executor", "JailUnavailable", "WorkerPool"]
+
+logger = logging.getLogger(__name__)
+
+_RECYCLE_AT_CPU_SHARE: Final = 0.8
+
+
+class JailUnavailable(RuntimeError):
+    """The workers could not jail themselves and the pool was not started insecure."""
+
+
+class _Busy(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class _Slot:
+    worker: WorkerProcess
+    loaded: dict[str, str] = field(default_factory=dict)  # name -> hash of what this worker holds
+    generation: int = -1  # the pool generation this worker was last synchronised to
+
+
+def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0) -> InvocationResult:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    level = "error" if status >= 500 else "info"
+    return InvocationResult(
+        status,
+        {"content-type": "application/json"},
+        body,
+        logs=(LogEntry(time.time(), level, message),),
+        duration_ms=duration_ms,
+        error=code,
+    )
+
+
+def _read_only_paths() -> list[Path]:
+    """The base interpreter's standard library (not a venv's site-packages), this package, tzdata."""
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    paths = {Path(sysconfig.get_paths(vars=base)[key]) for key in ("stdlib", "platstdlib")}
+    paths.add(Path(runtime_actors.__file__).resolve().parent)
+    paths.update(Path(p) for p in zoneinfo.TZPATH)
+    return sorted(paths)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        size: int = 2,
+        limits: WorkerLimits | None = None,
+        scratch_root: Path | None = None,
+        insecure: bool = False,
+        db_executor: Executor | None = None,
+        fetch_executor: Executor | None = None,
+        *,
+        load_timeout: float = 10.0,
+        queue_timeout: float = 30.0,
+        max_queue: int | None = None,
+        min_landlock_abi: int = 1,
+        python: str = sys.executable,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.size = size
+        self.limits = limits or WorkerLimits()
+        self.insecure = insecure
+        self._scratch_root = scratch_root
+        self._owned_scratch: Path | None = None  # made by start() when no scratch_root is given
+        self._callbacks = Callbacks(db_executor, fetch_executor)
+        self._load_timeout = load_timeout
+        self._queue_timeout = queue_timeout
+        self._max_queue = max_queue if max_queue is not None else 64 * size
+        self._min_landlock_abi = min_landlock_abi
+        self._python = python
+        self._functions: dict[str, FunctionSource] = {}
+        self._env: dict[str, str] = {}
+        self._generation = 0
+        self._slots: set[_Slot] = set()
+        self._idle: deque[_Slot] = deque()
+        self._waiters: deque[asyncio.Future[_Slot]] = deque()
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._load_lock = asyncio.Lock()
+        self._serial = itertools.count()
+        self._closed = False
+        self.jail: JailReport | None = None
+        """What the workers' jail enforces, from the first worker's hello."""
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._scratch_root is None:
+            self._owned_scratch = self._scratch_root = Path(tempfile.mkdtemp(prefix="imprun-scratch-"))
+        results = await asyncio.gather(*(self._spawn() for _ in range(self.size)), return_exceptions=True)
+        slots = [r for r in results if isinstance(r, _Slot)]
+        failures = [r for r in results if not isinstance(r, _Slot)]
+        if failures:
+            await asyncio.gather(*(s.worker.kill() for s in slots))
+            refused = next((f for f in failures if isinstance(f, WorkerRefused)), None)
+            if refused is not None:
+                raise JailUnavailable(
+                    f"the worker jail could not be applied ({refused}); tenant code will not run. "
+                    "Use a kernel with Landlock and seccomp, or start the pool with insecure=True "
+                    "for local development only."
+                ) from refused
+            raise failures[0]
+        self.jail = slots[0].worker.jail
+        if not self.jail.secure:
+            logger.warning(
+                "INSECURE worker pool: tenant code runs without a full jail: %s", self.jail.failures
+            )
+        for slot in slots:
+            self._slots.add(slot)
+            self._release(slot)
+
+    async def close(self) -> None:
+        """Stop every worker; calls in flight end with an error result, later ones get 503."""
+        if self._closed:
+            return
+        self._closed = True
+        slots, self._slots = list(self._slots), set()  # from here on nothing is retired or replaced
+        self._idle.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(_Busy("the worker pool is closed"))
+        self._waiters.clear()
+        replacing = list(self._replacing)
+        for task in replacing:
+            task.cancel()
+        await asyncio.gather(*replacing, return_exceptions=True)
+        await asyncio.gather(*(self._dispose(s) for s in slots), return_exceptions=True)
+        if self._owned_scratch is not None:
+            await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, self._owned_scratch, True)
+
+    @property
+    def functions(self) -> Mapping[str, FunctionSource]:
+        return dict(self._functions)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return sorted(s.worker.pid for s in self._slots)
+
+    # ---- loading -----------------------------------------------------------------------------
+
+    async def load(
+        self,
+        functions: Iterable[PublishedFunction | FunctionSource | Mapping[str, Any]],
+        *,
+        replace: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """Make ``functions`` current (with ``replace``, the whole set: others are unloaded).
+
+        Returns ``{name: error}`` for code that did not load ("message (line L, column C)"); those
+        functions keep their previous version, if they had one.
+        """
+        async with self._load_lock:
+            sources = [FunctionSource.of(f) for f in functions]
+            wanted = {s.name for s in sources}
+            changed = [s for s in sources if self._functions.get(s.name) != s]
+            removed = [n for n in self._functions if n not in wanted] if replace else []
+            errors: dict[str, str] = {}
+            if env is not None and dict(env) != self._env:
+                self._env = dict(env)
+                self._generation += 1
+            for source in changed:
+                error = await self._first_load(source)
+                if error is None:
+                    self._functions[source.name] = source
+                    self._generation += 1
+                else:
+                    errors[source.name] = str(error)
+            for name in removed:
+                del self._functions[name]
+                self._generation += 1
+            await self._sync_idle()
+            return errors
+
+    async def _first_load(self, source: FunctionSource) -> LoadError | None:
+        try:
+            slot = await self._checkout()
+        except _Busy as exc:
+            return LoadError(f"no worker was free to load the function: {exc}")
+        try:
+            await self._sync(slot)
+            answer = await asyncio.wait_for(
+                self._request(slot, self._load_message([source])), self._load_timeout
+            )
+        except TimeoutError:
+            self._retire(slot, "loading timed out")
+            return LoadError(f"the module's top-level code did not finish within {self._load_timeout:g} s")
+        except (WorkerGone, ProtocolError) as exc:
+            self._retire(slot, str(exc))
+            return LoadError(f"the worker stopped while loading the function: {exc}")
+        except BaseException:
+            self._retire(slot, "cancelled while loading")
+            raise
+        raw = answer.get("errors", {}).get(source.name) if isinstance(answer.get("errors"), dict) else None
+        if raw is None:
+            slot.loaded[source.name] = source.hash
+        self._release(slot)
+        return None if raw is None else LoadError.from_wire(raw)
+
+    def _load_message(self, sources: list[FunctionSource], unload: Iterable[str] = ()) -> dict[str, Any]:
+        return {
+            "op": "load",
+            "functions": [s.to_wire() for s in sources],
+            "unload": list(unload),
+            "env": self._env,
+        }
+
+    async def _sync(self, slot: _Slot) -> None:
+        """Bring a checked-out worker to the pool's current functions and env (one function per frame)."""
+        if slot.generation == self._generation:
+            return
+        generation = self._generation
+        stale = [s for s in self._functions.values() if slot.loaded.get(s.name) != s.hash]
+        gone = [n for n in slot.loaded if n not in self._functions]
+        for source in stale:
+            answer = await asyncio.wait_for(
+                self._request(slot, self._load_message([source])), self._load_timeout
+            )
+            if answer.get("errors"):
+                logger.warning(
+                    "worker %d failed to load %s, which loaded before", slot.worker.pid, source.name
+                )
+            slot.loaded[source.name] = source.hash
+        if gone or not stale:  # the env travels with every load frame; send one if nothing else went
+            await asyncio.wait_for(self._request(slot, self._load_message([], gone)), self._load_timeout)
+            for name in gone:
+                slot.loaded.pop(name, None)
+        slot.generation = generation
+
+    async def _sync_idle(self) -> None:
+        idle, self._idle = list(self._idle), deque()
+
+        async def sync(slot: _Slot) -> None:
+            try:
+                await self._sync(slot)
+            except BaseException as exc:
+                self._retire(slot, f"reload failed: {exc!r}")
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                self._release(slot)
+
+        await asyncio.gather(*(sync(s) for s in idle))
+
+    # ---- calls ---------------------------------------------------------------------------------
+
+    async def invoke(self, name: str, invocation: Invocation, timeout: float = 10.0) -> InvocationResult:  # noqa: ASYNC109
+        """Run ``name`` once; every failure is an ``InvocationResult`` (never an exception)."""
+        if name not in self._functions:
+            return _error_result(404, "not_found", f"function '{name}' is not loaded in this environment")
+        message = {"op": "invoke", "invocation": {**invocation_to_wire(invocation), "function": name}}
+        return await self._call(message, timeout)
+
+    async def debug(self, code: str, invocation: Invocation, timeout: float = 10.0) -> InvocationResult:  # noqa: ASYNC109
+        """Load ``code`` transiently in a worker and run it once (load errors answer 400)."""
+        return await self._call(
+            {"op": "debug", "code": code, "invocation": invocation_to_wire(invocation)}, timeout
+        )
+
+    async def _call(self, message: dict[str, Any], timeout: float) -> InvocationResult:  # noqa: ASYNC109
+        if self._closed:
+            return _error_result(503, "unavailable", "the worker pool is closed")
+        try:
+            slot = await self._checkout()
+        except _Busy as exc:
+            return _error_result(
+                503, "unavailable", f"all {self.size} workers are busy ({exc}); retry shortly"
+            )
+        try:
+            await self._sync(slot)
+        except Exception as exc:
+            self._retire(slot, f"reloading failed: {exc!r}")
+            return _error_result(
+                503, "unavailable", "A worker could not load this environment's functions; retry shortly."
+            )
+        except BaseException:
+            self._retire(slot, "cancelled while reloading")
+            raise
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):  # the watchdog: no extra task per call, unlike wait_for
+                answer = await self._request(slot, message)
+            result = result_from_wire(answer.get("result")) if answer.get("op") == "result" else None
+            if result is None:
+                raise ProtocolError(f"the worker answered a call with {answer.get('op')!r}")
+        except TimeoutError:
+            self._retire(slot, "timed out")
+            elapsed = (time.perf_counter() - started) * 1000
+            return _error_result(
+                504,
+                "timeout",
+                f"The function did not finish within {timeout:g} s; its worker was stopped and replaced.",
+                elapsed,
+            )
+        except (WorkerGone, ProtocolError) as exc:
+            self._retire(slot, str(exc))
+            elapsed = (time.perf_counter() - started) * 1000
+            if self._closed:
+                return _error_result(
+                    503, "unavailable", "the worker pool was closed during the call", elapsed
+                )
+            return _error_result(
+                500,
+                "internal",
+                f"The function's worker stopped during the call: {exc}. It has been replaced.",
+                elapsed,
+            )
+        except BaseException:
+            self._retire(slot, "the call was cancelled")
+            raise
+        cpu = answer["result"].get("cpu_seconds")
+        if isinstance(cpu, int | float) and cpu > _RECYCLE_AT_CPU_SHARE * self.limits.cpu_seconds:
+            self._retire(slot, f"recycled after {cpu:.0f} s of CPU time")
+        else:
+            self._release(slot)
+        elapsed = (time.perf_counter() - started) * 1000
+        return InvocationResult(
+            result.status, result.headers, result.body, result.logs, elapsed, result.error
+        )
+
+    async def _request(self, slot: _Slot, message: dict[str, Any]) -> dict[str, Any]:
+        answer = await slot.worker.request(message, self._callbacks)
+        if answer["op"] == "error":
+            raise ProtocolError(str(answer.get("message", "the worker failed")))
+        return answer
+
+    # ---- workers -------------------------------------------------------------------------------
+
+    async def _spawn(self) -> _Slot:
+        assert self._scratch_root is not None, "start() sets the scratch root"
+        worker = await WorkerProcess.spawn(
+            scratch_dir=self._scratch_root / f"worker-{next(self._serial)}",
+            read_only_paths=_read_only_paths(),
+            limits=self.limits,
+            insecure=self.insecure,
+            min_landlock_abi=self._min_landlock_abi,
+            python=self._python,
+        )
+        return _Slot(worker)
+
+    async def _checkout(self) -> _Slot:
+        while True:
+            if self._closed:
+                raise _Busy("the worker pool is closed")
+            if self._idle:
+                slot = self._idle.popleft()
+            else:
+                if len(self._waiters) >= self._max_queue:
+                    raise _Busy(f"{len(self._waiters)} calls are already waiting")
+                waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    slot = await asyncio.wait_for(waiter, self._queue_timeout)
+                except TimeoutError:
+                    raise _Busy(f"no worker became free within {self._queue_timeout:g} s") from None
+                except asyncio.CancelledError:
+                    if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                        self._release(waiter.result())
+                    raise
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+            if slot.worker.alive:
+                return slot
+            self._retire(slot, await slot.worker.death_reason())
+
+    def _release(self, slot: _Slot) -> None:
+        if self._closed or slot not in self._slots:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(slot)
+                return
+        self._idle.append(slot)
+
+    def _retire(self, slot: _Slot, reason: str) -> None:
+        """Kill ``slot``'s worker and start a replacement (both in the background)."""
+        if slot not in self._slots:
+            return
+        self._slots.discard(slot)
+        logger.info("replacing worker %d: %s", slot.worker.pid, reason)
+        task = asyncio.get_running_loop().create_task(self._replace(slot))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _dispose(self, slot: _Slot) -> None:
+        await slot.worker.kill()
+        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, slot.worker.scratch_dir, True)
+
+    async def _replace(self, old: _Slot) -> None:
+        await self._dispose(old)
+        delay = 0.05
+        while not self._closed:
+            slot: _Slot | None = None
+            try:
+                slot = await self._spawn()
+                await self._sync(slot)
+            except asyncio.CancelledError:
+                if slot is not None:
+                    await self._dispose(slot)
+                raise
+            except Exception as exc:
+                logger.error("could not start a replacement worker (%r); retrying in %.2f s", exc, delay)
+                if slot is not None:
+                    await self._dispose(slot)
+            else:
+                if self._closed:
+                    await self._dispose(slot)
+                    return
+                self._slots.add(slot)
+                self._release(slot)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
