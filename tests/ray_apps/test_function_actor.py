@@ -10,7 +10,6 @@ pool runs jailed (Landlock + seccomp are available on this machine).
 from __future__ import annotations
 
 import hashlib
-import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -296,13 +295,3 @@ def test_one_hub_per_node_follows_the_environment(env: Environment) -> None:
 def loaded(env: Environment, name: str) -> bool:
     """Whether a function published with ``methods=["GET"]`` is served: a POST is 405, not 404."""
     return env.call("POST", name).status_code == 405
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p99_ms": round(p99, 2),
-        "max_ms": round(ordered[-1], 2),
-    }

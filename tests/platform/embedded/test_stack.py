@@ -99,30 +99,33 @@ def start_in_another_process(settings: Settings) -> None:
 
 def test_second_stack_reuses_running_services_and_stop_embedded_stops_them(settings: Settings) -> None:
     start_in_another_process(settings)
-    started = {row.name: row for row in embedded_status(settings)}
+    try:
+        started = {row.name: row for row in embedded_status(settings)}
 
-    events: list[StackEvent] = []
-    second = EmbeddedStack(settings, with_ray=False, on_progress=events.append)
-    effective = second.start()
-    assert (MONGO, StepState.REUSED) in states(events) and (REDIS, StepState.REUSED) in states(events)
-    assert second.started == [] and second.reused == [MONGO, REDIS]
-    assert second.stop() == []  # a reused service belongs to whoever started it
-    assert effective.mongo_url is not None and mongo_reachable(effective.mongo_url)
-    assert effective.redis_url is not None and redis_reachable(effective.redis_url)
+        events: list[StackEvent] = []
+        second = EmbeddedStack(settings, with_ray=False, on_progress=events.append)
+        effective = second.start()
+        assert (MONGO, StepState.REUSED) in states(events) and (REDIS, StepState.REUSED) in states(events)
+        assert second.started == [] and second.reused == [MONGO, REDIS]
+        assert second.stop() == []  # a reused service belongs to whoever started it
+        assert effective.mongo_url is not None and mongo_reachable(effective.mongo_url)
+        assert effective.redis_url is not None and redis_reachable(effective.redis_url)
 
-    assert started[MONGO].running and started[MONGO].pid is not None and not started[MONGO].external
-    assert started[REDIS].running and started[REDIS].pid is not None
-    assert started[MONGO].url == effective.mongo_url and started[REDIS].url == effective.redis_url
-    assert not started[RAY].running and started[RAY].url == f"127.0.0.1:{settings.embedded_ray_port}"
+        assert started[MONGO].running and started[MONGO].pid is not None and not started[MONGO].external
+        assert started[REDIS].running and started[REDIS].pid is not None
+        assert started[MONGO].url == effective.mongo_url and started[REDIS].url == effective.redis_url
+        assert not started[RAY].running and started[RAY].url == f"127.0.0.1:{settings.embedded_ray_port}"
 
-    # Another process's view: only the pid files under the data dir.
-    assert stop_embedded(settings) == [REDIS, MONGO]
-    assert not mongo_reachable(effective.mongo_url) and not redis_reachable(effective.redis_url)
-    stopped = {row.name: row for row in embedded_status(settings)}
-    assert not stopped[MONGO].running and stopped[MONGO].pid is None
-    assert not stopped[REDIS].running and stopped[REDIS].pid is None
-    assert pid_files(settings) == set()
-    assert stop_embedded(settings) == []  # idempotent
+        # Another process's view: only the pid files under the data dir.
+        assert stop_embedded(settings) == [REDIS, MONGO]
+        assert not mongo_reachable(effective.mongo_url) and not redis_reachable(effective.redis_url)
+        stopped = {row.name: row for row in embedded_status(settings)}
+        assert not stopped[MONGO].running and stopped[MONGO].pid is None
+        assert not stopped[REDIS].running and stopped[REDIS].pid is None
+        assert pid_files(settings) == set()
+        assert stop_embedded(settings) == []  # idempotent
+    finally:
+        stop_embedded(settings)  # never leave the other process's services running
 
 
 def test_configured_urls_are_used_as_they_are(tmp_path: Path, services: RunningServices) -> None:
