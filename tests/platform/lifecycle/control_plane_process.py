@@ -151,8 +151,12 @@ def start_control_plane(
     lease_seconds: int = 5,
     crash_at: str | None = None,
     ready_timeout: float = 60.0,
+    wait_path: str = "/readyz",
 ) -> ControlPlaneProcess:
-    """Launch a control plane and return once ``/readyz`` answers 200 (killing it on failure)."""
+    """Launch a control plane and return once ``wait_path`` answers 200 (killing it on failure).
+
+    ``wait_path="/healthz"`` starts one whose dependencies (say, Ray) are not reachable yet.
+    """
     port = free_port()
     env = control_plane_environment(
         services, ray_head, port=port, sys_db_name=sys_db_name, lease_seconds=lease_seconds, crash_at=crash_at
@@ -177,14 +181,14 @@ def start_control_plane(
         process=process, url=f"http://127.0.0.1:{port}", log_path=log_path, crash_at=crash_at
     )
     try:
-        _wait_ready(plane, ready_timeout)
+        _wait_ready(plane, ready_timeout, wait_path)
     except BaseException:
         plane.stop(grace=5)
         raise
     return plane
 
 
-def _wait_ready(plane: ControlPlaneProcess, timeout: float) -> None:
+def _wait_ready(plane: ControlPlaneProcess, timeout: float, path: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
@@ -193,7 +197,7 @@ def _wait_ready(plane: ControlPlaneProcess, timeout: float) -> None:
                 f"control plane exited with {plane.process.returncode} while starting\n{plane.log_tail()}"
             )
         try:
-            response = httpx.get(f"{plane.url}/readyz", timeout=15.0)
+            response = httpx.get(f"{plane.url}{path}", timeout=15.0)
         except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
