@@ -8,6 +8,7 @@ embedded service": ``imprun up`` starts it as a child process on loopback and fi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,16 @@ class Settings(BaseSettings):
         default=(),
         description="Hosts or CIDRs imp.fetch may reach although private (comma-separated JSON list).",
     )
+
+    # Ingress: the embedded one (key-auth in the function actors) or APISIX through its Admin API.
+    ingress: Literal["embedded", "apisix"] = "embedded"
+    apisix_admin_url: str | None = Field(default=None, description="e.g. http://apisix-admin.apisix.svc:9180")
+    apisix_admin_key: SecretStr | None = None
+    apisix_domain: str | None = Field(default=None, description="Routes answer on {gw}.{env}.<domain>.")
+    apisix_redis_host: str | None = Field(default=None, description="Redis for APISIX's limit-count.")
+    apisix_redis_port: int = 6379
+    apisix_redis_password: SecretStr | None = None
+    apisix_redis_database: int = 0
 
     # Auth and sessions.
     session_ttl_seconds: int = Field(default=86_400, ge=60)
