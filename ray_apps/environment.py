@@ -8,8 +8,10 @@ This module is the Serve wiring only: it turns the Starlette request into the su
 and exposes ``debug`` for the control plane's Serve handle. ``build_app(args)`` builds the
 application, so the same code runs whether the local cluster driver deploys it through the Python API
 or a KubeRay ``serveConfigV2`` names it by import path (``ray_apps.environment:build_app`` with
-``args: {gateway_id, environment, mongo_url, redis_url, …}``, see ``RuntimeConfig``). Without a
-``mongo_url`` the replica runs no tenant code and serves only its health route (404 elsewhere).
+``args: {gateway_id, environment, mongo_url, redis_url, …}``, see ``RuntimeConfig``). Requests pass
+the supervisor's ``KeyAuthGate`` first (API keys against the hub's access snapshot, hashed with
+``api_key_pepper``; rate limits counted in Redis). Without a ``mongo_url`` the replica runs no tenant
+code and serves only its health route (404 elsewhere).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 from ray import serve
@@ -29,7 +31,9 @@ from starlette.responses import JSONResponse, Response
 from ray_apps.reload_hub import reload_hub_for_this_node
 from runtime_actors.db_proxy import DbProxy
 from runtime_actors.egress import Egress, EgressPolicy
+from runtime_actors.key_auth import KeyAuthGate
 from runtime_actors.protocol import Invocation, InvocationResult, PublishedFunction
+from runtime_actors.rate_limit import RedisRateLimiter
 from runtime_actors.supervisor import (
     BodyTooLarge,
     DiscardLogs,
@@ -72,6 +76,8 @@ class RuntimeConfig:
     max_request_bytes: int = 1_048_576
     worker_pool_size: int = 2
     egress_allow: tuple[str, ...] = ()
+    api_key_pepper: str = field(default="", repr=False)
+    """Hex of the 32-byte HMAC key of API-key lookup hashes; empty: no key can match."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> RuntimeConfig:
@@ -85,12 +91,21 @@ class RuntimeConfig:
         config = cls(**values)
         if config.max_request_bytes < 1 or config.worker_pool_size < 1:
             raise ValueError("max_request_bytes and worker_pool_size must be positive")
+        config.pepper()
         return config
 
     def to_args(self) -> dict[str, Any]:
         values = asdict(self)
         values["egress_allow"] = list(self.egress_allow)
+        if not self.api_key_pepper:
+            del values["api_key_pepper"]
         return values
+
+    def pepper(self) -> bytes:
+        try:
+            return bytes.fromhex(self.api_key_pepper)
+        except ValueError:
+            raise ValueError("api_key_pepper must be hex (or empty)") from None
 
     def digest(self) -> str:
         """Changes whenever the configuration does (part of the deployment version: replicas restart)."""
@@ -129,7 +144,7 @@ class _HubSource:
 
     async def snapshot(self) -> SnapshotTuple:
         try:
-            result: SnapshotTuple = await self._handle().snapshot.remote(*self._key)
+            result: SnapshotTuple = await self._handle().snapshot.remote(*self._key, with_access=True)
         except RayActorError:
             self._hub = None
             raise
@@ -138,7 +153,7 @@ class _HubSource:
     async def wait_changed(self, known_generation: int, timeout_s: float) -> SnapshotTuple | None:
         try:
             result: SnapshotTuple | None = await self._handle().wait_changed.remote(
-                *self._key, known_generation, timeout_s
+                *self._key, known_generation, timeout_s, with_access=True
             )
         except RayActorError:
             self._hub = None
@@ -191,7 +206,8 @@ def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
 
 
 def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -> Supervisor:
-    """The supervisor of one replica, wired to Ray (the hub), Redis (logs) and the jailed pool."""
+    """The supervisor of one replica, wired to Ray (the hub), Redis (logs, rate limits), the key gate
+    and the jailed pool."""
     if config.mongo_url is None:
         logger.warning("%s/%s: no mongo_url: this replica serves no functions", gateway_id, environment)
         return Supervisor(
@@ -205,6 +221,7 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
     logs: FunctionLogSink = (
         RedisLogStream(config.redis_url, f"{gateway_id}/{environment}") if config.redis_url else DiscardLogs()
     )
+    limiter = RedisRateLimiter(config.redis_url) if config.redis_url else None
     return Supervisor(
         gateway_id,
         environment,
@@ -212,6 +229,7 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
         _HubSource(gateway_id, environment, config),
         logs,
         max_request_bytes=config.max_request_bytes,
+        gate=KeyAuthGate(gateway_id, environment, config.pepper(), limiter),
     )
 
 
@@ -233,8 +251,13 @@ class FunctionActor:
         if route == HEALTH_ROUTE and request.method in ("GET", "HEAD"):
             return JSONResponse(self._health)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+        client = request.scope.get("client")
         head = RequestHead(
-            request.method, route, request.scope.get("query_string", b"").decode("latin-1"), headers
+            request.method,
+            route,
+            request.scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            str(client[0]) if client else "",
         )
 
         async def body(limit: int) -> bytes:

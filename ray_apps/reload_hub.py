@@ -6,8 +6,10 @@ hard ``NodeAffinitySchedulingStrategy``, ``num_cpus=0``; later replicas get the 
 ``get_if_exists``). The hub holds one small ``MongoClient`` with one ``ReloadFeed`` (so one change
 stream per node, whatever the number of environments and replicas), one Redis pub/sub connection
 that turns ``imprun:reload`` messages into wake-ups, and the per-environment ``EnvironmentSnapshots``.
-Replicas call ``snapshot`` once and then long-poll ``wait_changed``: an idle replica costs one pending
-actor call and no CPU. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
+Replicas call ``snapshot`` once and then long-poll ``wait_changed``, both ``with_access=True``: an idle
+replica costs one pending actor call and no CPU. With access the answer is ``(generation, functions,
+access)`` — the published functions, then ``AccessDocuments`` (the gateway's credentials and the
+environment's settings) read after the same generation; without, ``(generation, functions)``. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
 """
 
 from __future__ import annotations
@@ -25,20 +27,31 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from runtime_actors.protocol import GENERATIONS
 from runtime_actors.reload import (
+    AccessDocuments,
     EnvironmentSnapshots,
     ReloadChannelListener,
     ReloadFeed,
+    Snapshot,
     environment_key,
+    load_access_documents,
     load_published_documents,
 )
 
-__all__ = ["HUB_NAMESPACE", "ReloadHub", "SnapshotTuple", "hub_name", "reload_hub_for_this_node"]
+__all__ = [
+    "HUB_NAMESPACE",
+    "AccessSnapshotTuple",
+    "ReloadHub",
+    "SnapshotTuple",
+    "hub_name",
+    "reload_hub_for_this_node",
+]
 
 HUB_NAMESPACE: Final = "imprun"
 _MONGO_POOL_SIZE: Final = 4
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
 
 SnapshotTuple = tuple[int, list[dict[str, Any]]]
+AccessSnapshotTuple = tuple[int, list[dict[str, Any]], AccessDocuments]
 
 
 class ReloadHub:
@@ -56,16 +69,24 @@ class ReloadHub:
         self._listener: ReloadChannelListener | None = None
         self._snapshots: EnvironmentSnapshots | None = None
 
-    async def snapshot(self, gateway_id: str, environment: str, timeout_s: float = 10.0) -> SnapshotTuple:
+    async def snapshot(
+        self, gateway_id: str, environment: str, timeout_s: float = 10.0, *, with_access: bool = False
+    ) -> SnapshotTuple | AccessSnapshotTuple:
         current = await self._started().snapshot(environment_key(gateway_id, environment), timeout_s)
-        return current.generation, list(current.documents)
+        return _as_tuple(current, with_access)
 
     async def wait_changed(
-        self, gateway_id: str, environment: str, known_generation: int, timeout_s: float
-    ) -> SnapshotTuple | None:
+        self,
+        gateway_id: str,
+        environment: str,
+        known_generation: int,
+        timeout_s: float,
+        *,
+        with_access: bool = False,
+    ) -> SnapshotTuple | AccessSnapshotTuple | None:
         key = environment_key(gateway_id, environment)
         changed = await self._started().wait_changed(key, known_generation, timeout_s)
-        return None if changed is None else (changed.generation, list(changed.documents))
+        return None if changed is None else _as_tuple(changed, with_access)
 
     async def stats(self) -> dict[str, Any]:
         """Counters of the feed, the watched environments and the hub's pid (for tests and ops)."""
@@ -99,7 +120,12 @@ class ReloadHub:
             lambda key, generation: snapshots.notify_threadsafe(key, generation),
             anti_entropy_interval=self._anti_entropy_interval,
         )
-        snapshots = EnvironmentSnapshots(loop, feed.watch, lambda key: load_published_documents(client, key))
+        snapshots = EnvironmentSnapshots(
+            loop,
+            feed.watch,
+            lambda key: load_published_documents(client, key),
+            lambda key: load_access_documents(client, key),
+        )
         feed.start()
         if self._redis_url is not None:
             redis_url = self._redis_url
@@ -107,6 +133,13 @@ class ReloadHub:
             self._listener.start()
         self._client, self._feed, self._snapshots = client, feed, snapshots
         return snapshots
+
+
+def _as_tuple(snapshot: Snapshot, with_access: bool) -> SnapshotTuple | AccessSnapshotTuple:
+    if not with_access:
+        return snapshot.generation, list(snapshot.documents)
+    assert snapshot.access is not None  # the hub always loads access
+    return snapshot.generation, list(snapshot.documents), snapshot.access
 
 
 @functools.cache

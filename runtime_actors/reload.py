@@ -12,9 +12,14 @@ Three pieces, none of them Ray-specific (``ray_apps.reload_hub`` hosts them in o
   long. Events are only hints: the feed always reads the counters themselves (under one lock, so
   reads are ordered) and calls ``on_change(key, generation)`` when one differs from what it delivered.
 - ``ReloadChannelListener`` subscribes to ``RELOAD_CHANNEL`` and turns each message into ``wake(key)``.
-- ``EnvironmentSnapshots`` is the asyncio side: per ``<gw>/<env>`` the newest ``(generation, function
-  documents)`` and long-polls on it. Documents are read *after* the generation they are labelled with,
-  so a publish the read missed bumps the generation again and is loaded on the next round: no gap.
+- ``EnvironmentSnapshots`` is the asyncio side: per ``<gw>/<env>`` the newest ``Snapshot`` and
+  long-polls on it. A snapshot is everything a replica serves from: the environment's published
+  functions and its ``AccessDocuments`` — the credentials of the whole gateway from ``__consumers``
+  (every environment's, so a key granted elsewhere is told apart from an unknown one) and the
+  environment's own ``__environments`` document (``authType``, ``rateLimit``). The control plane bumps
+  the same generation after a credential or setting change as after a publish, so revocations travel
+  the same path with the same guarantees. Documents are read *after* the generation they are labelled
+  with, so a write the read missed bumps the generation again and is loaded on the next round: no gap.
 """
 
 from __future__ import annotations
@@ -26,16 +31,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import redis
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from runtime_actors.protocol import PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
+from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
 
 __all__ = [
+    "ENVIRONMENTS",
+    "AccessDocuments",
     "EnvironmentSnapshots",
     "FeedStats",
     "ReloadChannelListener",
@@ -43,6 +50,7 @@ __all__ = [
     "Snapshot",
     "SnapshotUnavailable",
     "environment_key",
+    "load_access_documents",
     "load_published_documents",
 ]
 
@@ -51,6 +59,30 @@ logger = logging.getLogger(__name__)
 Document = dict[str, Any]
 
 _RETRY_MAX_S: Final = 5.0
+
+ENVIRONMENTS: Final = "__environments"
+"""Gateway-database collection of per-environment settings ``{_id: <env>, authType, rateLimit}``."""
+
+_CONSUMER_FIELDS: Final = {
+    "_id": False,
+    "credentialId": True,
+    "grantId": True,
+    "applicationId": True,
+    "environment": True,
+    "lookupHash": True,
+    "active": True,
+    "rateLimit": True,
+}
+"""What a replica needs of a credential (and nothing else the control plane may store there)."""
+
+
+class AccessDocuments(TypedDict):
+    """Who may call an environment, as read from the gateway database (plain documents, JSON-able)."""
+
+    consumers: list[Document]
+    """Every credential of the gateway, all environments."""
+    environment: Document | None
+    """The environment's ``__environments`` document; None means key-auth without a rate limit."""
 
 
 def environment_key(gateway_id: str, environment: str) -> str:
@@ -63,6 +95,16 @@ def load_published_documents(client: MongoClient[Document], key: str) -> list[Do
     gateway_id, _, environment = key.partition("/")
     collection = client[f"gatewayid_{gateway_id}"][PUBLISHED_FUNCTIONS]
     return list(collection.find({"environment": environment}, {"_id": False}))
+
+
+def load_access_documents(client: MongoClient[Document], key: str) -> AccessDocuments:
+    """The gateway's credentials and the environment's settings document."""
+    gateway_id, _, environment = key.partition("/")
+    database = client[f"gatewayid_{gateway_id}"]
+    return {
+        "consumers": list(database[CONSUMERS].find({}, _CONSUMER_FIELDS)),
+        "environment": database[ENVIRONMENTS].find_one({"_id": environment}, {"_id": False}),
+    }
 
 
 @dataclass
@@ -325,6 +367,9 @@ class SnapshotUnavailable(Exception):
 class Snapshot:
     generation: int
     documents: tuple[Document, ...]
+    """The published functions."""
+    access: AccessDocuments | None = None
+    """None when the snapshots were built without an access loader."""
 
 
 @dataclass(eq=False)
@@ -340,7 +385,8 @@ class EnvironmentSnapshots:
     """The asyncio side of a hub: the newest snapshot per environment, loaded once per generation.
 
     ``watch(key) -> generation`` starts following a key (``ReloadFeed.watch``); ``load(key)`` reads
-    its published documents. Both block and run in worker threads. ``notify_threadsafe`` is the feed's
+    its published documents and ``load_access(key)``, when given, its ``AccessDocuments`` (both after
+    the generation, in one worker-thread hop). All of them block and run in worker threads. ``notify_threadsafe`` is the feed's
     ``on_change``. Each key has at most one loader task, which reloads until the snapshot's generation
     is the newest announced one, retrying with backoff while the database is down (the old snapshot
     stays served meanwhile).
@@ -351,10 +397,12 @@ class EnvironmentSnapshots:
         loop: asyncio.AbstractEventLoop,
         watch: Callable[[str], int],
         load: Callable[[str], list[Document]],
+        load_access: Callable[[str], AccessDocuments] | None = None,
     ) -> None:
         self._loop = loop
         self._watch = watch
         self._load = load
+        self._load_access = load_access
         self._entries: dict[str, _Entry] = {}
 
     def keys(self) -> list[str]:
@@ -421,8 +469,8 @@ class EnvironmentSnapshots:
                     if entry.current is not None and entry.current.generation == entry.target:
                         return
                     generation = entry.target
-                    documents = await asyncio.to_thread(self._load, key)
-                    self._publish(entry, Snapshot(generation, tuple(documents)))
+                    snapshot = await asyncio.to_thread(self._read, key, generation)
+                    self._publish(entry, snapshot)
                     retry = 0.05
                 except Exception as exc:
                     logger.warning("reload: cannot load %s (%s); retrying in %.2f s", key, exc, retry)
@@ -430,6 +478,11 @@ class EnvironmentSnapshots:
                     retry = min(retry * 2, _RETRY_MAX_S)
         finally:
             entry.loader = None
+
+    def _read(self, key: str, generation: int) -> Snapshot:
+        documents = self._load(key)
+        access = self._load_access(key) if self._load_access is not None else None
+        return Snapshot(generation, tuple(documents), access)
 
     @staticmethod
     def _publish(entry: _Entry, snapshot: Snapshot) -> None:

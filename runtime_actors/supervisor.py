@@ -5,10 +5,15 @@ tested alone. On ``start`` it loads the environment's functions from the node's 
 ``WorkerPool`` and then follows the hub's long-poll (``wait_changed``), loading each new set; a
 function whose new version fails to load keeps its live version (the pool keeps the old code, and so
 does the routing table here). ``handle`` serves ``ANY /<gw>/<env>/<fn…>``: request id (``x-request-id``
-in and out), the admission hook (``RequestGate``: API keys and rate limits go there), longest
+in and out), admission before anything else (``RequestGate``; in replicas
+``runtime_actors.key_auth.KeyAuthGate``: API keys and rate limits), longest
 published name that prefixes the path (404), the function's methods (405), the body limit (413), the
 call through the pool under the function's timeout (504), and the translation of the
 ``InvocationResult`` into an HTTP response in API.md's error shape (a 5xx carries ``requestId``).
+The gate's view of who may call arrives with the functions: a hub snapshot may carry the
+environment's ``AccessDocuments``, which ``apply`` hands to the gate *before* loading functions (a
+revoked key stops working without waiting for code to load). Platform credentials (``apikey``,
+``Authorization: Bearer imp_…``) are removed from the headers tenant code sees (``tenant_headers``).
 Each invocation's logs go to the Redis stream ``imprun:logs:<gw>/<env>`` from a background task, so
 the hot path only appends to a queue; there is no per-request access log.
 """
@@ -37,6 +42,7 @@ from runtime_actors.protocol import (
     LogEntry,
     PublishedFunction,
 )
+from runtime_actors.reload import AccessDocuments
 
 __all__ = [
     "AllowEveryRequest",
@@ -56,15 +62,18 @@ __all__ = [
     "iso_time",
     "read_limited",
     "request_id_of",
+    "tenant_headers",
     "translate_result",
 ]
 
 logger = logging.getLogger(__name__)
 
-SnapshotTuple = tuple[int, list[dict[str, Any]]]
+SnapshotTuple = tuple[int, list[dict[str, Any]]] | tuple[int, list[dict[str, Any]], AccessDocuments]
+"""``(generation, function documents[, access])`` as the reload hub answers it."""
 
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CREDENTIAL_HEADERS: Final = frozenset({"apikey"})
+_PLATFORM_KEY_PREFIX: Final = "imp_"
 _TIMEOUT_GRACE_S: Final = 2.0
 """Beyond a function's timeout, how long the supervisor waits for the pool's own watchdog to answer."""
 _LONG_POLL_S: Final = 30.0
@@ -113,6 +122,8 @@ class RequestHead:
     route: str
     query_string: str
     headers: Mapping[str, str]  # lower-cased names
+    client: str = ""
+    """The peer address the replica sees (behind an ingress: the ingress's); "" when unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +134,28 @@ class HttpResponse:
 
 
 class RequestGate(Protocol):
-    """Admission before routing: return a response to refuse the request, None to let it through."""
+    """Admission before routing: return a response to refuse the request, None to let it through.
+
+    ``update`` gets each new ``AccessDocuments`` of the environment, in generation order."""
 
     async def admit(self, head: RequestHead, request_id: str) -> HttpResponse | None: ...
 
+    def update(self, access: AccessDocuments) -> None: ...
+
+    async def close(self) -> None: ...
+
 
 class AllowEveryRequest:
-    """The gate until API-key authentication and rate limits arrive."""
+    """Admits everything: for a replica that runs no tenant code, and for tests of routing alone."""
 
     async def admit(self, head: RequestHead, request_id: str) -> HttpResponse | None:
         return None
+
+    def update(self, access: AccessDocuments) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
 
 
 class BodyTooLarge(Exception):
@@ -305,6 +328,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
         await self._logs.close()
+        await self._gate.close()
         await self._pool.close()
 
     @property
@@ -317,11 +341,11 @@ class Supervisor:
         while True:
             try:
                 if self._generation is None:
-                    await self.apply(*await source.snapshot())
+                    await self._apply_snapshot(await source.snapshot())
                 assert self._generation is not None
                 changed = await source.wait_changed(self._generation, _LONG_POLL_S)
                 if changed is not None:
-                    await self.apply(*changed)
+                    await self._apply_snapshot(changed)
                 retry = 0.05
             except asyncio.CancelledError:
                 raise
@@ -331,8 +355,17 @@ class Supervisor:
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, 5.0)
 
-    async def apply(self, generation: int, documents: list[dict[str, Any]]) -> dict[str, str]:
-        """Load one function set into the pool; returns the load errors by function name."""
+    async def _apply_snapshot(self, snapshot: SnapshotTuple) -> dict[str, str]:
+        access = snapshot[2] if len(snapshot) == 3 else None
+        return await self.apply(snapshot[0], snapshot[1], access)
+
+    async def apply(
+        self, generation: int, documents: list[dict[str, Any]], access: AccessDocuments | None = None
+    ) -> dict[str, str]:
+        """Hand ``access`` to the gate, then load the function set into the pool; returns the load
+        errors by function name."""
+        if access is not None:
+            self._gate.update(access)
         functions: list[PublishedFunction] = []
         errors: dict[str, str] = {}
         for document in documents:
@@ -420,7 +453,7 @@ class Supervisor:
             method=method,
             path=subpath,
             query=parse_qs(head.query_string, keep_blank_values=True),
-            headers={k: v for k, v in head.headers.items() if k not in _CREDENTIAL_HEADERS},
+            headers=tenant_headers(head.headers),
             body=payload,
             request_id=request_id,
             function=route.function.name,
@@ -481,6 +514,20 @@ class Supervisor:
             entries.append(LogEntry(_now(), "error", f"{response.status} {_error_message(response)}"))
         if entries:
             self._logs.append(function, request_id, entries)
+
+
+def tenant_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers tenant code sees: without ``apikey`` nor an ``Authorization: Bearer imp_…`` key.
+
+    Any other ``Authorization`` (a function's own scheme: Basic, a user's JWT…) is left to the function.
+    """
+    visible = {k: v for k, v in headers.items() if k not in _CREDENTIAL_HEADERS}
+    authorization = visible.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip().startswith(_PLATFORM_KEY_PREFIX):
+            del visible["authorization"]
+    return visible
 
 
 def request_id_of(headers: Mapping[str, str]) -> str:
@@ -582,7 +629,7 @@ def invocation_from_dict(values: Mapping[str, Any], request_id: str) -> Invocati
         method=str(values.get("method") or "GET").upper(),
         path=str(values.get("path") or ""),
         query=query,
-        headers={k: v for k, v in headers.items() if k not in _CREDENTIAL_HEADERS},
+        headers=tenant_headers(headers),
         body=payload,
         request_id=request_id,
         function=str(values.get("function") or "debug"),

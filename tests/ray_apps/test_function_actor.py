@@ -5,28 +5,49 @@ services' URLs; the tests publish the way the functions API does (write the docu
 ``gatewayid_<gw>.__published_functions``, ``$inc`` the generation, ``PUBLISH imprun:reload``) and
 call the functions over the Serve ingress, polling with deadlines for reloads to land. The worker
 pool runs jailed (Landlock + seccomp are available on this machine).
+
+The module's ``env`` serves without keys (its ``__environments`` document says ``authType: none``);
+``keyed`` is a second gateway whose dev environment requires them. Its credentials are written the
+way the grants API publishes them (``__consumers`` with the HMAC lookup hash under the pepper the
+driver hands to replicas, derived from a master key these settings fix), followed by the same
+generation bump; revocation and regeneration are timed from the write to the first right answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import collections
 import hashlib
+import hmac
+import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import ray
 import redis
+from pydantic import SecretStr
 from pymongo import MongoClient
 
 from imprun.drivers.cluster import AppSpec, AppStatus
 from imprun.drivers.function_runtime import RayFunctionRuntime
 from imprun.drivers.local_ray import LocalRayServeDriver
 from imprun.errors import Conflict
+from imprun.security.master_key import load_master_key
+from imprun.settings import Settings
 from ray_apps.reload_hub import HUB_NAMESPACE, hub_name
-from runtime_actors.protocol import GENERATIONS, LOG_STREAM_PREFIX, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
+from runtime_actors.protocol import (
+    CONSUMERS,
+    GENERATIONS,
+    LOG_STREAM_PREFIX,
+    PUBLISHED_FUNCTIONS,
+    RELOAD_CHANNEL,
+)
+from runtime_actors.reload import ENVIRONMENTS
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices
@@ -35,6 +56,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.services]
 
 DEPLOY_TIMEOUT = 120.0
 RELOAD_DEADLINE = 10.0
+ACCESS_DEADLINE = 1.0
+"""Revoking, regenerating or changing authType takes effect within this (measured from the write)."""
 MAX_REQUEST_BYTES = 4096
 Document = dict[str, Any]
 
@@ -71,6 +94,15 @@ class Environment:
     def call(self, method: str, path: str, **options: Any) -> httpx.Response:
         return self.http.request(method, f"{self.base}/{path}", **options)
 
+    def set_environment(self, document: Document | None) -> int:
+        """Write (or delete) this environment's ``__environments`` document, then bump."""
+        settings = self.mongo[f"gatewayid_{self.gateway_id}"][ENVIRONMENTS]
+        if document is None:
+            settings.delete_one({"_id": "dev"})
+        else:
+            settings.update_one({"_id": "dev"}, {"$set": {"environment": "dev", **document}}, upsert=True)
+        return self._bump()
+
     def _functions(self) -> Any:
         return self.mongo[f"gatewayid_{self.gateway_id}"][PUBLISHED_FUNCTIONS]
 
@@ -87,20 +119,35 @@ def hello(answer: str) -> str:
     return f"def main(req):\n    return {{'answer': {answer!r}, 'path': req.path, 'method': req.method}}\n"
 
 
+_MASTER_KEY = SecretStr(base64.b64encode(secrets.token_bytes(32)).decode())
+
+
 @pytest.fixture(scope="module")
-def runtime_driver(
-    services: RunningServices, ray_head: RunningRayHead, ray_driver: LocalRayServeDriver
-) -> LocalRayServeDriver:
-    """A driver that deploys replicas with the session services' URLs (sharing ray_driver's connection)."""
-    ray_driver.ping()  # ray_driver owns the process's Ray connection; this driver only borrows it
-    settings = ray_head.settings.model_copy(
+def driver_settings(services: RunningServices, ray_head: RunningRayHead) -> Settings:
+    """The module's driver settings: the session services' URLs and a master key fixed here."""
+    return ray_head.settings.model_copy(
         update={
             "mongo_url": services.settings.mongo_url,
             "redis_url": services.settings.redis_url,
             "max_request_bytes": MAX_REQUEST_BYTES,
+            "master_key": _MASTER_KEY,
         }
     )
-    return LocalRayServeDriver(ray_head.address, settings)
+
+
+@pytest.fixture(scope="module")
+def pepper(driver_settings: Settings) -> bytes:
+    """The API-key pepper as the composition root derives it (drivers may not import imprun.security)."""
+    return load_master_key(driver_settings).derive("api-key-lookup")
+
+
+@pytest.fixture(scope="module")
+def runtime_driver(
+    ray_head: RunningRayHead, ray_driver: LocalRayServeDriver, driver_settings: Settings, pepper: bytes
+) -> LocalRayServeDriver:
+    """A driver that deploys replicas with the session services' URLs (sharing ray_driver's connection)."""
+    ray_driver.ping()  # ray_driver owns the process's Ray connection; this driver only borrows it
+    return LocalRayServeDriver(ray_head.address, driver_settings, api_key_pepper=pepper)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +155,7 @@ def env(
     services: RunningServices, ray_head: RunningRayHead, runtime_driver: LocalRayServeDriver
 ) -> Iterator[Environment]:
     environment = Environment(services, ray_head, f"fa-{uuid.uuid4().hex[:8]}")
+    environment.set_environment({"authType": "none", "rateLimit": None})  # these tests call without keys
     environment.publish("hello", hello("v1"), 1)
     runtime_driver.apply(AppSpec(environment.gateway_id, "dev", 1, 1, cpu=0.1, memory_mb=0))
     try:
@@ -295,3 +343,282 @@ def test_one_hub_per_node_follows_the_environment(env: Environment) -> None:
 def loaded(env: Environment, name: str) -> bool:
     """Whether a function published with ``methods=["GET"]`` is served: a POST is 405, not 404."""
     return env.call("POST", name).status_code == 405
+
+
+# --- API keys and rate limits on the Ray head ---------------------------------------------------
+
+
+class KeyedEnvironment(Environment):
+    """A dev environment that requires keys; grants are written as the grants API publishes them."""
+
+    def __init__(
+        self, services: RunningServices, ray_head: RunningRayHead, gateway_id: str, pepper: bytes
+    ) -> None:
+        super().__init__(services, ray_head, gateway_id)
+        self.pepper = pepper
+        self.issued: list[str] = []  # every plaintext key handed out here, for the leak checks
+        self.dev_key = self.issue("dev")
+        self.prod_key = self.issue("prod")
+
+    def issue(self, environment: str = "dev") -> str:
+        key = f"imp_{environment}_{secrets.token_urlsafe(32)}"
+        self.issued.append(key)
+        return key
+
+    def grant(
+        self,
+        credential_id: str,
+        key: str,
+        environment: str = "dev",
+        *,
+        active: bool = True,
+        rate_limit: Document | None = None,
+    ) -> int:
+        """Upsert the credential's ``__consumers`` document (a new key = a regenerate), then bump."""
+        document = {
+            "credentialId": credential_id,
+            "grantId": f"grant-{credential_id}",
+            "applicationId": "app-e2e",
+            "environment": environment,
+            "lookupHash": hmac.new(self.pepper, key.encode(), hashlib.sha256).hexdigest(),
+            "active": active,
+            "rateLimit": rate_limit,
+        }
+        consumers = self.mongo[f"gatewayid_{self.gateway_id}"][CONSUMERS]
+        consumers.update_one({"_id": credential_id}, {"$set": document}, upsert=True)
+        return self._bump()
+
+    def revoke(self, credential_id: str) -> int:
+        consumers = self.mongo[f"gatewayid_{self.gateway_id}"][CONSUMERS]
+        consumers.update_one({"_id": credential_id}, {"$set": {"active": False}})
+        return self._bump()
+
+    def status(self, key: str | None, path: str = "hello", header: str = "apikey") -> int:
+        headers = {} if key is None else {header: key if header == "apikey" else f"Bearer {key}"}
+        return self.call("GET", path, headers=headers).status_code
+
+
+@pytest.fixture(scope="module")
+def keyed(
+    services: RunningServices, ray_head: RunningRayHead, runtime_driver: LocalRayServeDriver, pepper: bytes
+) -> Iterator[KeyedEnvironment]:
+    environment = KeyedEnvironment(services, ray_head, f"ka-{uuid.uuid4().hex[:8]}", pepper)
+    environment.grant("cred-dev", environment.dev_key)
+    environment.grant("cred-prod", environment.prod_key, "prod")
+    environment.publish("hello", hello("keyed"), 1)
+    runtime_driver.apply(AppSpec(environment.gateway_id, "dev", 1, 1, cpu=0.1, memory_mb=0))
+    try:
+        assert eventually(
+            lambda: runtime_driver.observe(environment.gateway_id, "dev").status is AppStatus.RUNNING,
+            timeout=DEPLOY_TIMEOUT,
+        )
+        assert eventually(lambda: environment.status(environment.dev_key) == 200, timeout=30)
+        yield environment
+    finally:
+        runtime_driver.delete(environment.gateway_id, "dev")
+        environment.mongo.drop_database(f"gatewayid_{environment.gateway_id}")
+        environment.mongo.close()
+
+
+def seconds_until(probe: Callable[[], bool], since: float, deadline_s: float = 10.0) -> float:
+    """Seconds from ``since`` (a ``time.monotonic()``) until ``probe()`` first holds, polling flat out."""
+    while not probe():
+        assert time.monotonic() - since < deadline_s, f"not true after {deadline_s} s"
+    return time.monotonic() - since
+
+
+def test_a_granted_key_is_200_no_key_401_another_environments_key_403(keyed: KeyedEnvironment) -> None:
+    dev_key, prod_key = keyed.dev_key, keyed.prod_key
+
+    assert keyed.status(dev_key) == 200
+    assert keyed.status(dev_key, header="authorization") == 200
+    missing = keyed.call("GET", "hello")
+    assert missing.status_code == 401
+    assert missing.json()["error"]["code"] == "unauthorized"
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert keyed.call("GET", "no-such-function").status_code == 401  # keys before anything else
+    assert keyed.status(keyed.issue()) == 401
+    assert keyed.status("imp_dev_" + "x" * 5000) == 401
+    assert keyed.call("GET", "hello", headers={"authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
+    wrong = keyed.call("GET", "hello", headers={"apikey": prod_key})
+    assert wrong.status_code == 403
+    assert wrong.json()["error"]["details"]["credentialId"] == "cred-prod"
+
+
+def test_a_regenerated_key_replaces_the_old_one_within_a_second(keyed: KeyedEnvironment) -> None:
+    old = keyed.issue()
+    keyed.grant("cred-regen", old)
+    assert eventually(lambda: keyed.status(old) == 200, timeout=RELOAD_DEADLINE)
+
+    delays = []
+    for _ in range(5):
+        new = keyed.issue()
+        written = time.monotonic()
+        keyed.grant("cred-regen", new)  # replaces the lookup hash, bumps, publishes the wake-up
+        bumped = time.monotonic() - written
+        delay = seconds_until(lambda: keyed.status(old) == 401 and keyed.status(new) == 200, written)  # noqa: B023
+        delays.append(delay)
+        print(f"regenerate: write+bump {bumped * 1000:.1f} ms, old 401 + new 200 after {delay * 1000:.1f} ms")
+        old = new
+    assert max(delays) <= ACCESS_DEADLINE
+
+
+def test_a_revoked_key_is_refused_within_a_second(keyed: KeyedEnvironment) -> None:
+    delays = []
+    for attempt in range(3):
+        key = keyed.issue()
+        keyed.grant(f"cred-revoke-{attempt}", key)
+        assert eventually(lambda: keyed.status(key) == 200, timeout=RELOAD_DEADLINE)  # noqa: B023
+
+        written = time.monotonic()
+        keyed.revoke(f"cred-revoke-{attempt}")
+        delays.append(seconds_until(lambda: keyed.status(key) == 401, written))  # noqa: B023
+    print(f"revoke → 401 after {[round(d * 1000, 1) for d in delays]} ms")
+    assert max(delays) <= ACCESS_DEADLINE
+
+
+def test_a_grants_rate_limit_answers_429_with_retry_after_then_recovers(keyed: KeyedEnvironment) -> None:
+    key = keyed.issue()
+    keyed.grant("cred-limited", key, rate_limit={"count": 3, "windowSeconds": 2})
+    assert eventually(lambda: keyed.status(key) == 200, timeout=RELOAD_DEADLINE)  # the window's first
+
+    answers = [keyed.call("GET", "hello", headers={"apikey": key}) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    limited = answers[-1]
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 2
+    assert keyed.status(keyed.dev_key) == 200  # another key counts apart
+    waited = seconds_until(lambda: keyed.status(key) == 200, time.monotonic(), deadline_s=5.0)
+    print(f"rate limit recovered after {waited:.2f} s (Retry-After {limited.headers['retry-after']})")
+
+
+def test_authtype_none_serves_without_a_key_and_key_auth_comes_back(keyed: KeyedEnvironment) -> None:
+    try:
+        written = time.monotonic()
+        keyed.set_environment({"authType": "none", "rateLimit": None})
+        opened = seconds_until(lambda: keyed.status(None) == 200, written)
+
+        assert keyed.status("garbage value") == 200
+        written = time.monotonic()
+        keyed.set_environment({"authType": "key-auth", "rateLimit": None})
+        closed = seconds_until(lambda: keyed.status(None) == 401, written)
+        print(
+            f"authType none served after {opened * 1000:.1f} ms, key-auth back after {closed * 1000:.1f} ms"
+        )
+        assert max(opened, closed) <= ACCESS_DEADLINE
+    finally:
+        keyed.set_environment(None)
+    assert eventually(lambda: keyed.status(None) == 401, timeout=RELOAD_DEADLINE)
+
+
+def test_plaintext_keys_never_reach_tenant_code_nor_any_log(
+    keyed: KeyedEnvironment, ray_head: RunningRayHead
+) -> None:
+    code = (
+        "import imp, json\n\n"
+        "def main(req):\n"
+        "    imp.log('headers ' + json.dumps(req.headers))\n"
+        "    if req.query.get('fail'):\n"
+        "        raise ValueError('headers were ' + json.dumps(req.headers))\n"
+        "    return {'headers': req.headers}\n"
+    )
+    keyed.publish("echo", code, 1)
+    key = keyed.dev_key
+    assert eventually(lambda: keyed.status(key, "echo") == 200, timeout=RELOAD_DEADLINE)
+    request_ids = []
+    for headers in ({"apikey": key}, {"authorization": f"Bearer {key}"}):
+        for query in ("", "?fail=1"):
+            request_id = f"leak-{uuid.uuid4().hex[:8]}"
+            request_ids.append(request_id)
+            answer = keyed.call("GET", f"echo{query}", headers={**headers, "x-request-id": request_id})
+            assert answer.status_code == (500 if query else 200)
+            assert key not in answer.text
+            if not query:
+                assert "apikey" not in answer.json()["headers"]
+                assert "authorization" not in answer.json()["headers"]
+    for refused in (keyed.issue(), keyed.prod_key, "imp_dev_" + "y" * 300):
+        assert keyed.status(refused) in (401, 403)
+    keyed.grant("cred-broken", keyed.issue(), rate_limit={"count": "many"})  # logged as malformed
+
+    def logged() -> list[str]:
+        entries = keyed.redis.xrange(LOG_STREAM_PREFIX + keyed.key)
+        return [
+            fields[b"message"].decode()
+            for _, fields in entries
+            if fields[b"requestId"].decode() in request_ids
+        ]
+
+    assert eventually(lambda: len(logged()) >= 6, timeout=5)  # 4 header lines + 2 failures (at least)
+    stream = "\n".join(
+        f"{k!r}{v!r}"
+        for _, fields in keyed.redis.xrange(LOG_STREAM_PREFIX + keyed.key)
+        for k, v in fields.items()
+    )
+    leaked = [k for k in keyed.issued if k in stream or k[9:30] in stream]
+    assert leaked == []
+
+    log_files = [
+        p for p in ray_head.head.run_dir.rglob("*") if p.is_file() and p.suffix in (".log", ".out", ".err")
+    ]
+    assert log_files, "no Ray log files found"
+    needles = [k.encode() for k in keyed.issued] + [k[9:30].encode() for k in keyed.issued]
+    leaking_files = [str(p) for p in log_files if any(n in p.read_bytes() for n in needles)]
+    assert leaking_files == []
+    print(f"checked {len(keyed.issued)} keys against the log stream and {len(log_files)} Ray log files")
+
+
+def test_hello_throughput_with_key_auth_and_with_authtype_none(keyed: KeyedEnvironment) -> None:
+    """Reported, not asserted: 2000 calls at concurrency 8 through the HTTP ingress, per mode."""
+    url = f"{keyed.base}/hello"
+    key = keyed.dev_key
+    limited_key = keyed.issue()
+    keyed.grant("cred-bench", limited_key, rate_limit={"count": 10**9, "windowSeconds": 3600})
+    assert eventually(lambda: keyed.status(limited_key) == 200, timeout=RELOAD_DEADLINE)
+
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        measure(url, {"apikey": key}, total=400)  # warm-up: connections, workers
+        results["key-auth"] = measure(url, {"apikey": key})
+        results["key-auth + rate limit (Redis)"] = measure(url, {"apikey": limited_key})
+        keyed.set_environment({"authType": "none", "rateLimit": None})
+        assert eventually(lambda: keyed.status(None) == 200, timeout=RELOAD_DEADLINE)
+        results["authType none"] = measure(url, {})
+        results["key-auth (again)"] = {}
+        keyed.set_environment(None)
+        assert eventually(lambda: keyed.status(None) == 401, timeout=RELOAD_DEADLINE)
+        results["key-auth (again)"] = measure(url, {"apikey": key})
+    finally:
+        keyed.set_environment(None)
+    for mode, result in results.items():
+        print(
+            f"hello, {mode}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.2f} ms, {result['statuses']}"
+        )
+    assert all(result["statuses"] == {200: 2000} for result in results.values())
+
+
+def measure(url: str, headers: dict[str, str], *, total: int = 2000, concurrency: int = 8) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        statuses: collections.Counter[int] = collections.Counter()
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+            async def worker(calls: int) -> None:
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    response = await client.get(url, headers=headers)
+                    latencies.append(time.perf_counter() - started)
+                    statuses[response.status_code] += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(total // concurrency) for _ in range(concurrency)))
+            elapsed = time.perf_counter() - started
+        latencies.sort()
+        return {
+            "rps": total / elapsed,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "statuses": dict(statuses),
+        }
+
+    return asyncio.run(run())

@@ -1,8 +1,9 @@
 """The control plane's collaborators, built once at start and handed to routers through ``deps``.
 
 ``ControlPlane.open(settings)`` is the composition root: it connects to MongoDB and Redis, loads the
-master key, wires the repositories, the cluster driver and the reconcilers. Nothing here runs at
-import time; the reconcile loop is started by the app's lifespan.
+master key (and the API-key vault derived from it), wires the repositories, the cluster and ingress
+drivers and the reconcilers. Nothing here runs at import time; the reconcile loop is started by the
+app's lifespan.
 """
 
 from __future__ import annotations
@@ -16,21 +17,29 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from imprun.access import AccessService
 from imprun.drivers.cluster import ClusterDriver
+from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
+from imprun.drivers.ingress import IngressDriver
 from imprun.functions import FunctionService
 from imprun.lifecycle.commands import GatewayCommands
 from imprun.lifecycle.environments import EnvironmentReconciler
 from imprun.lifecycle.gateways import GatewayReconciler
+from imprun.lifecycle.grants import GrantReconciler
 from imprun.lifecycle.loop import ReconcileLoop
 from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
+from imprun.security.api_keys import KeyVault
 from imprun.security.master_key import MasterKey, load_master_key
 from imprun.settings import Settings
+from imprun.store.applications import ApplicationRepository, GrantRepository
+from imprun.store.consumers import IngressDocuments
 from imprun.store.events import EventLog
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
 from imprun.store.redis import Redis, connect_redis, ping_redis
+from imprun.store.runtime_feed import RuntimeFeed
 from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureCounter
 from imprun.store.users import UserRepository
@@ -50,6 +59,15 @@ def open_cluster_driver(settings: Settings) -> ClusterDriver | None:
     from imprun.drivers.local_ray import LocalRayServeDriver  # imports ray: only when needed
 
     return LocalRayServeDriver(settings.ray_address, settings)
+
+
+def open_ingress_driver(settings: Settings, mongo: Mongo, redis: Redis) -> IngressDriver:
+    """The embedded ingress: replicas enforce keys and limits published into the gateway databases.
+
+    The seam where an ``ingress: "embedded" | "apisix"`` setting will pick ``ApisixDriver`` instead.
+    """
+    feed = RuntimeFeed(mongo[settings.sys_db_name], redis)
+    return EmbeddedIngressDriver(IngressDocuments(mongo, feed))
 
 
 def open_function_runtime(driver: ClusterDriver | None) -> FunctionRuntime | None:
@@ -77,12 +95,21 @@ class ControlPlane:
     loop: ReconcileLoop | None
     functions: FunctionService
     function_runtime: FunctionRuntime | None
+    vault: KeyVault
+    ingress: IngressDriver
+    access: AccessService
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False
     owns_driver: bool = True
 
     @classmethod
-    def open(cls, settings: Settings, *, driver: ClusterDriver | None = None) -> ControlPlane:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        driver: ClusterDriver | None = None,
+        ingress: IngressDriver | None = None,
+    ) -> ControlPlane:
         if settings.mongo_url is None or settings.redis_url is None:
             raise ValueError("the control plane needs mongo_url and redis_url (imprun up fills them in)")
         mongo = connect_mongo(settings.mongo_url, timeout=settings.dependency_timeout_seconds)
@@ -92,6 +119,11 @@ class ControlPlane:
         gateways = GatewayRepository(sys_db)
         environments = EnvironmentRepository(sys_db)
         events = EventLog(sys_db)
+        master_key = load_master_key(settings)
+        vault = KeyVault.from_master_key(master_key)
+        ingress = ingress if ingress is not None else open_ingress_driver(settings, mongo, redis)
+        applications = ApplicationRepository(sys_db)
+        grants = GrantRepository(sys_db)
         owns_driver = driver is None
         driver = driver if driver is not None else open_cluster_driver(settings)
         loop: ReconcileLoop | None = None
@@ -104,14 +136,24 @@ class ControlPlane:
         functions = FunctionService.from_plane_parts(
             mongo=mongo, redis=redis, settings=settings, gateway_commands=gateway_commands, clock=utc_now
         )
+        access = AccessService(
+            applications=applications,
+            grants=grants,
+            gateways=gateway_commands,
+            vault=vault,
+            clock=utc_now,
+            wake=wake,
+        )
         if driver is not None and settings.reconcile:
             holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+            timing = ReconcileTiming(lease=timedelta(seconds=settings.lease_seconds))
+            faults = FaultInjector.from_env()
             common = {
                 "events": events,
                 "metrics": metrics,
                 "holder": holder,
-                "timing": ReconcileTiming(lease=timedelta(seconds=settings.lease_seconds)),
-                "faults": FaultInjector.from_env(),
+                "timing": timing,
+                "faults": faults,
             }
             loop = ReconcileLoop(
                 [
@@ -123,7 +165,26 @@ class ControlPlane:
                         forget_functions=functions.forget_gateway,
                         **common,
                     ),
-                    EnvironmentReconciler(environments, gateways, driver, **common),
+                    EnvironmentReconciler(
+                        environments,
+                        gateways,
+                        driver,
+                        ingress=ingress,
+                        upstream=(settings.host, settings.serve_port),
+                        **common,
+                    ),
+                    GrantReconciler(
+                        grants,
+                        applications,
+                        gateways,
+                        ingress,
+                        vault,
+                        events=events,
+                        metrics=metrics,
+                        holder=holder,
+                        timing=timing,
+                        faults=faults,
+                    ),
                 ],
                 interval=settings.reconcile_interval_seconds,
             )
@@ -131,7 +192,7 @@ class ControlPlane:
             settings=settings,
             mongo=mongo,
             redis=redis,
-            master_key=load_master_key(settings),
+            master_key=master_key,
             metrics=metrics,
             users=UserRepository(sys_db),
             sessions=SessionStore(redis, settings.session_ttl_seconds),
@@ -152,6 +213,9 @@ class ControlPlane:
             loop=loop,
             functions=functions,
             function_runtime=open_function_runtime(driver),
+            vault=vault,
+            ingress=ingress,
+            access=access,
             owns_driver=owns_driver,
         )
         plane.readiness["mongo"] = plane._check_mongo

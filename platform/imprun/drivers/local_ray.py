@@ -6,7 +6,9 @@ process), starts Serve with the settings' HTTP host and port if nobody has, and 
 environment as the Serve application ``<gw>-<env>`` built from ``ray_apps.environment``, with the
 deployment ``FunctionActor`` (the names an operator sees in the Ray dashboard) and the replicas'
 ``RuntimeConfig`` taken from the settings (Mongo and Redis URLs, system database, body limit, pool
-size, insecure mode). ``apply`` submits the application to the Serve controller and returns without
+size, insecure mode) plus the API-key pepper the composition root hands over (drivers may not import
+``imprun.security``: whoever builds the driver passes ``load_master_key(settings).derive("api-key-lookup")``;
+without it no API key can match). ``apply`` submits the application to the Serve controller and returns without
 waiting for replicas. Deployments carry a version derived from the ``ray_apps`` and
 ``runtime_actors`` sources and from that configuration, so applying an unchanged spec restarts
 nothing and a change of replica counts scales in place. Ray's exceptions are translated here:
@@ -62,13 +64,14 @@ _CONTROLLER_TIMEOUT_S: Final = 15.0
 class LocalRayServeDriver:
     """Runs gateway environments as Serve applications on the Ray cluster at ``ray_address``."""
 
-    def __init__(self, ray_address: str, settings: Settings) -> None:
+    def __init__(self, ray_address: str, settings: Settings, *, api_key_pepper: bytes = b"") -> None:
         host, _, port = ray_address.rpartition("://")[2].rpartition(":")
         if not host or not port.isdigit():
             raise Invalid(f"Ray address {ray_address!r} is not host:port or ray://host:port.")
         self._address = ray_address
         self._host, self._port = host, int(port)
         self._settings = settings
+        self._api_key_pepper = api_key_pepper
         self._lock = threading.RLock()
         self._connected = False
         self._owns_connection = False
@@ -76,7 +79,7 @@ class LocalRayServeDriver:
 
     def apply(self, spec: AppSpec) -> None:
         options = _deployment_options(spec)
-        runtime = runtime_config(self._settings)
+        runtime = runtime_config(self._settings, self._api_key_pepper)
         version = f"{_code_version()}-{runtime.digest()}"
         with self._translated(f"deploying {spec.app_name}"):
             self._ensure_serve()
@@ -195,8 +198,9 @@ class LocalRayServeDriver:
             ) from exc
 
 
-def runtime_config(settings: Settings) -> RuntimeConfig:
-    """What replicas need from the settings: services, limits and whether tenant code may run unjailed."""
+def runtime_config(settings: Settings, api_key_pepper: bytes = b"") -> RuntimeConfig:
+    """What replicas need from the settings: services, limits, whether tenant code may run unjailed,
+    and the pepper of API-key lookup hashes (``MasterKey.derive("api-key-lookup")``)."""
     return RuntimeConfig(
         mongo_url=settings.mongo_url,
         redis_url=settings.redis_url,
@@ -205,6 +209,7 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         max_request_bytes=settings.max_request_bytes,
         worker_pool_size=settings.worker_pool_size,
         egress_allow=settings.egress_allow,
+        api_key_pepper=api_key_pepper.hex(),
     )
 
 

@@ -128,6 +128,8 @@ class GatewayCommands:
         if not self.environments.update(key, fields, unless_phase=_TEARDOWN):
             raise Conflict(f"environment {name} is being deleted (phase {environment.phase.value})")
         self._event(gateway, "EnvironmentConfigured", f"{name}: {sorted(changes)}", actor=actor)
+        self.environments.wake(key)  # the environment reconciler publishes the new route to the ingress
+        self.wake()
         return environment.model_copy(update=changes)
 
     def events_of(self, gateway: Gateway, *, limit: int) -> list[Event]:

@@ -1,25 +1,37 @@
-"""The environment reconciler: keeps each environment's Serve app deployed, updated, or gone.
+"""The environment reconciler: keeps each environment's Serve app deployed, updated, or gone — and its
+ingress route (auth type, rate limit) published.
 
 The app spec comes from the owning gateway's bundle; the spec last deployed is remembered next to
 the record (store bookkeeping), so a changed bundle is noticed and rolled out as an in-place update.
+The ingress route is handled the same way: the route last given to the ``IngressDriver`` is kept as
+``appliedRoute`` bookkeeping, and ``decide_ingress`` (pure) asks for ``apply_environment`` whenever the
+environment's auth type or rate limit differ from it, again each time the environment becomes
+Started, and for ``delete_environment`` once it is being torn down. Ingress steps come before the
+lifecycle steps, so a route is removed before its environment is marked Deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from imprun.domain.decide import decide_environment
 from imprun.domain.environment import Environment
 from imprun.domain.gateway import Bundle
 from imprun.domain.observations import EnvironmentObservation
+from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.steps import DeleteApp, DeployApp, EnvironmentStep
 from imprun.drivers.cluster import AppSpec, ClusterDriver
+from imprun.drivers.ingress import EnvironmentRoute, IngressDriver, RateLimitSpec
 from imprun.errors import NotFound
 from imprun.lifecycle.gateways import failure_reason
 from imprun.lifecycle.reconciler import Reconciler
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository, environment_key
+
+ROUTE_REMOVED: Mapping[str, Any] = {"removed": True}
+"""``appliedRoute`` once the route was deleted from the ingress (teardown is then done)."""
 
 
 def app_spec(environment: Environment, bundle: Bundle) -> AppSpec:
@@ -33,7 +45,67 @@ def app_spec(environment: Environment, bundle: Bundle) -> AppSpec:
     )
 
 
-class EnvironmentReconciler(Reconciler[Environment, EnvironmentObservation, EnvironmentStep]):
+def ingress_route(environment: Environment, upstream: tuple[str, int]) -> EnvironmentRoute:
+    limit = environment.rate_limit
+    return EnvironmentRoute(
+        gateway_id=environment.gateway_id,
+        environment=environment.name,
+        auth_type=environment.auth_type.value,
+        rate_limit=None if limit is None else RateLimitSpec(limit.count, limit.window_seconds),
+        upstream_host=upstream[0],
+        upstream_port=upstream[1],
+    )
+
+
+def route_record(environment: Environment, route: EnvironmentRoute) -> dict[str, Any]:
+    """What ``appliedRoute`` holds: the route, and which start it was applied for (None unless Started)."""
+    started = environment.phase_since.isoformat() if environment.phase is Phase.STARTED else None
+    return {**asdict(route), "startedAt": started}
+
+
+# --- ingress steps (lifecycle-local: the domain's step types cover the Serve app only) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyIngressRoute:
+    """Give the ingress the environment's route: auth type and rate limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveIngressRoute:
+    """Delete the environment's route from the ingress (a missing one is fine)."""
+
+
+IngressStep = ApplyIngressRoute | RemoveIngressRoute
+
+
+def decide_ingress(
+    environment: Environment, desired: Mapping[str, Any], applied: Mapping[str, Any] | None
+) -> list[IngressStep]:
+    """Pure: remove the route while tearing down (until recorded removed), else apply it when it
+    differs from what was last applied."""
+    tearing_down = environment.state is DesiredState.DELETED or environment.phase in (
+        Phase.DELETING,
+        Phase.DELETED,
+    )
+    if tearing_down:
+        return [] if applied == ROUTE_REMOVED else [RemoveIngressRoute()]
+    return [] if applied == desired else [ApplyIngressRoute()]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentState:
+    """The environment reconciler's observation: the Serve app's and the ingress route's."""
+
+    app: EnvironmentObservation
+    route_wanted: Mapping[str, Any] | None = None
+    """``route_record`` of the route the environment should have; None without an ingress driver."""
+    route_applied: Mapping[str, Any] | None = None
+
+
+class EnvironmentReconciler(
+    Reconciler[Environment, EnvironmentState, EnvironmentStep | ApplyIngressRoute | RemoveIngressRoute]
+):
     kind = "environment"
 
     def __init__(
@@ -41,12 +113,17 @@ class EnvironmentReconciler(Reconciler[Environment, EnvironmentObservation, Envi
         environments: EnvironmentRepository,
         gateways: GatewayRepository,
         driver: ClusterDriver,
+        *,
+        ingress: IngressDriver | None = None,
+        upstream: tuple[str, int] = ("127.0.0.1", 8000),
         **kwargs: object,
     ) -> None:
         super().__init__(environments, **kwargs)  # type: ignore[arg-type]
         self.environments = environments
         self.gateways = gateways
         self.driver = driver
+        self.ingress = ingress
+        self.upstream = upstream
 
     def key(self, resource: Environment) -> str:
         return environment_key(resource.gateway_id, resource.name)
@@ -57,13 +134,13 @@ class EnvironmentReconciler(Reconciler[Environment, EnvironmentObservation, Envi
             raise NotFound(f"gateway {resource.gateway_id} of environment {resource.name} is gone")
         return app_spec(resource, gateway.bundle)
 
-    def observe(self, resource: Environment, now: datetime) -> EnvironmentObservation:
+    def observe(self, resource: Environment, now: datetime) -> EnvironmentState:
         app = self.driver.observe(resource.gateway_id, resource.name)
         applied = self.environments.bookkeeping(self.key(resource), "appliedSpec")
         up_to_date = True
         if app.status.exists and resource.state.value == "Running":
             up_to_date = applied == asdict(self._spec(resource))
-        return EnvironmentObservation(
+        observation = EnvironmentObservation(
             phase=resource.phase,
             app_status=app.status,
             app_up_to_date=up_to_date,
@@ -71,11 +148,25 @@ class EnvironmentReconciler(Reconciler[Environment, EnvironmentObservation, Envi
             failure_reason=failure_reason(resource),
             stuck=resource.is_stuck(now),
         )
+        if self.ingress is None:
+            return EnvironmentState(observation)
+        return EnvironmentState(
+            observation,
+            route_wanted=route_record(resource, ingress_route(resource, self.upstream)),
+            route_applied=self.environments.bookkeeping(self.key(resource), "appliedRoute"),
+        )
 
-    def decide(self, resource: Environment, observed: EnvironmentObservation) -> Sequence[EnvironmentStep]:
-        return decide_environment(resource.state, observed)
+    def decide(
+        self, resource: Environment, observed: EnvironmentState
+    ) -> Sequence[EnvironmentStep | IngressStep]:
+        lifecycle = decide_environment(resource.state, observed.app)
+        if observed.route_wanted is None:
+            return lifecycle
+        return [*decide_ingress(resource, observed.route_wanted, observed.route_applied), *lifecycle]
 
-    def apply(self, resource: Environment, step: EnvironmentStep, now: datetime) -> Environment | None:
+    def apply(
+        self, resource: Environment, step: EnvironmentStep | IngressStep, now: datetime
+    ) -> Environment | None:
         match step:
             case DeployApp():
                 spec = self._spec(resource)
@@ -83,6 +174,13 @@ class EnvironmentReconciler(Reconciler[Environment, EnvironmentObservation, Envi
                 self.environments.update(self.key(resource), {"appliedSpec": asdict(spec)})
             case DeleteApp():
                 self.driver.delete(resource.gateway_id, resource.name)
+            case ApplyIngressRoute() if self.ingress is not None:
+                route = ingress_route(resource, self.upstream)
+                self.ingress.apply_environment(route)
+                self.environments.update(self.key(resource), {"appliedRoute": route_record(resource, route)})
+            case RemoveIngressRoute() if self.ingress is not None:
+                self.ingress.delete_environment(resource.gateway_id, resource.name)
+                self.environments.update(self.key(resource), {"appliedRoute": dict(ROUTE_REMOVED)})
             case _:
                 raise TypeError(f"the environment reconciler cannot apply {step!r}")
         return resource

@@ -4,15 +4,13 @@ System database: ``functions`` (one draft per ``{gatewayId, name}``), ``function
 version's code, changelog, author, time), ``deployments`` (what version went to which environment, from
 where, by whom). Gateway database: ``__published_functions``, one document per ``{name, environment}``
 with ``_id = "<environment>:<name>"`` in the shape ``runtime_actors.protocol.PublishedFunction`` reads.
-Every publish or unpublish bumps the environment's counter in ``runtime_generations`` *after* the
-write (the lossless signal replicas compare against) and then announces ``<gw>/<env>`` on Redis's
-reload channel, best effort. Timestamps are stored as fixed-width ISO-8601 UTC strings (nx-27017 turns
-datetimes written by ``$set`` into naive strings; fixed width keeps them sortable as text).
+Every publish or unpublish is announced through ``imprun.store.runtime_feed`` after the write
+(generation bump, then the Redis wake-up). Timestamps are stored as fixed-width ISO-8601 UTC strings
+(nx-27017 turns datetimes written by ``$set`` into naive strings; fixed width keeps them sortable).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,15 +18,13 @@ from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
-from redis.exceptions import RedisError
 
 from imprun.domain.functions import Deployment, FunctionDraft, FunctionVersion, PublishedVersion
 from imprun.domain.naming import EnvironmentName, gateway_db_name
 from imprun.store.mongo import Document, Mongo, mongo_errors
 from imprun.store.redis import Redis
-from runtime_actors.protocol import GENERATIONS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
-
-log = logging.getLogger(__name__)
+from imprun.store.runtime_feed import RuntimeFeed
+from runtime_actors.protocol import PUBLISHED_FUNCTIONS
 
 
 def iso(moment: datetime) -> str:
@@ -249,8 +245,7 @@ class PublishedFunctions:
 
     def __init__(self, client: Mongo, sys_db: Database[Document], redis: Redis) -> None:
         self._client = client
-        self._generations = sys_db[GENERATIONS]
-        self._redis = redis
+        self._feed = RuntimeFeed(sys_db, redis)
 
     def _collection(self, gateway_id: str) -> Any:
         return self._client[gateway_db_name(gateway_id)][PUBLISHED_FUNCTIONS]
@@ -282,7 +277,7 @@ class PublishedFunctions:
         with mongo_errors():
             # The replacement names its _id: nx-27017 0.8.1 ignores the filter's _id on an upsert.
             self._collection(gateway_id).replace_one({"_id": doc["_id"]}, doc, upsert=True)
-        self._changed(gateway_id, published.environment)
+        self._feed.changed(gateway_id, published.environment)
 
     def unpublish(self, gateway_id: str, name: str, *, environments: tuple[str, ...]) -> list[str]:
         """Remove ``name`` from each of ``environments``; returns those it was published in."""
@@ -292,23 +287,11 @@ class PublishedFunctions:
                 deleted = self._collection(gateway_id).delete_one({"_id": _published_key(environment, name)})
             if deleted.deleted_count:
                 removed.append(environment)
-                self._changed(gateway_id, environment)
+                self._feed.changed(gateway_id, environment)
         return removed
 
     def generation(self, gateway_id: str, environment: str) -> int:
-        with mongo_errors():
-            doc = self._generations.find_one({"_id": f"{gateway_id}/{environment}"})
-        return 0 if doc is None else int(doc["generation"])
-
-    def _changed(self, gateway_id: str, environment: str) -> None:
-        """Bump the environment's generation (after the write), then wake the replicas (best effort)."""
-        key = f"{gateway_id}/{environment}"
-        with mongo_errors():
-            self._generations.update_one({"_id": key}, {"$inc": {"generation": 1}}, upsert=True)
-        try:
-            self._redis.publish(RELOAD_CHANNEL, key)
-        except RedisError as exc:
-            log.warning("reload announcement for %s failed (replicas catch up by generation): %s", key, exc)
+        return self._feed.generation(gateway_id, environment)
 
 
 def _published_key(environment: str, name: str) -> str:

@@ -26,7 +26,7 @@ from imprun.store.mongo import Document, encode_dates, epoch_ms, mongo_errors
 
 EPOCH = 0
 """``lockedAt`` of a free resource (milliseconds since the epoch)."""
-_BOOKKEEPING = ("_id", "lockedAt", "lockedBy", "appliedSpec")
+_BOOKKEEPING = ("_id", "lockedAt", "lockedBy", "appliedSpec", "appliedRoute")  # appliedRoute: the ingress
 
 R = TypeVar("R", bound=LifecycleResource)
 

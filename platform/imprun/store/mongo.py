@@ -102,6 +102,11 @@ def ensure_system_indexes(db: Database[Document]) -> None:
         )
         db.environments.create_index([("phase", ASCENDING), ("lockedAt", ASCENDING)], name="claim")
         db.events.create_index([("gatewayId", ASCENDING), ("at", DESCENDING)], name="gateway_time")
+        # Applications and grants (imprun.store.applications): one active grant per app/gw/env via `slot`.
+        db.applications.create_index([("ownerId", ASCENDING)], name="owner")
+        db.application_grants.create_index([("slot", ASCENDING)], unique=True, name="one_active_grant")
+        db.application_grants.create_index([("applicationId", ASCENDING)], name="application")
+        db.application_grants.create_index([("lockedAt", ASCENDING)], name="claim")
 
 
 __all__ = [
