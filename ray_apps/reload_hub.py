@@ -6,10 +6,11 @@ hard ``NodeAffinitySchedulingStrategy``, ``num_cpus=0``; later replicas get the 
 ``get_if_exists``). The hub holds one small ``MongoClient`` with one ``ReloadFeed`` (so one change
 stream per node, whatever the number of environments and replicas), one Redis pub/sub connection
 that turns ``imprun:reload`` messages into wake-ups, and the per-environment ``EnvironmentSnapshots``.
-Replicas call ``snapshot`` once and then long-poll ``wait_changed``, both ``with_access=True``: an idle
-replica costs one pending actor call and no CPU. With access the answer is ``(generation, functions,
-access)`` — the published functions, then ``AccessDocuments`` (the gateway's credentials and the
-environment's settings) read after the same generation; without, ``(generation, functions)``. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
+Replicas call ``snapshot`` once and then long-poll ``wait_changed``, both ``with_access=True``: an
+idle replica costs one pending actor call and no CPU. With access the answer is ``(generation,
+functions, access)`` — the published functions, then ``AccessDocuments`` (the gateway's credentials
+and the environment's settings) read after the same generation; without, ``(generation,
+functions)``. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ __all__ = [
 HUB_NAMESPACE: Final = "imprun"
 _MONGO_POOL_SIZE: Final = 4
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
+_HUB_PROTOCOL: Final = 2
+"""Bumped when the hub's methods change (2: ``with_access``), so replicas find a hub that has them."""
 
 SnapshotTuple = tuple[int, list[dict[str, Any]]]
 AccessSnapshotTuple = tuple[int, list[dict[str, Any]], AccessDocuments]
@@ -148,8 +151,10 @@ def _hub_actor_class() -> Any:
 
 
 def hub_name(node_id: str, mongo_url: str, redis_url: str | None, sys_db_name: str) -> str:
-    """One hub per node and configuration (a digest, never the URLs: they may carry credentials)."""
-    digest = hashlib.sha256(f"{mongo_url}\0{redis_url}\0{sys_db_name}".encode()).hexdigest()[:12]
+    """One hub per node, configuration and hub protocol (a digest, never the URLs: they may carry
+    credentials); a detached hub left by older code is never asked a question it cannot answer."""
+    identity = f"{mongo_url}\0{redis_url}\0{sys_db_name}\0{_HUB_PROTOCOL}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return f"imprun-reload-hub-{node_id}-{digest}"
 
 

@@ -386,8 +386,8 @@ class EnvironmentSnapshots:
 
     ``watch(key) -> generation`` starts following a key (``ReloadFeed.watch``); ``load(key)`` reads
     its published documents and ``load_access(key)``, when given, its ``AccessDocuments`` (both after
-    the generation, in one worker-thread hop). All of them block and run in worker threads. ``notify_threadsafe`` is the feed's
-    ``on_change``. Each key has at most one loader task, which reloads until the snapshot's generation
+    the generation, in one worker-thread hop). All of them block and run in worker threads.
+    ``notify_threadsafe`` is the feed's ``on_change``. Each key has at most one loader task, which reloads until the snapshot's generation
     is the newest announced one, retrying with backoff while the database is down (the old snapshot
     stays served meanwhile).
     """

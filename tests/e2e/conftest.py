@@ -76,6 +76,15 @@ def wait_started(
     return seen
 
 
+def make_public(client: TestClient, headers: dict[str, str], gw: str) -> None:
+    """``authType: none`` on every environment: these tests are about functions, not API keys."""
+    for env in ("dev", "staging", "prod"):
+        response = client.patch(
+            f"/v1/api-gateways/{gw}/environments/{env}", json={"authType": "none"}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+
+
 def served(
     data_plane: httpx.Client,
     method: str,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import SMALL_BUNDLE, served, wait_started
+from tests.e2e.conftest import SMALL_BUNDLE, make_public, served, wait_started
 
 HELLO_V1 = """
 def main(req):
@@ -44,6 +44,7 @@ def gateway(e2e_client: TestClient, e2e_user: dict[str, str]) -> Iterator[str]:
     )
     assert created.status_code == 202, created.text
     wait_started(e2e_client, e2e_user, gw)
+    make_public(e2e_client, e2e_user, gw)
     yield gw
     e2e_client.delete(f"/v1/api-gateways/{gw}", headers=e2e_user)
 

@@ -11,7 +11,7 @@ import pytest
 import ray
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import SMALL_BUNDLE, served, wait_started
+from tests.e2e.conftest import SMALL_BUNDLE, make_public, served, wait_started
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 
@@ -57,6 +57,7 @@ def test_publishes_survive_a_killed_hub_and_a_mongo_restart(
     gw = f"reload-{uuid.uuid4().hex[:6]}"
     api.post("/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": SMALL_BUNDLE}, headers=auth)
     wait_started(api, auth, gw)
+    make_public(api, auth, gw)
     base = f"/v1/api-gateways/{gw}/functions"
     api.post(base, json={"name": "counter", "code": code_for(0)}, headers=auth)
 

@@ -6,10 +6,10 @@ process), starts Serve with the settings' HTTP host and port if nobody has, and 
 environment as the Serve application ``<gw>-<env>`` built from ``ray_apps.environment``, with the
 deployment ``FunctionActor`` (the names an operator sees in the Ray dashboard) and the replicas'
 ``RuntimeConfig`` taken from the settings (Mongo and Redis URLs, system database, body limit, pool
-size, insecure mode) plus the API-key pepper the composition root hands over (drivers may not import
-``imprun.security``: whoever builds the driver passes ``load_master_key(settings).derive("api-key-lookup")``;
-without it no API key can match). ``apply`` submits the application to the Serve controller and returns without
-waiting for replicas. Deployments carry a version derived from the ``ray_apps`` and
+size, insecure mode) plus the API-key pepper the composition root hands over (drivers may not
+import ``imprun.security``: whoever builds the driver passes
+``load_master_key(settings).derive("api-key-lookup")``; without it no API key can match). ``apply``
+submits the application to the Serve controller and returns without waiting for replicas. Deployments carry a version derived from the ``ray_apps`` and
 ``runtime_actors`` sources and from that configuration, so applying an unchanged spec restarts
 nothing and a change of replica counts scales in place. Ray's exceptions are translated here:
 unreachable cluster or controller → ``Unavailable``; a spec Serve rejects → ``Invalid``. All calls
