@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 
 from imprun.api.app import create_app
 from imprun.drivers.local_ray import LocalRayServeDriver
+from imprun.security.api_keys import api_key_pepper
+from imprun.security.master_key import load_master_key
 from imprun.settings import Settings
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
@@ -41,7 +43,8 @@ def e2e_settings(services: RunningServices, ray_head: RunningRayHead) -> Setting
 
 @pytest.fixture(scope="session")
 def e2e_client(e2e_settings: Settings, ray_head: RunningRayHead) -> Iterator[TestClient]:
-    driver = LocalRayServeDriver(ray_head.address, e2e_settings)
+    pepper = api_key_pepper(load_master_key(e2e_settings))
+    driver = LocalRayServeDriver(ray_head.address, e2e_settings, api_key_pepper=pepper)
     with TestClient(create_app(e2e_settings, driver=driver)) as client:
         yield client
 

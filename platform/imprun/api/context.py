@@ -21,6 +21,7 @@ from imprun.access import AccessService
 from imprun.drivers.cluster import ClusterDriver
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
+from imprun.errors import Invalid
 from imprun.functions import FunctionService
 from imprun.lifecycle.commands import GatewayCommands
 from imprun.lifecycle.environments import EnvironmentReconciler
@@ -29,7 +30,7 @@ from imprun.lifecycle.grants import GrantReconciler
 from imprun.lifecycle.loop import ReconcileLoop
 from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
-from imprun.security.api_keys import KeyVault
+from imprun.security.api_keys import KeyVault, api_key_pepper
 from imprun.security.master_key import MasterKey, load_master_key
 from imprun.settings import Settings
 from imprun.store.applications import ApplicationRepository, GrantRepository
@@ -52,20 +53,43 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], None]
 
 
-def open_cluster_driver(settings: Settings) -> ClusterDriver | None:
-    """The local Ray Serve driver when a Ray address is known; None runs without a data plane."""
+def open_cluster_driver(settings: Settings, api_key_pepper: bytes) -> ClusterDriver | None:
+    """The local Ray Serve driver when a Ray address is known; None runs without a data plane.
+
+    Its replicas get ``api_key_pepper`` to hash presented keys the way ``__consumers`` was written.
+    """
     if settings.ray_address is None:
         return None
     from imprun.drivers.local_ray import LocalRayServeDriver  # imports ray: only when needed
 
-    return LocalRayServeDriver(settings.ray_address, settings)
+    return LocalRayServeDriver(settings.ray_address, settings, api_key_pepper=api_key_pepper)
 
 
 def open_ingress_driver(settings: Settings, mongo: Mongo, redis: Redis) -> IngressDriver:
-    """The embedded ingress: replicas enforce keys and limits published into the gateway databases.
+    """``IMPRUN_INGRESS=apisix``: APISIX's Admin API; else the embedded ingress, where replicas
+    enforce the keys and limits published into the gateway databases."""
+    if settings.ingress == "apisix":
+        from imprun.drivers.apisix import ApisixDriver
 
-    The seam where an ``ingress: "embedded" | "apisix"`` setting will pick ``ApisixDriver`` instead.
-    """
+        missing = [
+            name
+            for name in ("apisix_admin_url", "apisix_admin_key", "apisix_domain", "apisix_redis_host")
+            if getattr(settings, name) is None
+        ]
+        if missing:
+            raise Invalid("IMPRUN_INGRESS=apisix needs " + ", ".join(f"IMPRUN_{m.upper()}" for m in missing))
+        assert settings.apisix_admin_url and settings.apisix_admin_key and settings.apisix_domain
+        assert settings.apisix_redis_host
+        return ApisixDriver(
+            settings.apisix_admin_url,
+            settings.apisix_admin_key,
+            settings.apisix_domain,
+            settings.apisix_redis_host,
+            settings.apisix_redis_port,
+            timeout=settings.dependency_timeout_seconds,
+            redis_password=settings.apisix_redis_password,
+            redis_database=settings.apisix_redis_database,
+        )
     feed = RuntimeFeed(mongo[settings.sys_db_name], redis)
     return EmbeddedIngressDriver(IngressDocuments(mongo, feed))
 
@@ -125,14 +149,16 @@ class ControlPlane:
         applications = ApplicationRepository(sys_db)
         grants = GrantRepository(sys_db)
         owns_driver = driver is None
-        driver = driver if driver is not None else open_cluster_driver(settings)
+        driver = driver if driver is not None else open_cluster_driver(settings, api_key_pepper(master_key))
         loop: ReconcileLoop | None = None
 
         def wake() -> None:
             if loop is not None:
                 loop.wake()
 
-        gateway_commands = GatewayCommands(gateways, environments, events, clock=utc_now, wake=wake)
+        gateway_commands = GatewayCommands(
+            gateways, environments, events, clock=utc_now, wake=wake, on_delete=grants.wake_of_gateway
+        )
         functions = FunctionService.from_plane_parts(
             mongo=mongo, redis=redis, settings=settings, gateway_commands=gateway_commands, clock=utc_now
         )

@@ -11,7 +11,7 @@ client's errors into ``imprun.errors.Unavailable`` (retry later) or ``Invalid`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -50,7 +50,7 @@ class ConsumerCredential:
     lookup_hash: str
     active: bool
     rate_limit: RateLimitSpec | None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
 
 
 class IngressDriver(Protocol):

@@ -31,12 +31,14 @@ class GatewayCommands:
         *,
         clock: Callable[[], datetime],
         wake: Callable[[], None] = lambda: None,
+        on_delete: Callable[[str], None] = lambda gateway_id: None,
     ) -> None:
         self.gateways = gateways
         self.environments = environments
         self.events = events
         self.clock = clock
         self.wake = wake
+        self.on_delete = on_delete  # e.g. wake the gateway's grants, so their credentials go at once
 
     def get_owned(self, gateway_id: str, owner_id: str) -> Gateway:
         gateway = self.gateways.get(gateway_id)
@@ -90,6 +92,7 @@ class GatewayCommands:
         )
         self._event(gateway, "DeleteRequested", "deletion requested", actor=actor)
         self.gateways.wake(gateway.gateway_id)
+        self.on_delete(gateway.gateway_id)
         self.wake()
         return updated
 

@@ -47,6 +47,7 @@ class ReconcileLoop:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()  # before the tick: a wake-up arriving during it is not lost
             try:
                 worked = await asyncio.to_thread(self.tick)
             except Exception:  # pragma: no cover - tick() already catches; belt and braces
@@ -54,7 +55,6 @@ class ReconcileLoop:
                 worked = 0
             if worked:
                 continue  # more may be claimable right away
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             except TimeoutError:

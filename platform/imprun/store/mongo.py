@@ -106,6 +106,7 @@ def ensure_system_indexes(db: Database[Document]) -> None:
         db.applications.create_index([("ownerId", ASCENDING)], name="owner")
         db.application_grants.create_index([("slot", ASCENDING)], unique=True, name="one_active_grant")
         db.application_grants.create_index([("applicationId", ASCENDING)], name="application")
+        db.application_grants.create_index([("gatewayId", ASCENDING)], name="gateway")
         db.application_grants.create_index([("lockedAt", ASCENDING)], name="claim")
 
 

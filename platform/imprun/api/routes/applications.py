@@ -1,0 +1,136 @@
+"""``/v1/applications``: applications (create, list, get, patch, delete) and their grants (create,
+list, regenerate the key, revoke).
+
+The key is in exactly two responses — creating a grant and regenerating its key — and those are
+sent with ``Cache-Control: no-store``; listings show only the short ``keyPrefix``. The work happens
+in ``imprun.access.AccessService``; this module validates bodies and shapes responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from imprun.access import IssuedKey
+from imprun.api.deps import CurrentUser, Plane
+from imprun.domain.environment import RateLimit
+from imprun.domain.naming import EnvironmentName
+from imprun.store.applications import ApplicationRecord, GrantRecord
+
+router = APIRouter(prefix="/v1/applications", tags=["applications"])
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplicationCreate(_Request):
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    organization: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class ApplicationPatch(_Request):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=1000)
+    organization: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class GrantCreate(_Request):
+    gatewayId: str = Field(min_length=1, max_length=64)
+    environment: EnvironmentName
+    rateLimit: RateLimit | None = None
+    """Optional per-application limit; null means the environment's own limit applies."""
+
+
+def application_public(application: ApplicationRecord) -> dict[str, Any]:
+    return {
+        "applicationId": application.application_id,
+        "name": application.name,
+        "description": application.description,
+        "organization": application.organization,
+        "createdAt": application.created_at,
+        "updatedAt": application.updated_at,
+    }
+
+
+def grant_public(grant: GrantRecord) -> dict[str, Any]:
+    return {
+        "grantId": grant.grant_id,
+        "applicationId": grant.application_id,
+        "credentialId": grant.credential_id,
+        "keyPrefix": grant.key.key_prefix,
+        "gatewayId": grant.gateway_id,
+        "environment": grant.environment,
+        "rateLimit": grant.rate_limit.model_dump(mode="json") if grant.rate_limit else None,
+        "status": grant.status.value,
+        "applied": grant.key_applied,
+        "createdAt": grant.created_at,
+        "keyIssuedAt": grant.key_issued_at,
+    }
+
+
+def issued_public(issued: IssuedKey, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "no-store"
+    return {**grant_public(issued.grant), "apiKey": issued.api_key}
+
+
+@router.post("", status_code=201)
+def create_application(body: ApplicationCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    application = plane.access.create_application(
+        user, name=body.name, description=body.description, organization=body.organization
+    )
+    return application_public(application)
+
+
+@router.get("")
+def list_applications(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+    return [application_public(a) for a in plane.access.list_applications(user)]
+
+
+@router.get("/{app}")
+def get_application(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    return application_public(plane.access.get_application(app, user))
+
+
+@router.patch("/{app}")
+def patch_application(app: str, body: ApplicationPatch, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    changes: dict[str, Any] = {"name": body.name, "description": body.description}
+    if "organization" in body.model_fields_set:
+        changes["organization"] = body.organization
+    return application_public(plane.access.update_application(app, user, **changes))
+
+
+@router.delete("/{app}")
+def delete_application(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    revoked = plane.access.delete_application(app, user)
+    return {"applicationId": app, "deleted": True, "revokedGrants": revoked}
+
+
+@router.post("/{app}/grants", status_code=201)
+def create_grant(
+    app: str, body: GrantCreate, user: CurrentUser, plane: Plane, response: Response
+) -> dict[str, Any]:
+    issued = plane.access.create_grant(
+        app, user, gateway_id=body.gatewayId, environment=body.environment, rate_limit=body.rateLimit
+    )
+    return issued_public(issued, response)
+
+
+@router.get("/{app}/grants")
+def list_grants(app: str, user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+    return [grant_public(g) for g in plane.access.grants_of(app, user)]
+
+
+@router.post("/{app}/grants/{grant}/regenerate")
+def regenerate_key(
+    app: str, grant: str, user: CurrentUser, plane: Plane, response: Response
+) -> dict[str, Any]:
+    return issued_public(plane.access.regenerate(app, grant, user), response)
+
+
+@router.delete("/{app}/grants/{grant}", status_code=202)
+def revoke_grant(app: str, grant: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    return grant_public(plane.access.revoke(app, grant, user))
