@@ -1,0 +1,200 @@
+"""Measuring helpers shared by the benchmarks: percentiles, the load average, and the CPU time of the
+processes that make up one benchmark's platform, read from ``/proc``.
+
+Which processes count: the services a benchmark started itself (their pids, and every descendant of
+them), and every process carrying this benchmark's Ray head marker (``IMPRUN_RAY_HEAD_ID=<GCS port>``,
+inherited by the head's GCS, raylet, dashboard, workers, Serve replicas and HAProxy) together with its
+descendants (the replicas' jailed workers start with an empty environment, so they carry no marker).
+Processes of other Ray heads on the machine carry another port in the marker and are never counted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+# Groups a platform process is reported under.
+RAY_SYSTEM: Final = "Ray + Serve system"
+REPLICAS: Final = "replicas + jailed workers"
+RELOAD_HUB: Final = "reload hub"
+
+
+# --- statistics ----------------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], pct: float) -> float:
+    """The nearest-rank ``pct`` percentile of ``samples`` (a value that occurred, never interpolated)."""
+    if not samples:
+        raise ValueError("no samples")
+    if not 0 < pct <= 100:
+        raise ValueError(f"percentile {pct} is outside (0, 100]")
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Order statistics of one series of samples (in the samples' unit)."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Summary:
+        return cls(
+            count=len(samples),
+            p50=percentile(samples, 50),
+            p90=percentile(samples, 90),
+            p99=percentile(samples, 99),
+            max=max(samples),
+        )
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} cores"
+
+
+# --- CPU time of process trees -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Process:
+    pid: int
+    ppid: int
+    started: int  # clock ticks after boot: tells a process from a later one that reused its pid
+    cpu_ticks: int  # user + system
+
+
+def _read_process(pid: int) -> _Process | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone
+        return None
+    # Field 2 (comm) is in parentheses and may contain spaces; fields after it start at field 3 (state).
+    rest = stat[stat.rindex(")") + 2 :].split()
+    return _Process(
+        pid=pid, ppid=int(rest[1]), started=int(rest[19]), cpu_ticks=int(rest[11]) + int(rest[12])
+    )
+
+
+def _all_processes() -> Iterator[_Process]:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            process = _read_process(int(entry.name))
+            if process is not None:
+                yield process
+
+
+def _has_marker(pid: int, needle: bytes) -> bool:
+    try:
+        return needle in b"\0" + Path(f"/proc/{pid}/environ").read_bytes() + b"\0"
+    except OSError:  # gone, or another user's
+        return False
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ray_group(pid: int) -> str:
+    """A marker process's group, from the title Ray gives its workers (``ray::ServeReplica:…``)."""
+    command = _command_line(pid)
+    if command.startswith("ray::ServeReplica"):
+        return REPLICAS
+    if command.startswith("ray::ReloadHub"):
+        return RELOAD_HUB
+    return RAY_SYSTEM
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU ticks of every platform process at one moment, keyed by (pid, start time)."""
+
+    at: float
+    ticks: Mapping[tuple[int, int], tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    """CPU used by the platform between two snapshots, per group, as a share of one core."""
+
+    seconds: float
+    by_group: Mapping[str, float]  # CPU seconds
+    processes: Mapping[str, int]  # processes alive at the end
+    vanished: int  # processes that exited during the window (their CPU is not counted)
+
+    @property
+    def total_percent(self) -> float:
+        return 100 * sum(self.by_group.values()) / self.seconds
+
+    def percent(self, group: str) -> float:
+        return 100 * self.by_group.get(group, 0.0) / self.seconds
+
+
+@dataclass
+class PlatformProcesses:
+    """Finds this benchmark's platform processes: ``roots`` (pid → group) and the Ray head's marker."""
+
+    roots: Mapping[int, str]
+    ray_head_marker: bytes  # b"IMPRUN_RAY_HEAD_ID=<port>"
+    _marker_memo: dict[tuple[int, int], bool] = field(default_factory=dict, repr=False)
+
+    def snapshot(self, now: float) -> CpuSnapshot:
+        table = {p.pid: p for p in _all_processes()}
+        groups: dict[int, str | None] = {}
+
+        def group_of(pid: int, depth: int = 0) -> str | None:
+            if pid in groups:
+                return groups[pid]
+            process = table.get(pid)
+            group: str | None = None
+            if process is not None and depth < 64:
+                group = self.roots.get(pid)
+                if group is None:
+                    parent = group_of(process.ppid, depth + 1) if process.ppid > 1 else None
+                    if parent is not None and parent != RAY_SYSTEM:
+                        group = parent  # a service's or a replica's child belongs with it
+                    elif self._marked(process):
+                        group = _ray_group(pid)  # raylet's children are workers: classify each
+                    else:
+                        group = parent
+            groups[pid] = group
+            return group
+
+        ticks: dict[tuple[int, int], tuple[str, int]] = {}
+        for pid, process in table.items():
+            group = group_of(pid)
+            if group is not None:
+                ticks[(pid, process.started)] = (group, process.cpu_ticks)
+        return CpuSnapshot(at=now, ticks=ticks)
+
+    def _marked(self, process: _Process) -> bool:
+        key = (process.pid, process.started)
+        if key not in self._marker_memo:
+            self._marker_memo[key] = _has_marker(process.pid, b"\0" + self.ray_head_marker + b"\0")
+        return self._marker_memo[key]
+
+
+def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> CpuUsage:
+    """CPU each group used from ``before`` to ``after``; a process born in between counts in full."""
+    by_group: dict[str, float] = {}
+    processes: dict[str, int] = {}
+    for key, (group, ticks) in after.ticks.items():
+        _, earlier = before.ticks.get(key, (group, 0))
+        by_group[group] = by_group.get(group, 0.0) + (ticks - earlier) / CLOCK_TICKS
+        processes[group] = processes.get(group, 0) + 1
+    vanished = sum(1 for key in before.ticks if key not in after.ticks)
+    return CpuUsage(seconds=after.at - before.at, by_group=by_group, processes=processes, vanished=vanished)
