@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 import pytest
 
 from runtime_actors.imp_module import HTTPError, Request, Response
-from runtime_actors.invocation import ValidationFailed, bind, contract_of, execute, respond
+from runtime_actors.invocation import ContractError, ValidationFailed, bind, contract_of, execute, respond
 from runtime_actors.protocol import Invocation
 
 
@@ -62,8 +62,8 @@ def test_string_annotations_are_resolved_in_the_function_module() -> None:
 
 
 def test_main_must_be_a_function() -> None:
-    from runtime_actors.invocation import ContractError
-
+    # ContractError from the same module object as contract_of: other tests re-import the worker's
+    # modules, and a fresh import here would be a different class.
     with pytest.raises(ContractError):
         contract_of(print)
 
