@@ -13,6 +13,8 @@ from typing import Any
 
 PUBLISHED_FUNCTIONS = "__published_functions"
 CONSUMERS = "__consumers"
+ENVIRONMENT_SETTINGS = "__environments"
+"""Per-environment ``{_id: <env>, authType, rateLimit}`` the ingress publishes for replicas."""
 GENERATIONS = "runtime_generations"
 """System-database collection of per-environment generation counters ``{_id: "<gw>/<env>", generation}``;
 every publish/unpublish (and later every consumer/variable change) bumps its environment's counter."""

@@ -38,10 +38,10 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
+from runtime_actors.protocol import CONSUMERS, ENVIRONMENT_SETTINGS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
 
 __all__ = [
-    "ENVIRONMENTS",
+    "ENVIRONMENT_SETTINGS",
     "AccessDocuments",
     "EnvironmentSnapshots",
     "FeedStats",
@@ -60,7 +60,6 @@ Document = dict[str, Any]
 
 _RETRY_MAX_S: Final = 5.0
 
-ENVIRONMENTS: Final = "__environments"
 """Gateway-database collection of per-environment settings ``{_id: <env>, authType, rateLimit}``."""
 
 _CONSUMER_FIELDS: Final = {
@@ -103,7 +102,7 @@ def load_access_documents(client: MongoClient[Document], key: str) -> AccessDocu
     database = client[f"gatewayid_{gateway_id}"]
     return {
         "consumers": list(database[CONSUMERS].find({}, _CONSUMER_FIELDS)),
-        "environment": database[ENVIRONMENTS].find_one({"_id": environment}, {"_id": False}),
+        "environment": database[ENVIRONMENT_SETTINGS].find_one({"_id": environment}, {"_id": False}),
     }
 
 

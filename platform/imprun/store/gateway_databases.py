@@ -11,9 +11,7 @@ from pymongo import ASCENDING
 
 from imprun.domain.naming import gateway_db_name
 from imprun.store.mongo import Mongo, mongo_errors
-
-PUBLISHED_FUNCTIONS = "__published_functions"
-CONSUMERS = "__consumers"
+from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS
 
 
 class GatewayDatabases:

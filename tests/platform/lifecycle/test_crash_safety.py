@@ -30,8 +30,8 @@ from imprun.domain.naming import ENVIRONMENT_NAMES, gateway_db_name, serve_app_n
 from imprun.domain.observations import AppStatus
 from imprun.drivers.local_ray import LocalRayServeDriver
 from imprun.store.events import Event, EventLog
-from imprun.store.gateway_databases import CONSUMERS, PUBLISHED_FUNCTIONS
 from imprun.store.mongo import Document, Mongo, connect_mongo
+from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices
