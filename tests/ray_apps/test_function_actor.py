@@ -40,12 +40,12 @@ from imprun.settings import Settings
 from ray_apps.reload_hub import HUB_NAMESPACE, hub_name
 from runtime_actors.protocol import (
     CONSUMERS,
+    ENVIRONMENT_SETTINGS,
     GENERATIONS,
     LOG_STREAM_PREFIX,
     PUBLISHED_FUNCTIONS,
     RELOAD_CHANNEL,
 )
-from runtime_actors.reload import ENVIRONMENTS
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices
@@ -94,7 +94,7 @@ class Environment:
 
     def set_environment(self, document: Document | None) -> int:
         """Write (or delete) this environment's ``__environments`` document, then bump."""
-        settings = self.mongo[f"gatewayid_{self.gateway_id}"][ENVIRONMENTS]
+        settings = self.mongo[f"gatewayid_{self.gateway_id}"][ENVIRONMENT_SETTINGS]
         if document is None:
             settings.delete_one({"_id": "dev"})
         else:

@@ -111,7 +111,9 @@ def test_a_grant_shows_its_key_once_and_publishes_only_its_lookup_hash(
         "active": True,
         "rateLimit": None,
     }
-    assert generation(plane, gateway, "dev") > before
+    wait_for(
+        lambda: generation(plane, gateway, "dev") > before, "the generation bump after the write", timeout=2
+    )
 
     wait_for(lambda: applied(access_client, owner, application, body["grantId"]), "the grant to show applied")
     listed = access_client.get(f"/v1/applications/{application}/grants", headers=owner).json()
@@ -164,7 +166,9 @@ def test_regenerating_replaces_the_published_hash_within_a_second(
     wait_for(only_the_new_hash, "only the new hash in __consumers", timeout=REVOKE_DEADLINE)
     elapsed = time.monotonic() - started
     assert elapsed < REVOKE_DEADLINE
-    assert generation(plane, gateway, "prod") > before
+    wait_for(
+        lambda: generation(plane, gateway, "prod") > before, "the generation bump after the write", timeout=2
+    )
     wait_for(lambda: f"{gateway}/prod" in reload_messages(), "the reload announcement", timeout=2)
 
 
@@ -194,7 +198,9 @@ def test_revoking_removes_the_credential_within_a_second_and_frees_the_slot(
 
     wait_for(revoked, "the credential to be gone", timeout=REVOKE_DEADLINE)
     assert time.monotonic() - started < REVOKE_DEADLINE
-    assert generation(plane, gateway, "dev") > before
+    wait_for(
+        lambda: generation(plane, gateway, "dev") > before, "the generation bump after the write", timeout=2
+    )
     wait_for(lambda: f"{gateway}/dev" in reload_messages(), "the reload announcement", timeout=2)
     # The revoked grant disappears once its credential is gone; its slot is free again.
     wait_for(
@@ -337,7 +343,11 @@ def test_environment_auth_type_and_rate_limit_reach_the_replicas(
         "rateLimit": {"count": 20, "windowSeconds": 60},
     }
     wait_for(lambda: environment_settings(plane, gateway, "staging") == wanted, "the new settings", timeout=5)
-    assert generation(plane, gateway, "staging") > before
+    wait_for(
+        lambda: generation(plane, gateway, "staging") > before,
+        "the generation bump after the write",
+        timeout=2,
+    )
     wait_for(lambda: f"{gateway}/staging" in reload_messages(), "the reload announcement", timeout=2)
 
     response = access_client.patch(
