@@ -24,7 +24,14 @@ from enum import StrEnum
 from imprun.domain.phases import DesiredState, Phase
 from imprun.drivers.ingress import ConsumerCredential, IngressDriver, RateLimitSpec
 from imprun.errors import ImprunError, Unavailable
-from imprun.lifecycle.reconciler import GONE, FaultInjector, ReconcileTiming, step_name, utc_now
+from imprun.lifecycle.reconciler import (
+    GONE,
+    FaultInjector,
+    ReconcileTiming,
+    backoff_delay,
+    step_name,
+    utc_now,
+)
 from imprun.observability.metrics import Metrics
 from imprun.security.api_keys import KeyVault, SealedKey
 from imprun.store.applications import ApplicationRepository, AppliedConsumer, GrantRecord, GrantRepository
@@ -248,7 +255,7 @@ class GrantReconciler:
     def _back_off(self, grant: GrantRecord, message: str) -> float:
         failures = self._failures.get(grant.grant_id, 0) + 1
         self._failures[grant.grant_id] = failures
-        delay = float(min(self.timing.max_backoff, 0.5 * 2.0 ** min(failures - 1, 10)))
+        delay = backoff_delay(failures, self.timing.max_backoff)
         log.warning("grant %s: %s (attempt %d, retry in %.1fs)", grant.grant_id, message, failures, delay)
         try:
             self._record(grant, "Warning", "StepFailed", f"{message} (retry in {delay:.0f} s)", None)

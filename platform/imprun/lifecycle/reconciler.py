@@ -40,6 +40,11 @@ GONE = -1.0
 """``_reconcile``'s answer when the resource no longer exists (no lease to release)."""
 
 
+def backoff_delay(failures: int, max_backoff: float) -> float:
+    """Seconds before retry number ``failures``: 0.5 s doubling per failure, capped."""
+    return float(min(max_backoff, 0.5 * 2.0 ** min(failures - 1, 10)))
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -224,7 +229,7 @@ class Reconciler(Generic[R, O, S]):
     def _back_off(self, resource: R, key: str, exc: BaseException) -> float:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        delay = float(min(self.timing.max_backoff, 0.5 * 2.0 ** min(failures - 1, 10)))
+        delay = backoff_delay(failures, self.timing.max_backoff)
         message = exc.message if isinstance(exc, ImprunError) else f"{type(exc).__name__}: {exc}"
         permanent = isinstance(exc, Invalid)
         log.warning("%s %s: %s (attempt %d, retry in %.1fs)", self.kind, key, message, failures, delay)

@@ -24,9 +24,8 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 
 from imprun.domain.environment import RateLimit
-from imprun.store.functions import iso, parse_time
 from imprun.store.lifecycle import EPOCH
-from imprun.store.mongo import Document, epoch_ms, mongo_errors
+from imprun.store.mongo import Document, epoch_ms, iso, mongo_errors, parse_time
 
 
 class GrantStatus(StrEnum):

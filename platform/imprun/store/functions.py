@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING
@@ -21,24 +21,10 @@ from pymongo.database import Database
 
 from imprun.domain.functions import Deployment, FunctionDraft, FunctionVersion, PublishedVersion
 from imprun.domain.naming import EnvironmentName, gateway_db_name
-from imprun.store.mongo import Document, Mongo, mongo_errors
+from imprun.store.mongo import Document, Mongo, iso, mongo_errors, parse_time
 from imprun.store.redis import Redis
 from imprun.store.runtime_feed import RuntimeFeed
 from runtime_actors.protocol import PUBLISHED_FUNCTIONS
-
-
-def iso(moment: datetime) -> str:
-    """``2025-01-02T03:04:05.000006+00:00``: always UTC, always microseconds, so text order is time order."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: imprun stores only timezone-aware times")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def parse_time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def ensure_function_indexes(sys_db: Database[Document]) -> None:

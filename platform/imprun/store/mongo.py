@@ -22,6 +22,21 @@ Document = dict[str, Any]
 Mongo = MongoClient[Document]
 
 
+def iso(moment: datetime) -> str:
+    """``2025-01-02T03:04:05.000006+00:00``: always UTC, always microseconds, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: imprun stores only timezone-aware times")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_time(value: Any) -> datetime:
+    """A stored time (ISO string, or a BSON date from an insert) as an aware datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def encode_dates(value: Any) -> Any:
     """Datetimes as ISO-8601 strings with their offset, recursively, for every ``$set``.
 
@@ -30,9 +45,7 @@ def encode_dates(value: Any) -> Any:
     strings, written the same way on insert and update; they sort correctly and parse back aware.
     """
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: imprun stores only timezone-aware times")
-        return value.astimezone(UTC).isoformat()
+        return iso(value)
     if isinstance(value, dict):
         return {k: encode_dates(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -117,7 +130,9 @@ __all__ = [
     "encode_dates",
     "ensure_system_indexes",
     "epoch_ms",
+    "iso",
     "mongo_errors",
     "mongo_reachable",
+    "parse_time",
     "ping_mongo",
 ]

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from imprun.domain.functions import DraftChanges, FunctionDraft, PublishedVersion, revise
-from imprun.store.functions import FunctionDrafts, PublishedFunctions, iso, parse_time
-from imprun.store.mongo import Mongo, connect_mongo
+from imprun.store.functions import FunctionDrafts, PublishedFunctions
+from imprun.store.mongo import Mongo, connect_mongo, iso, parse_time
 from imprun.store.redis import connect_redis
 from tests.fixtures.services import RunningServices, free_port
 
