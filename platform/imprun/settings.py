@@ -64,6 +64,29 @@ class Settings(BaseSettings):
     apisix_redis_password: SecretStr | None = None
     apisix_redis_database: int = 0
 
+    # AI gateway: chat providers (the MCP endpoint needs none of these) and tool-dispatch limits.
+    ai_provider: Literal["openai", "anthropic", "local"] | None = Field(
+        default=None, description="Chat provider when a request names none; unset = the first configured."
+    )
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = Field(default=None, description="Override of the OpenAI API URL.")
+    openai_model: str = "gpt-4.1-mini"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = Field(default=None, description="Override of the Anthropic API URL.")
+    anthropic_model: str = "claude-sonnet-4-5"
+    local_llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible URL of a local model server (vLLM, Ollama, ...)."
+    )
+    local_llm_model: str | None = None
+    local_llm_api_key: SecretStr | None = None
+    ai_max_tool_calls: int = Field(default=8, ge=1, le=100, description="Tool calls per chat request.")
+    ai_tool_timeout_seconds: float = Field(default=30.0, gt=0, description="Deadline of one tool call.")
+    ai_provider_timeout_seconds: float = Field(default=60.0, gt=0, description="Deadline of one LLM call.")
+    ai_provider_retries: int = Field(default=2, ge=0, le=10, description="Retries on provider 429/5xx.")
+    mcp_allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="Host header values /mcp accepts besides loopback (JSON list)."
+    )
+
     # Auth and sessions.
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     login_max_failures: int = Field(default=10, ge=1, description="Failed logins per window before 429.")
