@@ -12,14 +12,17 @@ holds only the Protocol and its value objects, so the layers above import it wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from imprun.domain.naming import ENVIRONMENT_NAMES, route_prefix, serve_app_name, validate_gateway_id
 from imprun.domain.observations import AppStatus
 from imprun.errors import Invalid
 
-__all__ = ["AppSpec", "AppStatus", "ClusterDriver", "ObservedApp", "validate_app_ref"]
+__all__ = ["AppSpec", "AppStatus", "ClusterDriver", "ObservedApp", "PlatformAppSpec", "validate_app_ref"]
 
 
 def validate_app_ref(gateway_id: str, environment: str) -> None:
@@ -74,6 +77,45 @@ class AppSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformAppSpec:
+    """A platform-wide Serve application (the AI gateway): one per cluster, not per gateway.
+
+    ``import_path`` names a builder ``module:function`` that takes ``args`` (JSON-able) and returns
+    the Serve application, exactly as a ``serveConfigV2`` entry would; ``route_prefix`` is where the
+    ingress sends it traffic (``/`` catches every path no environment claims).
+    """
+
+    name: str
+    import_path: str
+    route_prefix: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    replicas: int = 1
+    cpu: float = 0.1
+    memory_mb: int = 0
+
+    def __post_init__(self) -> None:
+        module, _, attribute = self.import_path.partition(":")
+        if not module or not attribute:
+            raise Invalid(f"import_path must be 'module:builder', got {self.import_path!r}.")
+        if not self.route_prefix.startswith("/"):
+            raise Invalid(f"route_prefix must start with '/', got {self.route_prefix!r}.")
+        if self.replicas < 1 or self.cpu < 0 or self.memory_mb < 0:
+            raise Invalid("a platform application needs replicas >= 1, cpu >= 0 and memory_mb >= 0.")
+
+    def digest(self) -> str:
+        """Changes whenever anything a replica is built from does (its args included)."""
+        shape = {
+            "import_path": self.import_path,
+            "route_prefix": self.route_prefix,
+            "args": dict(self.args),
+            "replicas": self.replicas,
+            "cpu": self.cpu,
+            "memory_mb": self.memory_mb,
+        }
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
 class ObservedApp:
     """One observation of an environment's application; ``message`` explains failures."""
 
@@ -99,6 +141,18 @@ class ClusterDriver(Protocol):
 
     def list_apps(self) -> list[str]:
         """Names of the imprun environment applications on the cluster (for orphan detection)."""
+        ...
+
+    def apply_platform_app(self, spec: PlatformAppSpec) -> None:
+        """Create or update a platform-wide application (idempotent; no waiting for replicas)."""
+        ...
+
+    def observe_platform_app(self, name: str) -> ObservedApp:
+        """A platform application's current status (``MISSING`` when it does not exist)."""
+        ...
+
+    def delete_platform_app(self, name: str) -> None:
+        """Start deleting a platform application; deleting a missing one is fine."""
         ...
 
     def ping(self) -> None:

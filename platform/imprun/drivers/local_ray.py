@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import importlib.util
 import logging
 import socket
@@ -37,7 +38,7 @@ from ray.serve.exceptions import RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
 from imprun.domain.naming import serve_app_name
-from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, validate_app_ref
+from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, PlatformAppSpec, validate_app_ref
 from imprun.errors import ImprunError, Invalid, Unavailable
 from imprun.settings import Settings
 from ray_apps.environment import DEPLOYMENT_NAME, RuntimeConfig, environment_deployment
@@ -93,9 +94,35 @@ class LocalRayServeDriver:
                 [target], wait_for_ingress_deployment_creation=False, wait_for_applications_running=False
             )
 
+    def apply_platform_app(self, spec: PlatformAppSpec) -> None:
+        """Build the application with its builder (``version`` added to the args, so an unchanged spec
+        restarts nothing) and submit it without waiting for replicas."""
+        module_name, _, builder_name = spec.import_path.partition(":")
+        args = {
+            **spec.args,
+            "version": f"{_code_version()}-{spec.digest()}",
+            "ray_actor_options": _actor_options(spec.cpu, spec.memory_mb),
+            "num_replicas": spec.replicas,
+        }
+        with self._translated(f"deploying {spec.name}"):
+            builder = getattr(importlib.import_module(module_name), builder_name)
+            self._ensure_serve()
+            target = serve.RunTarget(builder(args), name=spec.name, route_prefix=spec.route_prefix)
+            serve.run_many(
+                [target], wait_for_ingress_deployment_creation=False, wait_for_applications_running=False
+            )
+
+    def observe_platform_app(self, name: str) -> ObservedApp:
+        return self._observe_app(name)
+
+    def delete_platform_app(self, name: str) -> None:
+        self._delete_app(name)
+
     def observe(self, gateway_id: str, environment: str) -> ObservedApp:
         validate_app_ref(gateway_id, environment)
-        name = serve_app_name(gateway_id, environment)
+        return self._observe_app(serve_app_name(gateway_id, environment))
+
+    def _observe_app(self, name: str) -> ObservedApp:
         with self._translated(f"reading the status of {name}"):
             client = self._serve_client()
             if client is None:
@@ -110,7 +137,9 @@ class LocalRayServeDriver:
 
     def delete(self, gateway_id: str, environment: str) -> None:
         validate_app_ref(gateway_id, environment)
-        name = serve_app_name(gateway_id, environment)
+        self._delete_app(serve_app_name(gateway_id, environment))
+
+    def _delete_app(self, name: str) -> None:
         with self._translated(f"deleting {name}"):
             client = self._serve_client()
             if client is not None:
@@ -213,11 +242,15 @@ def runtime_config(settings: Settings, api_key_pepper: bytes = b"") -> RuntimeCo
     )
 
 
+def _actor_options(cpu: float, memory_mb: int) -> dict[str, Any]:
+    options: dict[str, Any] = {"num_cpus": cpu}
+    if memory_mb:
+        options["memory"] = memory_mb * 1024 * 1024
+    return options
+
+
 def _deployment_options(spec: AppSpec) -> dict[str, Any]:
-    actor_options: dict[str, Any] = {"num_cpus": spec.cpu}
-    if spec.memory_mb:
-        actor_options["memory"] = spec.memory_mb * 1024 * 1024
-    options: dict[str, Any] = {"ray_actor_options": actor_options}
+    options: dict[str, Any] = {"ray_actor_options": _actor_options(spec.cpu, spec.memory_mb)}
     if spec.autoscaling:
         options["autoscaling_config"] = {
             "min_replicas": spec.min_replicas,
