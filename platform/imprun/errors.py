@@ -10,6 +10,7 @@
     ├── RateLimited             rate_limited    429  (carries ``retry_after`` seconds)
     ├── Timeout                 timeout         504
     ├── Unavailable             unavailable     503  (a dependency is down; temporary)
+    ├── UpstreamFailed          unavailable     502  (an upstream service, e.g. an LLM provider, failed)
     └── Internal                internal        500
 
 Lower layers translate third-party exceptions into these at their boundary (``raise Unavailable(...)
@@ -83,6 +84,13 @@ class Unavailable(ImprunError):
 
     code = "unavailable"
     status = 503
+
+
+class UpstreamFailed(ImprunError):
+    """A service we call on the caller's behalf (an LLM provider) answered with an error."""
+
+    code = "unavailable"
+    status = 502
 
 
 class Internal(ImprunError):
