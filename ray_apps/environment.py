@@ -45,6 +45,7 @@ from runtime_actors.supervisor import (
     Supervisor,
     read_limited,
 )
+from runtime_actors.variables import VariableOpener
 
 __all__ = [
     "DEPLOYMENT_NAME",
@@ -78,6 +79,10 @@ class RuntimeConfig:
     egress_allow: tuple[str, ...] = ()
     api_key_pepper: str = field(default="", repr=False)
     """Hex of the 32-byte HMAC key of API-key lookup hashes; empty: no key can match."""
+    variables_key: str = field(default="", repr=False)
+    """Hex of the 32-byte AES key that opens environment variables; empty: ``imp.env`` stays empty."""
+    log_retention_entries: int = 10_000
+    """Approximate cap of the environment's log stream (``XADD MAXLEN ~``)."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> RuntimeConfig:
@@ -89,16 +94,18 @@ class RuntimeConfig:
         if "egress_allow" in values:
             values["egress_allow"] = tuple(values["egress_allow"] or ())
         config = cls(**values)
-        if config.max_request_bytes < 1 or config.worker_pool_size < 1:
-            raise ValueError("max_request_bytes and worker_pool_size must be positive")
+        if config.max_request_bytes < 1 or config.worker_pool_size < 1 or config.log_retention_entries < 1:
+            raise ValueError("max_request_bytes, worker_pool_size and log_retention_entries must be positive")
         config.pepper()
+        config.variables_opener("", "")
         return config
 
     def to_args(self) -> dict[str, Any]:
         values = asdict(self)
         values["egress_allow"] = list(self.egress_allow)
-        if not self.api_key_pepper:
-            del values["api_key_pepper"]
+        for name in _OMITTED_AT_DEFAULT:  # keeps the args (and the digest) of older configurations
+            if values[name] == _DEFAULTS[name]:
+                del values[name]
         return values
 
     def pepper(self) -> bytes:
@@ -107,9 +114,21 @@ class RuntimeConfig:
         except ValueError:
             raise ValueError("api_key_pepper must be hex (or empty)") from None
 
+    def variables_opener(self, gateway_id: str, environment: str) -> VariableOpener | None:
+        """What opens the environment's sealed variables; None without a ``variables_key``."""
+        try:
+            key = bytes.fromhex(self.variables_key)
+        except ValueError:
+            raise ValueError("variables_key must be hex (or empty)") from None
+        return VariableOpener(gateway_id, environment, {1: key}) if key else None
+
     def digest(self) -> str:
         """Changes whenever the configuration does (part of the deployment version: replicas restart)."""
         return hashlib.sha256(json.dumps(self.to_args(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+_DEFAULTS: Final = {f.name: f.default for f in fields(RuntimeConfig)}
+_OMITTED_AT_DEFAULT: Final = ("api_key_pepper", "variables_key", "log_retention_entries")
 
 
 def route_of(scope: Mapping[str, Any], prefix: str) -> str:
@@ -167,7 +186,9 @@ class _NoTenantCode:
     async def start(self) -> None:
         pass
 
-    async def load(self, functions: list[PublishedFunction]) -> dict[str, str]:
+    async def load(
+        self, functions: list[PublishedFunction], *, env: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         return {f.name: "this replica has no runtime configuration" for f in functions}
 
     async def invoke(self, name: str, invocation: Invocation, timeout: float) -> InvocationResult:  # noqa: ASYNC109
@@ -219,7 +240,9 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
             max_request_bytes=config.max_request_bytes,
         )
     logs: FunctionLogSink = (
-        RedisLogStream(config.redis_url, f"{gateway_id}/{environment}") if config.redis_url else DiscardLogs()
+        RedisLogStream(config.redis_url, f"{gateway_id}/{environment}", max_len=config.log_retention_entries)
+        if config.redis_url
+        else DiscardLogs()
     )
     limiter = RedisRateLimiter(config.redis_url) if config.redis_url else None
     return Supervisor(
@@ -230,6 +253,7 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
         logs,
         max_request_bytes=config.max_request_bytes,
         gate=KeyAuthGate(gateway_id, environment, config.pepper(), limiter),
+        variables=config.variables_opener(gateway_id, environment),
     )
 
 

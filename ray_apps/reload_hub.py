@@ -8,9 +8,10 @@ stream per node, whatever the number of environments and replicas), one Redis pu
 that turns ``imprun:reload`` messages into wake-ups, and the per-environment ``EnvironmentSnapshots``.
 Replicas call ``snapshot`` once and then long-poll ``wait_changed``, both ``with_access=True``: an
 idle replica costs one pending actor call and no CPU. With access the answer is ``(generation,
-functions, access)`` — the published functions, then ``AccessDocuments`` (the gateway's credentials
-and the environment's settings) read after the same generation; without, ``(generation,
-functions)``. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
+functions, access, variables)`` — the published functions, then ``AccessDocuments`` (the gateway's
+credentials and the environment's settings) and the environment's sealed variable documents, all
+read after the same generation (the hub cannot open the variables: only replicas hold that key);
+without, ``(generation, functions)``. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from runtime_actors.reload import (
     environment_key,
     load_access_documents,
     load_published_documents,
+    load_variable_documents,
 )
 
 __all__ = [
@@ -50,11 +52,12 @@ __all__ = [
 HUB_NAMESPACE: Final = "imprun"
 _MONGO_POOL_SIZE: Final = 4
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
-_HUB_PROTOCOL: Final = 2
-"""Bumped when the hub's methods change (2: ``with_access``), so replicas find a hub that has them."""
+_HUB_PROTOCOL: Final = 3
+"""Bumped when the hub's methods change (2: ``with_access``, 3: variables in the access answer), so
+replicas find a hub that has them."""
 
 SnapshotTuple = tuple[int, list[dict[str, Any]]]
-AccessSnapshotTuple = tuple[int, list[dict[str, Any]], AccessDocuments]
+AccessSnapshotTuple = tuple[int, list[dict[str, Any]], AccessDocuments, list[dict[str, Any]]]
 
 
 class ReloadHub:
@@ -128,6 +131,7 @@ class ReloadHub:
             feed.watch,
             lambda key: load_published_documents(client, key),
             lambda key: load_access_documents(client, key),
+            lambda key: load_variable_documents(client, self._sys_db_name, key),
         )
         feed.start()
         if self._redis_url is not None:
@@ -141,8 +145,8 @@ class ReloadHub:
 def _as_tuple(snapshot: Snapshot, with_access: bool) -> SnapshotTuple | AccessSnapshotTuple:
     if not with_access:
         return snapshot.generation, list(snapshot.documents)
-    assert snapshot.access is not None  # the hub always loads access
-    return snapshot.generation, list(snapshot.documents), snapshot.access
+    assert snapshot.access is not None and snapshot.variables is not None  # the hub always loads both
+    return snapshot.generation, list(snapshot.documents), snapshot.access, list(snapshot.variables)
 
 
 @functools.cache

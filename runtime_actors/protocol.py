@@ -19,6 +19,10 @@ GENERATIONS = "runtime_generations"
 """System-database collection of per-environment generation counters ``{_id: "<gw>/<env>", generation}``;
 every publish/unpublish (and later every consumer/variable change) bumps its environment's counter."""
 
+VARIABLES = "environment_variables"
+"""System-database collection of sealed environment variables ``{_id: "<gw>/<env>/<name>", gatewayId,
+environment, name, secret, keyVersion, nonce, ciphertext, …}`` (see ``runtime_actors.variables``)."""
+
 RELOAD_CHANNEL = "imprun:reload"
 """Redis pub/sub channel the control plane publishes ``<gw>/<env>`` on after a bump (a wake-up only:
 the generation counters stay the lossless source)."""

@@ -20,6 +20,9 @@ Three pieces, none of them Ray-specific (``ray_apps.reload_hub`` hosts them in o
   the same generation after a credential or setting change as after a publish, so revocations travel
   the same path with the same guarantees. Documents are read *after* the generation they are labelled
   with, so a write the read missed bumps the generation again and is loaded on the next round: no gap.
+  A snapshot may also carry the environment's environment variables, as the sealed documents of
+  ``<sys db>.environment_variables`` (``load_variable_documents``): the hub never holds the key that
+  opens them, each replica opens them itself (``runtime_actors.variables``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure, PyMongoError
 
-from runtime_actors.protocol import CONSUMERS, ENVIRONMENT_SETTINGS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
+from runtime_actors.protocol import (
+    CONSUMERS,
+    ENVIRONMENT_SETTINGS,
+    PUBLISHED_FUNCTIONS,
+    RELOAD_CHANNEL,
+    VARIABLES,
+)
 
 __all__ = [
     "ENVIRONMENT_SETTINGS",
@@ -52,6 +61,7 @@ __all__ = [
     "environment_key",
     "load_access_documents",
     "load_published_documents",
+    "load_variable_documents",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,6 +114,23 @@ def load_access_documents(client: MongoClient[Document], key: str) -> AccessDocu
         "consumers": list(database[CONSUMERS].find({}, _CONSUMER_FIELDS)),
         "environment": database[ENVIRONMENT_SETTINGS].find_one({"_id": environment}, {"_id": False}),
     }
+
+
+_VARIABLE_FIELDS: Final = {
+    "_id": False,
+    "name": True,
+    "secret": True,
+    "keyVersion": True,
+    "nonce": True,
+    "ciphertext": True,
+}
+
+
+def load_variable_documents(client: MongoClient[Document], sys_db_name: str, key: str) -> list[Document]:
+    """The environment's sealed variables ``{name, secret, keyVersion, nonce, ciphertext}`` (never opened)."""
+    gateway_id, _, environment = key.partition("/")
+    query = {"gatewayId": gateway_id, "environment": environment}
+    return list(client[sys_db_name][VARIABLES].find(query, _VARIABLE_FIELDS))
 
 
 @dataclass
@@ -369,6 +396,8 @@ class Snapshot:
     """The published functions."""
     access: AccessDocuments | None = None
     """None when the snapshots were built without an access loader."""
+    variables: tuple[Document, ...] | None = field(default=None, repr=False)
+    """The sealed variable documents; None when the snapshots were built without a variables loader."""
 
 
 @dataclass(eq=False)
@@ -397,11 +426,13 @@ class EnvironmentSnapshots:
         watch: Callable[[str], int],
         load: Callable[[str], list[Document]],
         load_access: Callable[[str], AccessDocuments] | None = None,
+        load_variables: Callable[[str], list[Document]] | None = None,
     ) -> None:
         self._loop = loop
         self._watch = watch
         self._load = load
         self._load_access = load_access
+        self._load_variables = load_variables
         self._entries: dict[str, _Entry] = {}
 
     def keys(self) -> list[str]:
@@ -481,7 +512,8 @@ class EnvironmentSnapshots:
     def _read(self, key: str, generation: int) -> Snapshot:
         documents = self._load(key)
         access = self._load_access(key) if self._load_access is not None else None
-        return Snapshot(generation, tuple(documents), access)
+        variables = tuple(self._load_variables(key)) if self._load_variables is not None else None
+        return Snapshot(generation, tuple(documents), access, variables)
 
     @staticmethod
     def _publish(entry: _Entry, snapshot: Snapshot) -> None:

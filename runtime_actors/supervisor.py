@@ -15,7 +15,11 @@ environment's ``AccessDocuments``, which ``apply`` hands to the gate *before* lo
 revoked key stops working without waiting for code to load). Platform credentials (``apikey``,
 ``Authorization: Bearer imp_…``) are removed from the headers tenant code sees (``tenant_headers``).
 Each invocation's logs go to the Redis stream ``imprun:logs:<gw>/<env>`` from a background task, so
-the hot path only appends to a queue; there is no per-request access log.
+the hot path only appends to a queue; there is no per-request access log. A snapshot's fourth part,
+the environment's sealed variables, is opened here (``VariableOpener``, with the key of the replica's
+runtime configuration) and handed to the pool as ``imp.env``; secret values are redacted from every
+log entry the supervisor writes. Each finished call is reported to an ``InvocationObserver``
+(the replica's Ray metrics) with its function, status and duration.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from runtime_actors.protocol import (
     PublishedFunction,
 )
 from runtime_actors.reload import AccessDocuments
+from runtime_actors.variables import VariableOpener, VariableSet
 
 __all__ = [
     "AllowEveryRequest",
@@ -51,6 +56,8 @@ __all__ = [
     "FunctionLogSink",
     "FunctionPool",
     "HttpResponse",
+    "InvocationObserver",
+    "NoObserver",
     "RedisLogStream",
     "ReloadSource",
     "RequestGate",
@@ -68,8 +75,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SnapshotTuple = tuple[int, list[dict[str, Any]]] | tuple[int, list[dict[str, Any]], AccessDocuments]
-"""``(generation, function documents[, access])`` as the reload hub answers it."""
+SnapshotTuple = (
+    tuple[int, list[dict[str, Any]]]
+    | tuple[int, list[dict[str, Any]], AccessDocuments]
+    | tuple[int, list[dict[str, Any]], AccessDocuments, list[dict[str, Any]]]
+)
+"""``(generation, function documents[, access[, sealed variable documents]])`` as the hub answers it."""
 
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _CREDENTIAL_HEADERS: Final = frozenset({"apikey"})
@@ -97,13 +108,28 @@ class FunctionPool(Protocol):
 
     async def start(self) -> None: ...
 
-    async def load(self, functions: list[PublishedFunction]) -> dict[str, str]: ...
+    async def load(
+        self, functions: list[PublishedFunction], *, env: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Make ``functions`` current; ``env``, when given, becomes the workers' ``imp.env``."""
+        ...
 
     async def invoke(self, name: str, invocation: Invocation, timeout: float) -> InvocationResult: ...  # noqa: ASYNC109
 
     async def debug(self, code: str, invocation: Invocation, timeout: float) -> InvocationResult: ...  # noqa: ASYNC109
 
     async def close(self) -> None: ...
+
+
+class InvocationObserver(Protocol):
+    """Told about every finished call (on the request path: must not block)."""
+
+    def observe(self, function: str, status: int, duration_s: float) -> None: ...
+
+
+class NoObserver:
+    def observe(self, function: str, status: int, duration_s: float) -> None:
+        pass
 
 
 class ReloadSource(Protocol):
@@ -285,6 +311,8 @@ class Supervisor:
         max_request_bytes: int,
         gate: RequestGate | None = None,
         debug_timeout_s: float = 10.0,
+        variables: VariableOpener | None = None,
+        observer: InvocationObserver | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.environment = environment
@@ -294,6 +322,9 @@ class Supervisor:
         self._max_request_bytes = max_request_bytes
         self._gate = gate or AllowEveryRequest()
         self._debug_timeout_s = debug_timeout_s
+        self._opener = variables
+        self._variables = VariableSet()
+        self._observer = observer or NoObserver()
         self._routes: dict[str, _Route] = {}
         self._generation: int | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -356,16 +387,30 @@ class Supervisor:
                 retry = min(retry * 2, 5.0)
 
     async def _apply_snapshot(self, snapshot: SnapshotTuple) -> dict[str, str]:
-        access = snapshot[2] if len(snapshot) == 3 else None
-        return await self.apply(snapshot[0], snapshot[1], access)
+        access = snapshot[2] if len(snapshot) >= 3 else None
+        variables = snapshot[3] if len(snapshot) >= 4 else None
+        return await self.apply(snapshot[0], snapshot[1], access, variables)
 
     async def apply(
-        self, generation: int, documents: list[dict[str, Any]], access: AccessDocuments | None = None
+        self,
+        generation: int,
+        documents: list[dict[str, Any]],
+        access: AccessDocuments | None = None,
+        variables: list[dict[str, Any]] | None = None,
     ) -> dict[str, str]:
-        """Hand ``access`` to the gate, then load the function set into the pool; returns the load
-        errors by function name."""
+        """Hand ``access`` to the gate, open ``variables`` (sealed documents), then load the function
+        set and the variables into the pool; returns the load errors by function name."""
         if access is not None:
             self._gate.update(access)
+        env: dict[str, str] | None = None
+        if variables is not None:
+            opened = self._opener.open(variables) if self._opener is not None else VariableSet()
+            if variables and self._opener is None:
+                logger.warning(
+                    "%s/%s: variables are set but this replica has no key to open them", *self._key
+                )
+            env = dict(opened.values)
+            self._variables = opened
         functions: list[PublishedFunction] = []
         errors: dict[str, str] = {}
         for document in documents:
@@ -383,7 +428,8 @@ class Supervisor:
                 logger.warning("%s/%s: function %s is published twice", *self._key, function.name)
                 if function.version > functions[previous].version:
                     functions[previous] = function
-        errors.update(await self._pool.load(functions))
+        loaded = await (self._pool.load(functions) if env is None else self._pool.load(functions, env=env))
+        errors.update(loaded)
         routes = {
             f.name: _Route(f, frozenset(m.upper() for m in f.methods) if f.methods else None)
             for f in functions
@@ -458,8 +504,10 @@ class Supervisor:
             request_id=request_id,
             function=route.function.name,
         )
+        started = time.perf_counter()
         result = await self._invoke(route.function, invocation)
         response = translate_result(result, request_id)
+        self._observer.observe(route.function.name, response.status, time.perf_counter() - started)
         self._record_logs(route.function.name, request_id, result, response)
         return response
 
@@ -477,7 +525,10 @@ class Supervisor:
             "status": response.status,
             "headers": response.headers,
             "body": _debug_body(response),
-            "logs": [{"time": iso_time(e.time), "level": e.level, "message": e.message} for e in result.logs],
+            "logs": [
+                {"time": iso_time(e.time), "level": e.level, "message": self._variables.redact(e.message)}
+                for e in result.logs
+            ],
             "durationMs": result.duration_ms,
         }
 
@@ -513,7 +564,10 @@ class Supervisor:
         if response.status >= 500:
             entries.append(LogEntry(_now(), "error", f"{response.status} {_error_message(response)}"))
         if entries:
-            self._logs.append(function, request_id, entries)
+            redact = self._variables.redact
+            self._logs.append(
+                function, request_id, [LogEntry(e.time, e.level, redact(e.message)) for e in entries]
+            )
 
 
 def tenant_headers(headers: Mapping[str, str]) -> dict[str, str]:

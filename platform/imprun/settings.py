@@ -54,6 +54,17 @@ class Settings(BaseSettings):
         description="Hosts or CIDRs imp.fetch may reach although private (comma-separated JSON list).",
     )
 
+    # Function logs (Redis streams, one per environment) and environment variables.
+    log_retention_entries: int = Field(
+        default=10_000, ge=100, description="Entries kept per environment log stream (approximate trim)."
+    )
+    log_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="Keep-alive comment interval of a followed log stream."
+    )
+    log_recheck_seconds: float = Field(
+        default=2.0, gt=0, description="How often a log follower checks its environment still exists."
+    )
+
     # Ingress: the embedded one (key-auth in the function actors) or APISIX through its Admin API.
     ingress: Literal["embedded", "apisix"] = "embedded"
     apisix_admin_url: str | None = Field(default=None, description="e.g. http://apisix-admin.apisix.svc:9180")

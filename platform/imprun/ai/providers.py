@@ -44,11 +44,16 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """A tool call the model asked for; ``id`` is the provider's, echoed back with the result."""
+    """A tool call the model asked for; ``id`` is the provider's, echoed back with the result.
+
+    ``arguments_error`` is set (and ``arguments`` empty) when the model's arguments were not a JSON
+    object; the chat loop answers such a call with a tool error instead of running the tool.
+    """
 
     id: str
     name: str
     arguments: Mapping[str, Any]
+    arguments_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
 from imprun.errors import Invalid
 from imprun.functions import FunctionService
+from imprun.functions.logs import FunctionLogService
+from imprun.functions.variables import VariableService
 from imprun.lifecycle.commands import GatewayCommands
 from imprun.lifecycle.environments import EnvironmentReconciler
 from imprun.lifecycle.gateways import GatewayReconciler
@@ -32,10 +34,12 @@ from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
 from imprun.security.api_keys import KeyVault, api_key_pepper
 from imprun.security.master_key import MasterKey, load_master_key
+from imprun.security.variables import VariableCipher, variables_key
 from imprun.settings import Settings
 from imprun.store.applications import ApplicationRepository, GrantRepository
 from imprun.store.consumers import IngressDocuments
 from imprun.store.events import EventLog
+from imprun.store.function_logs import FunctionLogStreams
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
@@ -44,6 +48,7 @@ from imprun.store.runtime_feed import RuntimeFeed
 from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureCounter
 from imprun.store.users import UserRepository
+from imprun.store.variables import VariableRepository
 
 if TYPE_CHECKING:
     from imprun.drivers.function_runtime import FunctionRuntime
@@ -53,16 +58,21 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], None]
 
 
-def open_cluster_driver(settings: Settings, api_key_pepper: bytes) -> ClusterDriver | None:
+def open_cluster_driver(
+    settings: Settings, api_key_pepper: bytes, variables_key: bytes = b""
+) -> ClusterDriver | None:
     """The local Ray Serve driver when a Ray address is known; None runs without a data plane.
 
-    Its replicas get ``api_key_pepper`` to hash presented keys the way ``__consumers`` was written.
+    Its replicas get ``api_key_pepper`` to hash presented keys the way ``__consumers`` was written,
+    and ``variables_key`` to open the environment variables they serve as ``imp.env``.
     """
     if settings.ray_address is None:
         return None
     from imprun.drivers.local_ray import LocalRayServeDriver  # imports ray: only when needed
 
-    return LocalRayServeDriver(settings.ray_address, settings, api_key_pepper=api_key_pepper)
+    return LocalRayServeDriver(
+        settings.ray_address, settings, api_key_pepper=api_key_pepper, variables_key=variables_key
+    )
 
 
 def open_ingress_driver(settings: Settings, mongo: Mongo, redis: Redis) -> IngressDriver:
@@ -122,6 +132,8 @@ class ControlPlane:
     vault: KeyVault
     ingress: IngressDriver
     access: AccessService
+    variables: VariableService
+    function_logs: FunctionLogService
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False
     owns_driver: bool = True
@@ -149,7 +161,11 @@ class ControlPlane:
         applications = ApplicationRepository(sys_db)
         grants = GrantRepository(sys_db)
         owns_driver = driver is None
-        driver = driver if driver is not None else open_cluster_driver(settings, api_key_pepper(master_key))
+        driver = (
+            driver
+            if driver is not None
+            else open_cluster_driver(settings, api_key_pepper(master_key), variables_key(master_key))
+        )
         loop: ReconcileLoop | None = None
 
         def wake() -> None:
@@ -162,6 +178,26 @@ class ControlPlane:
         functions = FunctionService.from_plane_parts(
             mongo=mongo, redis=redis, settings=settings, gateway_commands=gateway_commands, clock=utc_now
         )
+        variables = VariableService(
+            gateways=gateway_commands,
+            variables=VariableRepository(sys_db, RuntimeFeed(sys_db, redis)),
+            cipher=VariableCipher.from_master_key(master_key),
+            clock=utc_now,
+        )
+        function_logs = FunctionLogService(
+            gateways=gateway_commands,
+            streams=FunctionLogStreams(
+                redis, settings.redis_url, timeout=settings.dependency_timeout_seconds
+            ),
+            clock=utc_now,
+            keepalive_s=settings.log_keepalive_seconds,
+            recheck_s=settings.log_recheck_seconds,
+        )
+
+        def forget_gateway(gateway_id: str) -> None:
+            functions.forget_gateway(gateway_id)
+            variables.forget_gateway(gateway_id)
+
         access = AccessService(
             applications=applications,
             grants=grants,
@@ -188,7 +224,7 @@ class ControlPlane:
                         environments,
                         GatewayDatabases(mongo),
                         driver,
-                        forget_functions=functions.forget_gateway,
+                        forget_functions=forget_gateway,
                         **common,
                     ),
                     EnvironmentReconciler(
@@ -242,6 +278,8 @@ class ControlPlane:
             vault=vault,
             ingress=ingress,
             access=access,
+            variables=variables,
+            function_logs=function_logs,
             owns_driver=owns_driver,
         )
         plane.readiness["mongo"] = plane._check_mongo
@@ -254,6 +292,7 @@ class ControlPlane:
         """Start-up work that needs the database (indexes); retried by ``/readyz`` until it succeeds."""
         ensure_system_indexes(self.mongo[self.settings.sys_db_name])
         self.functions.ensure_indexes()
+        self.variables.ensure_indexes()
         self.prepared = True
 
     def _check_mongo(self) -> None:

@@ -65,7 +65,9 @@ _CONTROLLER_TIMEOUT_S: Final = 15.0
 class LocalRayServeDriver:
     """Runs gateway environments as Serve applications on the Ray cluster at ``ray_address``."""
 
-    def __init__(self, ray_address: str, settings: Settings, *, api_key_pepper: bytes = b"") -> None:
+    def __init__(
+        self, ray_address: str, settings: Settings, *, api_key_pepper: bytes = b"", variables_key: bytes = b""
+    ) -> None:
         host, _, port = ray_address.rpartition("://")[2].rpartition(":")
         if not host or not port.isdigit():
             raise Invalid(f"Ray address {ray_address!r} is not host:port or ray://host:port.")
@@ -73,6 +75,7 @@ class LocalRayServeDriver:
         self._host, self._port = host, int(port)
         self._settings = settings
         self._api_key_pepper = api_key_pepper
+        self._variables_key = variables_key
         self._lock = threading.RLock()
         self._connected = False
         self._owns_connection = False
@@ -80,7 +83,7 @@ class LocalRayServeDriver:
 
     def apply(self, spec: AppSpec) -> None:
         options = _deployment_options(spec)
-        runtime = runtime_config(self._settings, self._api_key_pepper)
+        runtime = runtime_config(self._settings, self._api_key_pepper, self._variables_key)
         version = f"{_code_version()}-{runtime.digest()}"
         with self._translated(f"deploying {spec.app_name}"):
             self._ensure_serve()
@@ -227,9 +230,12 @@ class LocalRayServeDriver:
             ) from exc
 
 
-def runtime_config(settings: Settings, api_key_pepper: bytes = b"") -> RuntimeConfig:
+def runtime_config(
+    settings: Settings, api_key_pepper: bytes = b"", variables_key: bytes = b""
+) -> RuntimeConfig:
     """What replicas need from the settings: services, limits, whether tenant code may run unjailed,
-    and the pepper of API-key lookup hashes (``MasterKey.derive("api-key-lookup")``)."""
+    the pepper of API-key lookup hashes (``MasterKey.derive("api-key-lookup")``) and the key that opens
+    environment variables (``MasterKey.derive("environment-variables")``; without it ``imp.env`` is empty)."""
     return RuntimeConfig(
         mongo_url=settings.mongo_url,
         redis_url=settings.redis_url,
@@ -239,6 +245,8 @@ def runtime_config(settings: Settings, api_key_pepper: bytes = b"") -> RuntimeCo
         worker_pool_size=settings.worker_pool_size,
         egress_allow=settings.egress_allow,
         api_key_pepper=api_key_pepper.hex(),
+        variables_key=variables_key.hex(),
+        log_retention_entries=settings.log_retention_entries,
     )
 
 

@@ -1,0 +1,54 @@
+"""``GET /v1/api-gateways/{gw}/environments/{env}/logs``: an environment's function logs.
+
+Entries are ``{time, function, requestId, level, message}``, oldest first. Query: ``function`` (one
+function's entries), ``since`` (an ISO-8601 time or an age such as ``5m``), ``limit`` (the newest N,
+1 to 1000, default 100). Without ``follow`` the answer is JSON ``{"entries": [...]}``. With
+``follow=true`` it is Server-Sent Events (``text/event-stream``): the same newest entries, then each
+new one as it is written, each as ``id: <stream id>`` + ``data: <entry JSON>``; a ``: keep-alive``
+comment when nothing happened for a while; and, if the environment is deleted meanwhile, a final
+``event: end`` whose data is ``{reason, message}`` before the stream closes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+
+from imprun.api.deps import CurrentUser, Plane
+from imprun.domain.logs import LogEvent, LogQuery
+
+router = APIRouter(prefix="/v1/api-gateways", tags=["logs"])
+
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@router.get("/{gw}/environments/{env}/logs", response_model=None)
+def environment_logs(
+    gw: str,
+    env: str,
+    user: CurrentUser,
+    plane: Plane,
+    function: str | None = Query(default=None, max_length=128),
+    since: str | None = Query(default=None, max_length=64),
+    limit: int = Query(default=100, ge=1, le=1000),
+    follow: bool = False,
+) -> dict[str, Any] | Response:
+    logs, query = plane.function_logs, LogQuery(function, since, limit)
+    if not follow:
+        return {"entries": logs.entries(gw, env, user, query)}
+    events = logs.follow(gw, env, user, query)
+    return StreamingResponse(_server_sent(events), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+async def _server_sent(events: AsyncIterator[LogEvent]) -> AsyncIterator[str]:
+    async for event in events:
+        if event.kind == "keepalive":
+            yield ": keep-alive\n\n"
+        elif event.kind == "end":
+            yield f"event: end\ndata: {json.dumps(event.data)}\n\n"
+        else:
+            yield f"id: {event.id}\ndata: {json.dumps(event.data)}\n\n"

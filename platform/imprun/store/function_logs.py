@@ -1,0 +1,122 @@
+"""Function logs in Redis: reading the per-environment streams the replicas write.
+
+Each replica's supervisor appends ``{time, function, requestId, level, message}`` entries to the
+stream ``imprun:logs:<gw>/<env>`` (``runtime_actors.supervisor.RedisLogStream``) with an approximate
+``MAXLEN`` — the environment's retention cap. ``FunctionLogStreams`` is the control plane's reader:
+``newest`` pages backwards through a stream (``XREVRANGE``, optionally down to a ``since`` time and
+for one function), ``last_id`` is where a follower starts, and ``tail`` opens a dedicated
+``redis.asyncio`` connection for one follower, whose ``read`` blocks in ``XREAD BLOCK`` without
+holding a thread. Redis errors become ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from imprun.errors import Unavailable
+from imprun.store.redis import Redis, redis_errors
+from runtime_actors.protocol import LOG_STREAM_PREFIX
+
+__all__ = ["FunctionLogStreams", "LogRecord", "LogTail", "log_stream_key"]
+
+_PAGE: Final = 500
+_FIELDS: Final = ("time", "function", "requestId", "level", "message")
+
+
+def log_stream_key(gateway_id: str, environment: str) -> str:
+    return f"{LOG_STREAM_PREFIX}{gateway_id}/{environment}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    id: str
+    """The stream entry id (``<ms>-<seq>``): ordered, and where a follower resumes."""
+    fields: dict[str, str]
+
+    @property
+    def function(self) -> str:
+        return self.fields.get("function", "")
+
+    def public(self) -> dict[str, Any]:
+        return {name: self.fields.get(name, "") for name in _FIELDS}
+
+
+def _records(raw: Any) -> list[LogRecord]:
+    return [LogRecord(str(entry_id), {str(k): str(v) for k, v in fields.items()}) for entry_id, fields in raw]
+
+
+class FunctionLogStreams:
+    def __init__(self, redis: Redis, redis_url: str, *, timeout: float) -> None:
+        self._redis = redis
+        self._redis_url = redis_url
+        self._timeout = timeout
+
+    def newest(
+        self,
+        gateway_id: str,
+        environment: str,
+        *,
+        limit: int,
+        function: str | None = None,
+        since_ms: int | None = None,
+    ) -> list[LogRecord]:
+        """Up to ``limit`` newest entries (of ``function``, from ``since_ms`` on), oldest first."""
+        key = log_stream_key(gateway_id, environment)
+        low = "-" if since_ms is None else f"{since_ms}-0"
+        high = "+"
+        found: list[LogRecord] = []
+        with redis_errors():
+            while len(found) < limit:
+                page = _records(self._redis.xrevrange(key, high, low, count=_PAGE))
+                found.extend(r for r in page if function is None or r.function == function)
+                if len(page) < _PAGE:
+                    break
+                high = f"({page[-1].id}"
+        return list(reversed(found[:limit]))
+
+    def last_id(self, gateway_id: str, environment: str) -> str:
+        """The id of the newest entry, ``0-0`` for an empty stream: a follower reads after it."""
+        with redis_errors():
+            newest = self._redis.xrevrange(log_stream_key(gateway_id, environment), count=1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    @contextlib.asynccontextmanager
+    async def tail(self, gateway_id: str, environment: str, *, block_s: float) -> AsyncIterator[LogTail]:
+        """A follower's own connection (closed on exit, also when the client goes away)."""
+        client = aioredis.Redis.from_url(
+            self._redis_url,
+            decode_responses=True,
+            socket_timeout=block_s + self._timeout,
+            socket_connect_timeout=self._timeout,
+        )
+        try:
+            yield LogTail(client, log_stream_key(gateway_id, environment), block_s)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+
+class LogTail:
+    def __init__(self, client: aioredis.Redis, key: str, block_s: float) -> None:
+        self._client = client
+        self._key = key
+        self._block_ms = max(1, int(block_s * 1000))
+
+    async def read(self, after_id: str, *, count: int = _PAGE) -> list[LogRecord]:
+        """Entries after ``after_id``, waiting up to the block time for one; [] when none came."""
+        try:
+            answer = await self._client.xread({self._key: after_id}, count=count, block=self._block_ms)
+        except RedisError as exc:
+            raise Unavailable("Redis is unreachable; the log stream stopped (retry shortly)") from exc
+        if not answer:
+            return []
+        if isinstance(answer, dict):  # RESP3 answers {stream: entries}
+            return _records(next(iter(answer.values())))
+        streams: Any = answer
+        return _records(streams[0][1])
