@@ -1,11 +1,12 @@
 """Conditions: the small, typed facts about a resource that the API shows next to its phase.
 
 A phase says how far the reconciler got; a condition says why it is not further. The reconcilers set a
-``Failed`` condition (reason ``DeployFailed``, ``AppUnhealthy``, ``Stuck``, …) when an environment's app
-cannot be deployed or a phase lasts past its deadline, and clear it once things work again, so a user
-reading ``GET /gateways/{id}`` sees what went wrong without reading logs. Conditions are kept as an
-immutable tuple with at most one entry per type; ``set_condition`` keeps the original ``since`` while
-the status does not change, so re-applying the same step every tick does not reset the clock.
+``Failed`` condition (reason ``DeployFailed``, ``AppUnhealthy``, ``Unschedulable``, ``Stuck``, …) when
+an environment's app cannot be deployed or placed, or a phase lasts past its deadline, and clear it
+once things work again, so a user reading ``GET /gateways/{id}`` sees what went wrong without
+reading logs. Conditions are kept as an immutable tuple with at most one entry per type;
+``set_condition`` keeps the original ``since`` while the status does not change, so re-applying the
+same step every tick does not reset the clock.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class FailureReason(StrEnum):
 
     DEPLOY_FAILED = "DeployFailed"
     APP_UNHEALTHY = "AppUnhealthy"
+    UNSCHEDULABLE = "Unschedulable"
     ENVIRONMENT_FAILED = "EnvironmentFailed"
     STUCK = "Stuck"
 

@@ -11,7 +11,8 @@ then the three environment records, then Created); it starts or stops by setting
 desired state and waiting for all of them to settle, and it is torn down bottom-up so nothing is
 orphaned: environments (and their apps, including any app that outlived its record) first, then the
 database, then the environment records, then its own record. An environment deploys its Serve app while Starting, deletes it while Stopping or
-Deleting, and heals a Started environment whose app disappeared by starting it again.
+Deleting, and heals a Started environment whose app disappeared by starting it again; an app that
+fails, turns unhealthy or fits no node of the cluster raises a Failed condition naming why.
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ def _bring_app_up(observed: EnvironmentObservation) -> list[EnvironmentStep]:
         steps.extend(_app_failure(FailureReason.DEPLOY_FAILED, observed))
     elif status is AppStatus.UNHEALTHY:
         steps.extend(_app_failure(FailureReason.APP_UNHEALTHY, observed))
+    elif status is AppStatus.UNSCHEDULABLE:
+        steps.extend(_app_failure(FailureReason.UNSCHEDULABLE, observed))
     else:
         steps.extend(_stuck_failure(observed.phase, observed.stuck, observed.failure_reason))
     if _app_needs_deploying(observed):
@@ -196,6 +199,10 @@ def _keep_app_up(observed: EnvironmentObservation) -> list[EnvironmentStep]:
     steps: list[EnvironmentStep] = []
     if status is AppStatus.UNHEALTHY:
         steps.extend(_app_failure(FailureReason.APP_UNHEALTHY, observed))
+    elif status is AppStatus.UNSCHEDULABLE:
+        # Nothing to redeploy (unless the bundle changed): the cluster lacks a node that fits a
+        # replica; Serve places it as soon as one joins, and RUNNING then clears the condition.
+        steps.extend(_app_failure(FailureReason.UNSCHEDULABLE, observed))
     elif status is AppStatus.RUNNING:
         steps.extend(_clear_failure(observed.failure_reason))
     if _app_needs_deploying(observed):
@@ -234,10 +241,17 @@ def _app_needs_deleting(status: AppStatus) -> bool:
     return status not in (AppStatus.MISSING, AppStatus.DELETING)
 
 
+_FAILURE_WORDING: dict[FailureReason, str] = {
+    FailureReason.DEPLOY_FAILED: "failed to deploy",
+    FailureReason.APP_UNHEALTHY: "is unhealthy",
+    FailureReason.UNSCHEDULABLE: "cannot be scheduled",
+}
+
+
 def _app_failure(reason: FailureReason, observed: EnvironmentObservation) -> list[EnvironmentStep]:
     if observed.failure_reason == reason:
         return []
-    what = "failed to deploy" if reason is FailureReason.DEPLOY_FAILED else "is unhealthy"
+    what = _FAILURE_WORDING[reason]
     detail = f": {observed.app_message}" if observed.app_message else ""
     return [MarkFailed(reason.value, f"The Serve app {what}{detail}. The platform keeps retrying.")]
 

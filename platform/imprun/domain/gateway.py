@@ -21,18 +21,30 @@ from imprun.domain.naming import (
     gateway_db_name,
 )
 from imprun.domain.phases import DesiredState, Phase
+from imprun.domain.placement import check_custom_resources
 from imprun.domain.resource import LifecycleResource
 
 MIB = 1024 * 1024
 
 
 class Bundle(DomainModel):
-    """Resources of each environment's Serve app: CPU and memory per replica, replica bounds."""
+    """Resources of each environment's Serve app: CPU, memory, custom resources per replica; bounds."""
 
     cpu: float = Field(default=0.5, gt=0, le=16, allow_inf_nan=False, description="CPUs per replica.")
     memory_mb: int = Field(default=256, ge=64, le=65_536, alias="memory", description="MiB per replica.")
     min_replicas: int = Field(default=1, ge=0, le=16, description="0 lets an idle environment scale to zero.")
     max_replicas: int = Field(default=1, ge=1, le=32)
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        exclude_if=lambda resources: not resources,  # documents and answers keep their shape without any
+        description="Custom cluster resources per replica ({name: amount}); replicas run only on nodes "
+        "offering them.",
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _valid_custom_resources(cls, resources: dict[str, float]) -> dict[str, float]:
+        return check_custom_resources(resources)
 
     @model_validator(mode="after")
     def _max_not_below_min(self) -> Bundle:

@@ -26,6 +26,8 @@ class AppStatus(StrEnum):
     UNHEALTHY = "Unhealthy"
     DEPLOY_FAILED = "DeployFailed"
     DELETING = "Deleting"
+    UNSCHEDULABLE = "Unschedulable"
+    """Deployed, but no node of the cluster can ever hold one of its replicas (see ``placement``)."""
 
     @property
     def exists(self) -> bool:
@@ -72,6 +74,7 @@ class EnvironmentObservation:
     app_up_to_date: bool = True
     """The deployed app config matches the gateway's current bundle (always True when missing)."""
     app_message: str = ""
-    """Serve's own message about the app (why a deploy failed), quoted in the Failed condition."""
+    """Serve's (or the driver's) message about the app — why a deploy failed, why no node fits a
+    replica — quoted in the Failed condition."""
     failure_reason: str | None = None
     stuck: bool = False

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from imprun.domain.naming import ENVIRONMENT_NAMES, route_prefix, serve_app_name, validate_gateway_id
 from imprun.domain.observations import AppStatus
+from imprun.domain.placement import check_custom_resources
 from imprun.errors import Invalid
 
 __all__ = ["AppSpec", "AppStatus", "ClusterDriver", "ObservedApp", "PlatformAppSpec", "validate_app_ref"]
@@ -40,8 +41,9 @@ class AppSpec:
     """The desired shape of one environment's application.
 
     ``min_replicas == max_replicas`` asks for a fixed replica count; otherwise the cluster autoscales
-    between them (``min_replicas`` may be 0). ``cpu`` is the CPU share reserved per replica and
-    ``memory_mb`` the memory reserved per replica (0 reserves none).
+    between them (``min_replicas`` may be 0). ``cpu`` is the CPU share reserved per replica,
+    ``memory_mb`` the memory reserved per replica (0 reserves none) and ``resources`` the custom
+    cluster resources each replica holds, which restricts replicas to the nodes offering them.
     """
 
     gateway_id: str
@@ -50,9 +52,14 @@ class AppSpec:
     max_replicas: int
     cpu: float
     memory_mb: int
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_app_ref(self.gateway_id, self.environment)
+        try:
+            object.__setattr__(self, "resources", check_custom_resources(self.resources))
+        except ValueError as exc:
+            raise Invalid(f"resources: {exc}.", details={"field": "resources"}) from exc
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
             raise Invalid(
                 f"replicas must satisfy 0 <= min_replicas <= max_replicas and max_replicas >= 1, got "

@@ -11,9 +11,13 @@ import ``imprun.security``: whoever builds the driver passes
 ``load_master_key(settings).derive("api-key-lookup")``; without it no API key can match). ``apply``
 submits the application to the Serve controller and returns without waiting for replicas. Deployments carry a version derived from the ``ray_apps`` and
 ``runtime_actors`` sources and from that configuration, so applying an unchanged spec restarts
-nothing and a change of replica counts scales in place. Ray's exceptions are translated here:
-unreachable cluster or controller → ``Unavailable``; a spec Serve rejects → ``Invalid``. All calls
-block; async callers run them in a worker thread.
+nothing and a change of replica counts scales in place. A bundle's custom resources become the
+replicas' Ray resources, so replicas run only on nodes offering them. ``observe`` reports an app that
+Serve keeps deploying (or finds unhealthy) while no alive node's total resources fit one replica as
+``UNSCHEDULABLE``, with a message naming what is missing, instead of letting it look like a slow
+deploy; the check compares Serve's per-replica requirement with ``ray.nodes()``, not a timer. Ray's
+exceptions are translated here: unreachable cluster or controller → ``Unavailable``; a spec Serve
+rejects → ``Invalid``. All calls block; async callers run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import importlib.util
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -38,6 +42,7 @@ from ray.serve.exceptions import RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
 from imprun.domain.naming import serve_app_name
+from imprun.domain.placement import unschedulable_reason
 from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, PlatformAppSpec, validate_app_ref
 from imprun.errors import ImprunError, Invalid, Unavailable
 from imprun.settings import Settings
@@ -58,6 +63,9 @@ _STATUSES: Final = {
 _RAY_NAMESPACE: Final = "imprun"  # of this driver's job; Serve's own actors live in namespace "serve"
 
 _CONTROLLER_TIMEOUT_S: Final = 15.0
+
+# Serve statuses of an app whose replicas may be waiting for a node that can hold them.
+_MAYBE_UNPLACED: Final = frozenset({AppStatus.DEPLOYING, AppStatus.UNHEALTHY})
 
 """Jailed workers per replica until ``Settings`` has its own field for it."""
 
@@ -133,10 +141,34 @@ class LocalRayServeDriver:
             overview = client.get_serve_status(name)
             serve_status = str(overview.app_status.status.value)
             message = str(overview.app_status.message)
-        status = _STATUSES.get(serve_status)
-        if status is None:
-            return ObservedApp(AppStatus.UNHEALTHY, f"unknown Serve status {serve_status}: {message}")
+            status = _STATUSES.get(serve_status)
+            if status is None:
+                return ObservedApp(AppStatus.UNHEALTHY, f"unknown Serve status {serve_status}: {message}")
+            if status in _MAYBE_UNPLACED:
+                reason = self._unschedulable_reason(client, name)
+                if reason is not None:
+                    return ObservedApp(AppStatus.UNSCHEDULABLE, reason)
         return ObservedApp(status, message)
+
+    def _unschedulable_reason(self, client: Any, name: str) -> str | None:
+        """Why no alive node can hold a replica of app ``name`` that Serve wants running, or None."""
+        application = ServeInstanceDetails(**client.get_serve_details()).applications.get(name)
+        if application is None:
+            return None
+        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+        node_totals = [node["Resources"] for node in nodes if node.get("Alive")]
+        for deployment in application.deployments.values():
+            if deployment.target_num_replicas < 1:
+                continue
+            request = {
+                str(key): float(value)
+                for key, value in deployment.required_resources.items()
+                if isinstance(value, int | float) and value > 0
+            }
+            reason = unschedulable_reason(request, node_totals)
+            if reason is not None:
+                return reason
+        return None
 
     def delete(self, gateway_id: str, environment: str) -> None:
         validate_app_ref(gateway_id, environment)
@@ -250,15 +282,19 @@ def runtime_config(
     )
 
 
-def _actor_options(cpu: float, memory_mb: int) -> dict[str, Any]:
+def _actor_options(
+    cpu: float, memory_mb: int, resources: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     options: dict[str, Any] = {"num_cpus": cpu}
     if memory_mb:
         options["memory"] = memory_mb * 1024 * 1024
+    if resources:
+        options["resources"] = dict(resources)
     return options
 
 
 def _deployment_options(spec: AppSpec) -> dict[str, Any]:
-    options: dict[str, Any] = {"ray_actor_options": _actor_options(spec.cpu, spec.memory_mb)}
+    options: dict[str, Any] = {"ray_actor_options": _actor_options(spec.cpu, spec.memory_mb, spec.resources)}
     if spec.autoscaling:
         options["autoscaling_config"] = {
             "min_replicas": spec.min_replicas,

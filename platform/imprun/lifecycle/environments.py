@@ -42,6 +42,7 @@ def app_spec(environment: Environment, bundle: Bundle) -> AppSpec:
         max_replicas=bundle.max_replicas,
         cpu=bundle.cpu,
         memory_mb=bundle.memory_mb,
+        resources=bundle.resources,
     )
 
 

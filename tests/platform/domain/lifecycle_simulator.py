@@ -216,7 +216,7 @@ def advance_serve(world: World) -> None:
                 app.status = AppStatus.DEPLOY_FAILED
             else:
                 app.status = AppStatus.RUNNING
-        elif app.status is AppStatus.UNHEALTHY:
+        elif app.status in (AppStatus.UNHEALTHY, AppStatus.UNSCHEDULABLE):  # a node that fits joins
             app.status = AppStatus.RUNNING
         elif app.status is AppStatus.DELETING:
             app.status = AppStatus.MISSING

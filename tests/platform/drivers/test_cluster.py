@@ -30,6 +30,9 @@ def test_equal_replica_bounds_mean_a_fixed_count() -> None:
         ({"cpu": -0.5}, "cpu"),
         ({"cpu": float("nan")}, "cpu"),
         ({"memory_mb": -1}, "memory_mb"),
+        ({"resources": {"CPU": 1}}, "resources: 'CPU' is a built-in resource"),
+        ({"resources": {"pool_a": 0}}, "resources: custom resource 'pool_a' must be between"),
+        ({"resources": {"": 1}}, "resources: custom resource name"),
     ],
 )
 def test_impossible_specs_are_invalid(changes: dict[str, object], complaint: str) -> None:
@@ -43,6 +46,14 @@ def test_impossible_specs_are_invalid(changes: dict[str, object], complaint: str
     } | changes
     with pytest.raises(Invalid, match=complaint):
         AppSpec(**values)  # type: ignore[arg-type]
+
+
+def test_custom_resources_are_kept_as_a_plain_copy() -> None:
+    asked = {"pool_a": 2}
+    spec = AppSpec("orders-api", "dev", 1, 1, cpu=0.5, memory_mb=0, resources=asked)
+    asked["pool_a"] = 3
+    assert spec.resources == {"pool_a": 2.0}
+    assert AppSpec("orders-api", "dev", 1, 1, cpu=0.5, memory_mb=0).resources == {}
 
 
 def test_app_refs_are_validated_like_gateway_ids() -> None:
