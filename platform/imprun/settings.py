@@ -75,6 +75,23 @@ class Settings(BaseSettings):
     apisix_redis_password: SecretStr | None = None
     apisix_redis_database: int = 0
 
+    # Cluster driver: the local Ray Serve driver (embedded default) or KubeRay RayServices on Kubernetes.
+    cluster_driver: Literal["local", "kuberay"] = "local"
+    kuberay_api_url: str | None = Field(
+        default=None, description="Kubernetes API URL; unset = in-cluster service account, else kubeconfig."
+    )
+    kuberay_image: str = Field(default="ghcr.io/imprun/runtime:latest", description="Ray pod image.")
+    kuberay_runtime_class: str | None = Field(default=None, description="Pod runtimeClassName, e.g. gvisor.")
+    kuberay_system_namespace: str = Field(default="imprun-system", description="Namespace of platform apps.")
+    kuberay_ingress_namespace: str = Field(default="apisix", description="Namespace allowed to call Serve.")
+    kuberay_head_cpu: float = Field(default=1.0, gt=0, description="CPU of each Ray head pod.")
+    kuberay_head_memory_mb: int = Field(default=2048, ge=512, description="MiB of each Ray head pod.")
+    kuberay_ready_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="A RayService not Ready this long after a change has failed."
+    )
+    kuberay_request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per API-server call.")
+    kuberay_retries: int = Field(default=3, ge=0, le=10, description="Retries on API-server 5xx/timeouts.")
+
     # AI gateway: chat providers (the MCP endpoint needs none of these) and tool-dispatch limits.
     ai_provider: Literal["openai", "anthropic", "local"] | None = Field(
         default=None, description="Chat provider when a request names none; unset = the first configured."

@@ -1,25 +1,17 @@
 """The APISIX custom resources ``apisix_crds`` renders validate against the upstream CRDs.
 
 Each CRD's ``v2`` ``openAPIV3Schema`` (``../shared/schemas/apisix``, apisix-ingress-controller 2.2.0)
-is checked with ``jsonschema`` after two adjustments: the ``x-kubernetes-*`` extensions are dropped
-(their CEL rules are not evaluated here), and every object schema that lists its properties and does
-not preserve unknown fields is closed (``additionalProperties: false``), because the API server would
-silently prune a misspelled field where plain JSON Schema would accept it.
+is checked by ``tests.platform.drivers.k8s_schemas`` (strict ``jsonschema``, see there).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
 from dataclasses import replace
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from imprun.drivers.apisix_crds import (
     RedisCounters,
@@ -31,13 +23,14 @@ from imprun.drivers.apisix_crds import (
 )
 from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
 from imprun.errors import Invalid
+from tests.platform.drivers.k8s_schemas import DNS_SUBDOMAIN, SCHEMAS, crd
+from tests.platform.drivers.k8s_schemas import assert_valid as shared_assert_valid
 
-CRDS = Path(__file__).resolve().parents[3].parent / "shared" / "schemas" / "apisix"
+CRDS = SCHEMAS / "apisix"
 API_KEY = "imp_9f8e7d6c5b4a3928170615243342"
 DOMAIN = "api.example.com"
 SERVICE = "orders-api-dev-serve-svc"
 REDIS = RedisCounters("redis.imprun.svc", 6379)
-DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"the upstream CRDs are not at {CRDS}")
 
@@ -62,38 +55,10 @@ GRANT = ConsumerCredential(
 )
 
 
-def _strict(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_strict(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    open_ended = node.get("x-kubernetes-preserve-unknown-fields") is True
-    schema = {key: _strict(value) for key, value in node.items() if not key.startswith("x-kubernetes-")}
-    if "properties" in schema and "additionalProperties" not in schema and not open_ended:
-        schema["additionalProperties"] = False
-    return schema
-
-
-@cache
-def crd(kind: str) -> tuple[dict[str, Any], jsonschema.Draft7Validator]:
-    """The CRD defining ``kind`` and a validator for its ``v2`` schema."""
-    for path in sorted(CRDS.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
-        if document["spec"]["names"]["kind"] == kind:
-            (version,) = [v for v in document["spec"]["versions"] if v["name"] == "v2"]
-            schema = _strict(version["schema"]["openAPIV3Schema"])
-            jsonschema.Draft7Validator.check_schema(schema)
-            return document, jsonschema.Draft7Validator(schema)
-    raise AssertionError(f"no CRD for {kind} in {CRDS}")
-
-
 def assert_valid(resource: dict[str, Any]) -> None:
-    document, validator = crd(resource["kind"])
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(resource)]
-    assert errors == []
+    document, _ = crd("apisix.apache.org", resource["kind"], "v2")
+    shared_assert_valid(resource)
     assert resource["apiVersion"] == f"{document['spec']['group']}/v2"
-    name = resource["metadata"]["name"]
-    assert len(name) <= 253 and DNS_SUBDOMAIN.fullmatch(name), name
 
 
 def rendered() -> list[dict[str, Any]]:

@@ -1,0 +1,129 @@
+"""Reading a RayService: its readiness as an ``ObservedApp``, and what kind of change an update is.
+
+Pure functions over the RayService dicts the API server returns. Readiness comes from
+``status.conditions[type=Ready]`` and ``status.activeServiceStatus.applicationStatuses[<app>]``
+(Serve's RUNNING / DEPLOYING / DEPLOY_FAILED / UNHEALTHY); a RayService being deleted is
+``DELETING``; one that is still not Ready ``ready_timeout`` seconds after imprun last changed it (the
+``imprun.io/changed-at`` annotation) is ``DEPLOY_FAILED`` with the operator's reason and message.
+``change_of`` tells an in-place update (only ``serveConfigV2`` or worker replica bounds differ:
+KubeRay redeploys the Serve apps or scales the running cluster) from a cluster upgrade (anything
+else in ``rayClusterConfig`` differs: KubeRay builds a new Ray cluster and moves traffic once it is
+ready).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from imprun.drivers.cluster import AppStatus, ObservedApp
+
+__all__ = ["CHANGED_AT", "AppChange", "change_of", "observed_app"]
+
+CHANGED_AT: Final = "imprun.io/changed-at"
+"""Annotation: when imprun last wrote the RayService's spec (ISO 8601, UTC)."""
+
+_SERVE_STATUSES: Final = {
+    "RUNNING": AppStatus.RUNNING,
+    "DEPLOYING": AppStatus.DEPLOYING,
+    "NOT_STARTED": AppStatus.DEPLOYING,
+    "DEPLOY_FAILED": AppStatus.DEPLOY_FAILED,
+    "UNHEALTHY": AppStatus.UNHEALTHY,
+    "DELETING": AppStatus.DELETING,
+}
+_SCALING_FIELDS: Final = frozenset({"replicas", "minReplicas", "maxReplicas", "scaleStrategy"})
+
+
+class AppChange(StrEnum):
+    """What an ``apply`` did to a RayService."""
+
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    IN_PLACE_UPDATE = "in-place update"
+    CLUSTER_UPGRADE = "cluster upgrade"
+    REPAIRED = "repaired"
+    """Only metadata (labels, annotations) differed: a hand edit put back."""
+
+
+def change_of(current: Mapping[str, Any], desired: Mapping[str, Any]) -> AppChange:
+    """How ``desired`` differs from the ``current`` RayService (specs and imprun's labels)."""
+    old, new = current.get("spec") or {}, desired.get("spec") or {}
+    if _cluster_shape(old.get("rayClusterConfig")) != _cluster_shape(new.get("rayClusterConfig")):
+        return AppChange.CLUSTER_UPGRADE
+    if old.get("serveConfigV2") != new.get("serveConfigV2"):
+        return AppChange.IN_PLACE_UPDATE
+    if old != new:
+        return AppChange.IN_PLACE_UPDATE
+    wanted_labels = desired.get("metadata", {}).get("labels") or {}
+    labels = current.get("metadata", {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in wanted_labels.items()):
+        return AppChange.REPAIRED
+    return AppChange.UNCHANGED
+
+
+def _cluster_shape(config: Any) -> Any:
+    """The cluster config without worker replica counts, which KubeRay scales in place (they are
+    left out of the hash it compares to decide on a new cluster)."""
+    if not isinstance(config, Mapping):
+        return config
+    groups = [
+        {k: v for k, v in group.items() if k not in _SCALING_FIELDS}
+        for group in config.get("workerGroupSpecs") or []
+        if isinstance(group, Mapping)
+    ]
+    return {**config, "workerGroupSpecs": groups}
+
+
+def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            found: Mapping[str, Any] = condition
+            return found
+    return None
+
+
+def _operator_reason(status: Mapping[str, Any]) -> str:
+    ready = _ready_condition(status)
+    if ready is None:
+        return "the operator has not reported a Ready condition"
+    reason, message = str(ready.get("reason") or ""), str(ready.get("message") or "")
+    return ": ".join(part for part in (reason, message) if part) or "Ready is False without a reason"
+
+
+def _changed_at(resource: Mapping[str, Any]) -> datetime | None:
+    metadata = resource.get("metadata") or {}
+    stamp = (metadata.get("annotations") or {}).get(CHANGED_AT) or metadata.get("creationTimestamp")
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def observed_app(
+    resource: Mapping[str, Any] | None, app_name: str, *, now: datetime, ready_timeout: float
+) -> ObservedApp:
+    """The status of Serve application ``app_name`` of the RayService ``resource`` (None: missing)."""
+    if resource is None:
+        return ObservedApp(AppStatus.MISSING)
+    if (resource.get("metadata") or {}).get("deletionTimestamp"):
+        return ObservedApp(AppStatus.DELETING, "the RayService is being deleted")
+    status = resource.get("status") or {}
+    applications = (status.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
+    app = applications.get(app_name) or {}
+    serve_status = _SERVE_STATUSES.get(str(app.get("status") or ""), AppStatus.DEPLOYING)
+    message = str(app.get("message") or "")
+    ready = _ready_condition(status)
+    is_ready = ready is not None and ready.get("status") == "True"
+    if serve_status in (AppStatus.DEPLOY_FAILED, AppStatus.UNHEALTHY):
+        return ObservedApp(serve_status, message or _operator_reason(status))
+    if is_ready and serve_status is AppStatus.RUNNING:
+        return ObservedApp(AppStatus.RUNNING, message)
+    changed = _changed_at(resource)
+    if changed is not None and (now - changed).total_seconds() > ready_timeout:
+        waited = f"not Ready {ready_timeout:g} s after the last change"
+        return ObservedApp(AppStatus.DEPLOY_FAILED, f"{waited}: {_operator_reason(status)}")
+    return ObservedApp(AppStatus.DEPLOYING, message or _operator_reason(status))
