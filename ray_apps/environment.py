@@ -28,6 +28,7 @@ from ray.exceptions import RayActorError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ray_apps.function_metrics import FunctionMetrics
 from ray_apps.reload_hub import reload_hub_for_this_node
 from runtime_actors.db_proxy import DbProxy
 from runtime_actors.egress import Egress, EgressPolicy
@@ -254,6 +255,7 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
         max_request_bytes=config.max_request_bytes,
         gate=KeyAuthGate(gateway_id, environment, config.pepper(), limiter),
         variables=config.variables_opener(gateway_id, environment),
+        observer=FunctionMetrics(gateway_id, environment),
     )
 
 

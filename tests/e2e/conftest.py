@@ -19,6 +19,7 @@ from imprun.api.app import create_app
 from imprun.drivers.local_ray import LocalRayServeDriver
 from imprun.security.api_keys import api_key_pepper
 from imprun.security.master_key import load_master_key
+from imprun.security.variables import variables_key
 from imprun.settings import Settings
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
@@ -43,8 +44,13 @@ def e2e_settings(services: RunningServices, ray_head: RunningRayHead) -> Setting
 
 @pytest.fixture(scope="session")
 def e2e_client(e2e_settings: Settings, ray_head: RunningRayHead) -> Iterator[TestClient]:
-    pepper = api_key_pepper(load_master_key(e2e_settings))
-    driver = LocalRayServeDriver(ray_head.address, e2e_settings, api_key_pepper=pepper)
+    master_key = load_master_key(e2e_settings)
+    driver = LocalRayServeDriver(
+        ray_head.address,
+        e2e_settings,
+        api_key_pepper=api_key_pepper(master_key),
+        variables_key=variables_key(master_key),
+    )
     with TestClient(create_app(e2e_settings, driver=driver)) as client:
         yield client
 
