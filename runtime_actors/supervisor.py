@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -532,6 +533,42 @@ class Supervisor:
             "durationMs": result.duration_ms,
         }
 
+    async def call_tool(self, name: str, arguments: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+        """Run the published function ``name`` with ``arguments`` as its JSON body — an AI-gateway tool
+        call, whose key the AI gateway checked — with the limits and logs of an HTTP call. Answers
+        ``{status, body, error, durationMs}`` (``body`` parsed when it is JSON)."""
+        route = self._routes.get(name) if self._loaded.is_set() else None
+        if route is None:
+            status, code = (404, "not_found") if self._loaded.is_set() else (503, "unavailable")
+            message = f"No function {name!r} is published in environment '{self.environment}'."
+            return {
+                "status": status,
+                "body": {"error": {"code": code, "message": message}},
+                "error": code,
+                "durationMs": 0.0,
+            }
+        invocation = Invocation(
+            method=_tool_method(route.methods),
+            path="",
+            query={},
+            headers={"content-type": "application/json", "x-request-id": request_id},
+            body=json.dumps(dict(arguments)).encode(),
+            request_id=request_id,
+            function=name,
+        )
+        if invocation.method == "GET":
+            query = {k: [v if isinstance(v, str) else json.dumps(v)] for k, v in arguments.items()}
+            invocation = dataclasses.replace(invocation, body=b"", query=query)
+        result = await self._invoke(route.function, invocation)
+        response = translate_result(result, request_id)
+        self._record_logs(name, request_id, result, response)
+        return {
+            "status": response.status,
+            "body": _debug_body(response),
+            "error": result.error,
+            "durationMs": result.duration_ms,
+        }
+
     def _match(self, route: str) -> tuple[_Route, str] | None:
         """The longest published name that prefixes ``route`` at a ``/`` boundary, and the rest."""
         path = route.strip("/")
@@ -568,6 +605,13 @@ class Supervisor:
             self._logs.append(
                 function, request_id, [LogEntry(e.time, e.level, redact(e.message)) for e in entries]
             )
+
+
+def _tool_method(methods: frozenset[str] | tuple[str, ...] | None) -> str:
+    """POST the arguments as JSON unless the function takes only GET (then they go in the query)."""
+    if methods is None or "POST" in methods or "GET" not in methods:
+        return "POST"
+    return "GET"
 
 
 def tenant_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     kuberay_retries: int = Field(default=3, ge=0, le=10, description="Retries on API-server 5xx/timeouts.")
 
     # AI gateway: chat providers (the MCP endpoint needs none of these) and tool-dispatch limits.
+    ai_gateway: bool = Field(
+        default=True, description="Deploy the ai-gateway application (/mcp, /ai-gateway/chat) on the cluster."
+    )
     ai_provider: Literal["openai", "anthropic", "local"] | None = Field(
         default=None, description="Chat provider when a request names none; unset = the first configured."
     )

@@ -16,7 +16,7 @@ import imprun
 from imprun.api.context import ControlPlane
 from imprun.api.errors import install_error_handlers
 from imprun.api.middleware import RequestContextMiddleware
-from imprun.api.routes import applications, auth, functions, gateways, health, logs, variables
+from imprun.api.routes import ai_gateway, applications, auth, functions, gateways, health, logs, variables
 from imprun.drivers.cluster import ClusterDriver
 from imprun.errors import ImprunError
 from imprun.observability.logs import configure_logging
@@ -66,6 +66,7 @@ def create_app(
     app.include_router(gateways.router)
     app.include_router(functions.router)
     app.include_router(applications.router)
+    app.include_router(ai_gateway.router)
     app.include_router(variables.router)
     app.include_router(logs.router)
     return app

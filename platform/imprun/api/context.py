@@ -18,6 +18,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from imprun.access import AccessService
+from imprun.ai.config import AI_GATEWAY_APP, ai_gateway_spec
+from imprun.ai.registry import McpToolRegistry
 from imprun.drivers.cluster import ClusterDriver
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
@@ -30,6 +32,7 @@ from imprun.lifecycle.environments import EnvironmentReconciler
 from imprun.lifecycle.gateways import GatewayReconciler
 from imprun.lifecycle.grants import GrantReconciler
 from imprun.lifecycle.loop import ReconcileLoop
+from imprun.lifecycle.platform_apps import PlatformAppReconciler, PlatformAppState
 from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
 from imprun.security.api_keys import KeyVault, api_key_pepper
@@ -42,12 +45,13 @@ from imprun.store.events import EventLog
 from imprun.store.function_logs import FunctionLogStreams
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
+from imprun.store.mcp_tools import McpToolRepository
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.runtime_feed import RuntimeFeed
 from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureCounter
-from imprun.store.users import UserRepository
+from imprun.store.users import UserRecord, UserRepository
 from imprun.store.variables import VariableRepository
 
 if TYPE_CHECKING:
@@ -134,6 +138,8 @@ class ControlPlane:
     access: AccessService
     variables: VariableService
     function_logs: FunctionLogService
+    mcp_tools: McpToolRegistry
+    platform_apps: PlatformAppReconciler | None = None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False
     owns_driver: bool = True
@@ -167,6 +173,7 @@ class ControlPlane:
             else open_cluster_driver(settings, api_key_pepper(master_key), variables_key(master_key))
         )
         loop: ReconcileLoop | None = None
+        platform_apps: PlatformAppReconciler | None = None
 
         def wake() -> None:
             if loop is not None:
@@ -194,9 +201,15 @@ class ControlPlane:
             recheck_s=settings.log_recheck_seconds,
         )
 
+        def check_function(gateway_id: str, name: str, user: UserRecord) -> None:
+            functions.get(gateway_id, name, user)  # NotFound unless the user's gateway has it
+
+        mcp_tools = McpToolRegistry(McpToolRepository(sys_db), check_function, utc_now)
+
         def forget_gateway(gateway_id: str) -> None:
             functions.forget_gateway(gateway_id)
             variables.forget_gateway(gateway_id)
+            mcp_tools.forget_gateway(gateway_id)
 
         access = AccessService(
             applications=applications,
@@ -217,8 +230,16 @@ class ControlPlane:
                 "timing": timing,
                 "faults": faults,
             }
+            platform_apps = (
+                PlatformAppReconciler(
+                    [ai_gateway_spec(settings, api_key_pepper(master_key))], driver, metrics=metrics
+                )
+                if settings.ai_gateway
+                else None
+            )
             loop = ReconcileLoop(
                 [
+                    *([platform_apps] if platform_apps is not None else []),
                     GatewayReconciler(
                         gateways,
                         environments,
@@ -280,6 +301,8 @@ class ControlPlane:
             access=access,
             variables=variables,
             function_logs=function_logs,
+            mcp_tools=mcp_tools,
+            platform_apps=platform_apps,
             owns_driver=owns_driver,
         )
         plane.readiness["mongo"] = plane._check_mongo
@@ -287,6 +310,14 @@ class ControlPlane:
         if driver is not None:
             plane.readiness["ray"] = driver.ping
         return plane
+
+    def ai_gateway_state(self) -> PlatformAppState:
+        """The ai-gateway application's last observed state (``Disabled`` when not deployed here)."""
+        if self.platform_apps is None:
+            return PlatformAppState(
+                "Disabled", "IMPRUN_AI_GATEWAY is off or this control plane does not reconcile"
+            )
+        return self.platform_apps.states.get(AI_GATEWAY_APP, PlatformAppState("Pending"))
 
     def prepare(self) -> None:
         """Start-up work that needs the database (indexes); retried by ``/readyz`` until it succeeds."""

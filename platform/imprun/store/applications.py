@@ -218,6 +218,14 @@ class GrantRepository:
             doc = self._grants.find_one({"slot": slot})
         return None if doc is None else _grant_from(doc)
 
+    def active_by_lookup_hash(self, lookup_hash: str) -> list[GrantRecord]:
+        """The active grants whose key hashes to ``lookup_hash`` (the AI gateway's key check)."""
+        with mongo_errors():
+            docs = list(
+                self._grants.find({"lookupHash": lookup_hash, "status": GrantStatus.ACTIVE.value}).limit(100)
+            )
+        return [_grant_from(d) for d in docs]
+
     def of_application(self, application_id: str) -> list[GrantRecord]:
         with mongo_errors():
             docs = list(self._grants.find({"applicationId": application_id}).sort("createdAt", ASCENDING))

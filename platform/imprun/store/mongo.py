@@ -121,6 +121,12 @@ def ensure_system_indexes(db: Database[Document]) -> None:
         db.application_grants.create_index([("applicationId", ASCENDING)], name="application")
         db.application_grants.create_index([("gatewayId", ASCENDING)], name="gateway")
         db.application_grants.create_index([("lockedAt", ASCENDING)], name="claim")
+        db.application_grants.create_index([("lookupHash", ASCENDING)], name="lookup_hash")
+        # AI-gateway tool registry (imprun.store.mcp_tools): names unique per owner.
+        db.mcp_tools.create_index(
+            [("ownerId", ASCENDING), ("name", ASCENDING)], unique=True, name="owner_name"
+        )
+        db.mcp_tools.create_index([("gatewayId", ASCENDING)], name="gateway")
 
 
 __all__ = [

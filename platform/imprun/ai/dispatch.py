@@ -1,0 +1,110 @@
+"""Calling a tool: check its arguments, run its function through the runtime, shape the outcome.
+
+``ToolInvoker`` is the seam to the function runtime: the Serve implementation
+(``ray_apps.ai_gateway``) hands the call to a replica of the function's environment, which runs it
+in that environment's jailed workers with the same limits, timeout and logs as an HTTP call. Here
+the arguments are validated against the tool's input schema first (a violation is a tool error with
+the validation detail, the function never runs), and the function's answer becomes a ``ToolOutcome``:
+an error when the status is not 2xx (the function raised, timed out, rejected its input…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jsonschema
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from imprun.ai.tools import Tool
+
+__all__ = ["ToolInvoker", "ToolOutcome", "call_tool", "schema_violation"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """The result of one tool call: ``body`` is the function's JSON (or text) answer."""
+
+    status: int
+    body: Any
+    duration_ms: float
+    error: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.error is not None or not 200 <= self.status < 300
+
+    def as_text(self) -> str:
+        """The result as text for a model or an MCP content block."""
+        if isinstance(self.body, str):
+            return self.body
+        return json.dumps(self.body, ensure_ascii=False, default=str)
+
+
+class ToolInvoker(Protocol):
+    async def invoke(
+        self, gateway_id: str, environment: str, function: str, arguments: Mapping[str, Any], request_id: str
+    ) -> ToolOutcome:
+        """Run ``function`` with ``arguments`` (its JSON body) in its environment's sandbox."""
+        ...
+
+
+def schema_violation(schema: Mapping[str, Any], arguments: Any) -> str | None:
+    """Why ``arguments`` do not satisfy ``schema`` (the best-matching error, with its path), or None."""
+    try:
+        validator_class = jsonschema.validators.validator_for(schema)
+        validator_class.check_schema(schema)
+        error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(arguments))
+    except SchemaError as exc:
+        return f"the tool's input schema is invalid: {exc.message}"
+    if error is None:
+        return None
+    return _describe(error)
+
+
+def _describe(error: ValidationError) -> str:
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+async def call_tool(
+    invoker: ToolInvoker, tool: Tool, arguments: Any, request_id: str, *, timeout_seconds: float
+) -> ToolOutcome:
+    """Validate ``arguments`` and invoke ``tool``'s function within ``timeout_seconds``."""
+    started = time.perf_counter()
+    if not isinstance(arguments, Mapping):
+        return _refused(started, "the arguments must be a JSON object")
+    problem = schema_violation(tool.input_schema, dict(arguments))
+    if problem is not None:
+        return _refused(started, f"invalid arguments: {problem}")
+    try:
+        return await asyncio.wait_for(
+            invoker.invoke(tool.gateway_id, tool.environment, tool.function, arguments, request_id),
+            timeout_seconds,
+        )
+    except TimeoutError:
+        return ToolOutcome(
+            504,
+            {
+                "error": {
+                    "code": "timeout",
+                    "message": f"The tool did not answer within {timeout_seconds:g} s.",
+                }
+            },
+            _elapsed_ms(started),
+            error="timeout",
+        )
+
+
+def _refused(started: float, message: str) -> ToolOutcome:
+    return ToolOutcome(
+        422, {"error": {"code": "invalid", "message": message}}, _elapsed_ms(started), "invalid"
+    )
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,98 @@
+"""The tool registry behind ``/v1/ai-gateway/mcp-tools``: named, described, pinned tools.
+
+An entry ``{name, description, gatewayId, environment, function, inputSchema?}`` makes the function
+of the caller's gateway a tool under ``name`` for keys granted to ``environment`` (and hides that
+function's default tools of the gateway's other environments, see ``imprun.ai.tools``). Names are
+valid MCP tool names and unique per owner; the gateway must be the caller's and the function must
+exist in it; an ``inputSchema`` given here must be a valid JSON Schema for an object (it is what the
+gateway validates arguments against), else the function's own derived schema is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError
+
+from imprun.ai.tools import tool_name_problem
+from imprun.domain.naming import ENVIRONMENT_NAMES
+from imprun.errors import Invalid, NotFound
+from imprun.store.mcp_tools import McpToolRecord, McpToolRepository
+from imprun.store.users import UserRecord
+
+__all__ = ["McpToolRegistry"]
+
+FunctionCheck = Callable[[str, str, UserRecord], None]
+"""Raises ``NotFound`` unless the user's gateway has that function (``FunctionService.get``)."""
+
+
+class McpToolRegistry:
+    def __init__(
+        self, tools: McpToolRepository, check_function: FunctionCheck, clock: Callable[[], datetime]
+    ) -> None:
+        self._tools = tools
+        self._check_function = check_function
+        self._clock = clock
+
+    def create(
+        self,
+        user: UserRecord,
+        *,
+        name: str,
+        gateway_id: str,
+        environment: str,
+        function: str,
+        description: str | None,
+        input_schema: Mapping[str, Any] | None,
+    ) -> McpToolRecord:
+        problem = tool_name_problem(name)
+        if problem is not None:
+            raise Invalid(
+                f"Invalid tool name {name!r}: {problem}.", details={"field": "name", "problem": problem}
+            )
+        if environment not in ENVIRONMENT_NAMES:
+            raise Invalid(
+                f"Unknown environment {environment!r}: use one of {', '.join(ENVIRONMENT_NAMES)}.",
+                details={"field": "environment"},
+            )
+        if input_schema is not None:
+            _check_input_schema(input_schema)
+        self._check_function(gateway_id, function, user)
+        return self._tools.insert(
+            owner_id=user.id,
+            name=name,
+            gateway_id=gateway_id,
+            environment=environment,
+            function=function,
+            description=description,
+            input_schema=input_schema,
+            at=self._clock(),
+        )
+
+    def list(self, user: UserRecord) -> list[McpToolRecord]:
+        return self._tools.of_owner(user.id)
+
+    def delete(self, user: UserRecord, name: str) -> None:
+        if not self._tools.delete(user.id, name):
+            raise NotFound(
+                f"No tool named {name!r} is registered; list them with GET /v1/ai-gateway/mcp-tools."
+            )
+
+    def forget_gateway(self, gateway_id: str) -> None:
+        self._tools.delete_of_gateway(gateway_id)
+
+
+def _check_input_schema(schema: Mapping[str, Any]) -> None:
+    if schema.get("type") != "object":
+        raise Invalid(
+            "inputSchema must describe an object ('type': 'object').", details={"field": "inputSchema"}
+        )
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise Invalid(
+            f"inputSchema is not a valid JSON Schema: {exc.message}.", details={"field": "inputSchema"}
+        ) from exc

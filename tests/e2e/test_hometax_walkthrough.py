@@ -1,0 +1,186 @@
+"""The seed's walkthrough end to end: a tax function over HTTP with a key, over MCP with the real
+``mcp`` client, and through the chat endpoint with each provider adaptor (scripted LLM servers).
+
+It runs on ``live_stack`` — a control plane over HTTP whose reconcilers also keep the cluster's
+``ai-gateway`` application deployed, its providers pointing at the scripted LLM server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client as McpClient
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from pymongo import MongoClient
+
+from tests.fixtures.live_stack import SMALL_BUNDLE, LiveStack
+from tests.fixtures.llm_servers import ScriptedLLMServer, Text, ToolCalls
+from tests.fixtures.polling import eventually
+from tests.fixtures.services import RunningServices
+
+CALCULATE_TAX = '''\
+def main(income: float, deductions: float = 0):
+    """Korean-style flat income tax: 22 % of the taxable income.
+
+    Args:
+        income: Gross yearly income in won.
+        deductions: Deductible expenses in won.
+    """
+    taxable = income - deductions
+    tax = taxable * 0.22
+    imp.db().collection("calculations").insert_one(
+        {"income": income, "deductions": deductions, "tax": tax}
+    )
+    return {"tax": tax}
+'''
+FAILING = "def main(x: int):\n    raise ValueError('boom')\n"
+ARGS = {"income": 50_000_000, "deductions": 10_000_000}
+
+
+@dataclass(frozen=True)
+class Hometax:
+    gw: str
+    key: str
+    api: httpx.Client
+    data: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def hometax(live_stack: LiveStack) -> Iterator[Hometax]:
+    auth = {"Authorization": f"Bearer {live_stack.token}"}
+    api = httpx.Client(base_url=live_stack.url, headers=auth, timeout=60)
+    data = httpx.Client(base_url=live_stack.data_plane_url, timeout=60)
+    gw = live_stack.gateway_id("hometax")
+    created = api.post("/v1/api-gateways", json={"name": "hometax", "gatewayId": gw, "bundle": SMALL_BUNDLE})
+    assert created.status_code in (201, 202), created.text
+    assert eventually(lambda: api.get(f"/v1/api-gateways/{gw}").json()["phase"] == "Started", timeout=180)
+    base = f"/v1/api-gateways/{gw}/functions"
+    for name, code in (("calculateTax", CALCULATE_TAX), ("failing", FAILING)):
+        assert api.post(base, json={"name": name, "code": code}).status_code == 201
+        assert api.post(f"{base}/{name}/publish", json={"environment": "dev"}).status_code == 200
+    for stage in ("staging", "prod"):
+        promoted = api.post(f"{base}/calculateTax/deploy-to-stage", json={"targetStage": stage})
+        assert promoted.status_code == 200, promoted.text
+    assert api.post(f"{base}/failing/deploy-to-stage", json={"targetStage": "staging"}).status_code == 200
+    assert api.post(f"{base}/failing/deploy-to-stage", json={"targetStage": "prod"}).status_code == 200
+    app_id = api.post("/v1/applications", json={"name": "hometax-agent"}).json()["applicationId"]
+    grant = api.post(f"/v1/applications/{app_id}/grants", json={"gatewayId": gw, "environment": "prod"})
+    assert grant.status_code == 201, grant.text
+    key = grant.json()["apiKey"]
+    try:
+        yield Hometax(gw, key, api, data)
+    finally:
+        api.delete(f"/v1/api-gateways/{gw}")
+        api.close()
+        data.close()
+
+
+def served_ok(data: httpx.Client, method: str, path: str, **request: Any) -> httpx.Response:
+    last: list[httpx.Response] = []
+
+    def ok() -> bool:
+        last[:] = [data.request(method, path, **request)]
+        return last[0].status_code == 200
+
+    assert eventually(ok, timeout=60, interval=0.1), f"{path}: {last[0].status_code} {last[0].text[:300]}"
+    return last[0]
+
+
+def mcp_session(live_stack: LiveStack, key: str | None) -> tuple[httpx2.AsyncClient, Any]:
+    headers = {"apikey": key} if key else {}
+    http = httpx2.AsyncClient(headers=headers, timeout=60)
+    return http, streamable_http_client(f"{live_stack.data_plane_url}/mcp", http_client=http)
+
+
+async def list_and_call(live_stack: LiveStack, key: str) -> tuple[list[Any], Any, Any, Any]:
+    http, transport = mcp_session(live_stack, key)
+    async with http, McpClient(transport) as client:
+        tools = (await client.list_tools()).tools
+        result = await client.call_tool("calculateTax", ARGS)
+        failed = await client.call_tool("failing", {"x": 1})
+        invalid = await client.call_tool("calculateTax", {"income": "lots"})
+        return tools, result, failed, invalid
+
+
+def test_hometax_over_http_mcp_and_chat(
+    live_stack: LiveStack, hometax: Hometax, llm_server: ScriptedLLMServer, services: RunningServices
+) -> None:
+    gw, key, data = hometax.gw, hometax.key, hometax.data
+
+    # HTTP with the key.
+    answer = served_ok(data, "POST", f"/{gw}/prod/calculateTax", json=ARGS, headers={"apikey": key})
+    assert answer.json() == {"tax": 8_800_000.0}
+    assert data.post(f"/{gw}/prod/calculateTax", json=ARGS).status_code == 401
+
+    # MCP with the real client: listed with the derived schema, called with the same result.
+    assert eventually(lambda: data.get("/ai-gateway/_health").status_code == 200, timeout=120, interval=0.2)
+    tools, result, failed, invalid = asyncio.run(list_and_call(live_stack, key))
+    by_name = {t.name: t for t in tools}
+    assert sorted(by_name) == ["calculateTax", "failing"]
+    schema = by_name["calculateTax"].input_schema
+    assert schema["required"] == ["income"] and set(schema["properties"]) == {"income", "deductions"}
+    assert "22 %" in (by_name["calculateTax"].description or "")
+    assert result.is_error is False
+    assert json.loads(result.content[0].text) == {"tax": 8_800_000.0}
+    assert failed.is_error is True and "ValueError" in failed.content[0].text
+    assert invalid.is_error is True and "income" in invalid.content[0].text
+
+    # Chat through each adaptor: the model calls the tool, the answer carries the result.
+    for provider in ("openai", "anthropic", "local"):
+        llm_server.script(
+            provider,
+            [ToolCalls(("calculateTax", ARGS)), Text("Your tax is 8,800,000 won (8800000.0).")],
+        )
+        chat = data.post(
+            "/ai-gateway/chat",
+            headers={"apikey": key},
+            json={
+                "provider": provider,
+                "messages": [{"role": "user", "content": "Tax on 50M with 10M deductions?"}],
+            },
+        )
+        assert chat.status_code == 200, chat.text
+        body = chat.json()
+        assert body["provider"] == provider
+        assert "8800000" in body["choices"][0]["message"]["content"]
+        assert [(c["name"], c["result"], c["isError"]) for c in body["toolCalls"]] == [
+            ("calculateTax", {"tax": 8_800_000.0}, False)
+        ]
+        second = llm_server.requests(provider)[1].body
+        assert "8800000" in json.dumps(second), f"{provider}: the tool result never reached the model"
+        first_tools = llm_server.requests(provider)[0].body["tools"]
+        assert "calculateTax" in json.dumps(first_tools)
+
+    # Every calculation (HTTP, MCP, three chats) is in the gateway database.
+    with MongoClient(services.settings.mongo_url) as mongo:
+        stored = mongo[f"gatewayid_{gw}"]["calculations"].count_documents({"tax": 8_800_000.0})
+    assert stored >= 5
+
+
+def test_mcp_refuses_bad_keys_and_unknown_tools(live_stack: LiveStack, hometax: Hometax) -> None:
+    data = hometax.data
+    assert eventually(lambda: data.get("/ai-gateway/_health").status_code == 200, timeout=120, interval=0.2)
+    missing = data.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+    unknown = data.post("/mcp", headers={"apikey": "imp_prod_" + "x" * 43}, json={"jsonrpc": "2.0", "id": 1})
+    assert unknown.status_code == 401
+
+    async def call_unknown() -> str:
+        http, transport = mcp_session(live_stack, hometax.key)
+        async with http, McpClient(transport) as client:
+            try:
+                await client.call_tool("noSuchTool", {})
+            except MCPError as exc:
+                return str(exc)
+        return "no error"
+
+    assert "Unknown tool 'noSuchTool'" in asyncio.run(call_unknown())
+    assert data.get("/definitely/not/here").json()["error"]["code"] == "not_found"
