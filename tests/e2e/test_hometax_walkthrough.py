@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 from pymongo import MongoClient
 
 from tests.fixtures.live_stack import SMALL_BUNDLE, LiveStack
-from tests.fixtures.llm_servers import ScriptedLLMServer, Text, ToolCalls
+from tests.fixtures.llm_servers import HttpError, ScriptedLLMServer, Text, ToolCalls
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 
@@ -184,3 +184,103 @@ def test_mcp_refuses_bad_keys_and_unknown_tools(live_stack: LiveStack, hometax: 
 
     assert "Unknown tool 'noSuchTool'" in asyncio.run(call_unknown())
     assert data.get("/definitely/not/here").json()["error"]["code"] == "not_found"
+
+
+def mcp_tools(live_stack: LiveStack, key: str) -> list[Any]:
+    async def listed() -> list[Any]:
+        http, transport = mcp_session(live_stack, key)
+        async with http, McpClient(transport) as client:
+            return list((await client.list_tools()).tools)
+
+    return asyncio.run(listed())
+
+
+def test_registry_renames_and_pins_tools_and_revocation_closes_mcp(
+    live_stack: LiveStack, hometax: Hometax
+) -> None:
+    api, gw, data = hometax.api, hometax.gw, hometax.data
+    name = f"hometax_tax_{gw[-6:]}"
+    entry = {
+        "name": name,
+        "description": "Income tax for Korean residents.",
+        "gatewayId": gw,
+        "environment": "prod",
+        "function": "calculateTax",
+    }
+    assert api.post("/v1/ai-gateway/mcp-tools", json=entry).status_code == 201
+    assert api.post("/v1/ai-gateway/mcp-tools", json=entry).status_code == 409
+    assert api.post("/v1/ai-gateway/mcp-tools", json={**entry, "name": "bad name!"}).status_code == 422
+    assert (
+        api.post("/v1/ai-gateway/mcp-tools", json={**entry, "name": "x", "function": "nope"}).status_code
+        == 404
+    )
+    assert (
+        api.post(
+            "/v1/ai-gateway/mcp-tools", json={**entry, "name": "y", "inputSchema": {"type": 3}}
+        ).status_code
+        == 422
+    )
+    assert [t["name"] for t in api.get("/v1/ai-gateway/mcp-tools").json()].count(name) == 1
+
+    def renamed() -> bool:
+        names = {t.name: t for t in mcp_tools(live_stack, hometax.key)}
+        return name in names and "calculateTax" not in names
+
+    assert eventually(renamed, timeout=10, interval=0.2)
+    tool = {t.name: t for t in mcp_tools(live_stack, hometax.key)}[name]
+    assert tool.description == "Income tax for Korean residents."
+    assert api.delete(f"/v1/ai-gateway/mcp-tools/{name}").status_code == 200
+    assert api.delete(f"/v1/ai-gateway/mcp-tools/{name}").status_code == 404
+
+    # A second key, on dev, sees dev's tools; revoking it closes /mcp within a second.
+    app_id = api.post("/v1/applications", json={"name": "dev-view"}).json()["applicationId"]
+    grant = api.post(f"/v1/applications/{app_id}/grants", json={"gatewayId": gw, "environment": "dev"}).json()
+    assert {t.name for t in mcp_tools(live_stack, grant["apiKey"])} == {"calculateTax", "failing"}
+    assert api.delete(f"/v1/applications/{app_id}/grants/{grant['grantId']}").status_code in (200, 202, 204)
+    assert eventually(
+        lambda: data.post("/mcp", headers={"apikey": grant["apiKey"]}, json={}).status_code == 401,
+        timeout=1.0,
+        interval=0.02,
+    ), "a revoked key still opened /mcp after a second"
+
+
+def test_chat_cap_parallel_calls_tool_errors_and_provider_failures(
+    hometax: Hometax, llm_server: ScriptedLLMServer
+) -> None:
+    data, key = hometax.data, {"apikey": hometax.key}
+    ask = {"messages": [{"role": "user", "content": "compute"}]}
+    llm_server.script(
+        "openai",
+        [ToolCalls(("calculateTax", ARGS), ("failing", {"x": 1})), Text("one worked, one failed")],
+    )
+    body = data.post("/ai-gateway/chat", headers=key, json={**ask, "provider": "openai"}).json()
+    assert [(c["name"], c["isError"]) for c in body["toolCalls"]] == [
+        ("calculateTax", False),
+        ("failing", True),
+    ]
+    assert "ValueError" in json.dumps(llm_server.requests("openai")[1].body)
+
+    llm_server.script("anthropic", [ToolCalls(("calculateTax", ARGS))] * 5)
+    capped = data.post(
+        "/ai-gateway/chat", headers=key, json={**ask, "provider": "anthropic", "maxToolCalls": 2}
+    )
+    assert capped.status_code == 200
+    assert capped.json()["choices"][0]["finish_reason"] == "tool_calls_limit"
+    assert len(capped.json()["toolCalls"]) == 2
+
+    llm_server.script("local", [HttpError(500, "the model server fell over")] * 3)
+    failed = data.post("/ai-gateway/chat", headers=key, json={**ask, "provider": "local"})
+    assert failed.status_code == 502, failed.text
+    assert "fell over" in failed.json()["error"]["message"]
+    assert "requestId" in failed.json()["error"]
+
+    assert data.post("/ai-gateway/chat", headers=key, json={"messages": []}).status_code == 422
+    assert data.post("/ai-gateway/chat", json=ask).status_code == 401
+    assert data.get("/ai-gateway/chat", headers=key).status_code == 405
+
+
+def test_deleted_functions_leave_the_tool_list_empty(live_stack: LiveStack, hometax: Hometax) -> None:
+    """Runs last in this module: it deletes the gateway's functions."""
+    for name in ("calculateTax", "failing"):
+        assert hometax.api.delete(f"/v1/api-gateways/{hometax.gw}/functions/{name}").status_code == 200
+    assert eventually(lambda: mcp_tools(live_stack, hometax.key) == [], timeout=10, interval=0.2)
