@@ -8,6 +8,7 @@ app's lifespan.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ from imprun.ai.registry import McpToolRegistry
 from imprun.drivers.cluster import ClusterDriver
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
+from imprun.drivers.kuberay_status import AppChange
 from imprun.errors import Invalid
 from imprun.functions import FunctionService
 from imprun.functions.logs import FunctionLogService
@@ -41,12 +43,13 @@ from imprun.security.variables import VariableCipher, variables_key
 from imprun.settings import Settings
 from imprun.store.applications import ApplicationRepository, GrantRepository
 from imprun.store.consumers import IngressDocuments
-from imprun.store.events import EventLog
+from imprun.store.events import Event, EventLog
 from imprun.store.function_logs import FunctionLogStreams
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
 from imprun.store.mcp_tools import McpToolRepository
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
+from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.runtime_feed import RuntimeFeed
 from imprun.store.sessions import SessionStore
@@ -56,6 +59,7 @@ from imprun.store.variables import VariableRepository
 
 if TYPE_CHECKING:
     from imprun.drivers.function_runtime import FunctionRuntime
+    from imprun.drivers.kuberay import ChangeListener
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +67,30 @@ ReadinessCheck = Callable[[], None]
 
 
 def open_cluster_driver(
-    settings: Settings, api_key_pepper: bytes, variables_key: bytes = b""
+    settings: Settings,
+    api_key_pepper: bytes,
+    variables_key: bytes = b"",
+    *,
+    gateway_mongo_url: Callable[[str], str] | None = None,
+    on_change: ChangeListener | None = None,
 ) -> ClusterDriver | None:
-    """The local Ray Serve driver when a Ray address is known; None runs without a data plane.
+    """``IMPRUN_CLUSTER_DRIVER=kuberay``: KubeRay RayServices (``gateway_mongo_url`` gives each
+    gateway's MongoDB URL, ``on_change`` hears how each RayService write changed it); else the local
+    Ray Serve driver when a Ray address is known; None runs without a data plane.
 
     Its replicas get ``api_key_pepper`` to hash presented keys the way ``__consumers`` was written,
     and ``variables_key`` to open the environment variables they serve as ``imp.env``.
     """
+    if settings.cluster_driver == "kuberay":  # RayServices on Kubernetes; replicas use their gateway's user
+        from imprun.drivers.kuberay import open_kuberay_driver  # imports kubernetes: only when needed
+
+        return open_kuberay_driver(
+            settings,
+            api_key_pepper=api_key_pepper,
+            variables_key=variables_key,
+            gateway_mongo_url=gateway_mongo_url or (lambda gateway_id: settings.mongo_url or ""),
+            on_change=on_change,
+        )
     if settings.ray_address is None:
         return None
     from imprun.drivers.local_ray import LocalRayServeDriver  # imports ray: only when needed
@@ -77,6 +98,38 @@ def open_cluster_driver(
     return LocalRayServeDriver(
         settings.ray_address, settings, api_key_pepper=api_key_pepper, variables_key=variables_key
     )
+
+
+def gateway_mongo_password(master_key: MasterKey) -> Callable[[str], str]:
+    """Each gateway's MongoDB password, derived from the master key (never stored)."""
+
+    def password(gateway_id: str) -> str:
+        return base64.urlsafe_b64encode(master_key.derive(f"mongo-user:{gateway_id}")).decode().rstrip("=")
+
+    return password
+
+
+def app_change_recorder(events: EventLog) -> ChangeListener:
+    """An event per RayService write of an environment: created, in-place update or cluster upgrade."""
+
+    def record(gateway_id: str | None, app_name: str, change: AppChange) -> None:
+        if gateway_id is None:
+            return  # platform applications have no gateway to show events on
+        environment = app_name.removeprefix(f"{gateway_id}-")
+        events.append(
+            Event(
+                gateway_id=gateway_id,
+                kind="environment",
+                resource=f"{gateway_id}/{environment}",
+                type="Normal",
+                reason="RayService",
+                message=f"RayService {app_name}: {change.value}",
+                at=utc_now(),
+                actor="kuberay-driver",
+            )
+        )
+
+    return record
 
 
 def open_ingress_driver(settings: Settings, mongo: Mongo, redis: Redis) -> IngressDriver:
@@ -167,10 +220,23 @@ class ControlPlane:
         applications = ApplicationRepository(sys_db)
         grants = GrantRepository(sys_db)
         owns_driver = driver is None
+        mongo_users = (
+            GatewayMongoUsers(
+                mongo, settings.mongo_url, settings.sys_db_name, gateway_mongo_password(master_key)
+            )
+            if settings.cluster_driver == "kuberay"
+            else None
+        )
         driver = (
             driver
             if driver is not None
-            else open_cluster_driver(settings, api_key_pepper(master_key), variables_key(master_key))
+            else open_cluster_driver(
+                settings,
+                api_key_pepper(master_key),
+                variables_key(master_key),
+                gateway_mongo_url=mongo_users.url_for if mongo_users is not None else None,
+                on_change=app_change_recorder(events),
+            )
         )
         loop: ReconcileLoop | None = None
         platform_apps: PlatformAppReconciler | None = None
@@ -246,6 +312,7 @@ class ControlPlane:
                         GatewayDatabases(mongo),
                         driver,
                         forget_functions=forget_gateway,
+                        mongo_users=mongo_users,
                         **common,
                     ),
                     EnvironmentReconciler(

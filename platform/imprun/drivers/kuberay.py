@@ -45,11 +45,26 @@ from imprun.drivers.k8s_objects import (
     render_platform_rayservice,
     render_rayservice,
 )
-from imprun.drivers.kuberay_status import CHANGED_AT, AppChange, change_of, observed_app
+from imprun.drivers.kuberay_status import (
+    APPLIED_SPEC,
+    CHANGED_AT,
+    AppChange,
+    applied_spec,
+    change_of,
+    contains,
+    observed_app,
+)
 from imprun.errors import Invalid, Unavailable
 from imprun.settings import Settings
 
-__all__ = ["AppChange", "ChangeListener", "KubeRayDriver", "open_api_client", "ray_pods"]
+__all__ = [
+    "AppChange",
+    "ChangeListener",
+    "KubeRayDriver",
+    "open_api_client",
+    "open_kuberay_driver",
+    "ray_pods",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +116,32 @@ def ray_pods(settings: Settings) -> RayPods:
         head_memory_mb=settings.kuberay_head_memory_mb,
         ingress_namespace=settings.kuberay_ingress_namespace,
         system_namespace=settings.kuberay_system_namespace,
+    )
+
+
+def open_kuberay_driver(
+    settings: Settings,
+    *,
+    api_key_pepper: bytes,
+    variables_key: bytes,
+    gateway_mongo_url: Callable[[str], str],
+    on_change: ChangeListener | None = None,
+) -> KubeRayDriver:
+    """The driver for ``IMPRUN_CLUSTER_DRIVER=kuberay``: replicas get the local driver's runtime
+    configuration (``local_ray.runtime_config``) with their gateway's own MongoDB URL."""
+    from imprun.drivers.local_ray import runtime_config  # imports ray: only for this driver
+
+    shared = runtime_config(settings, api_key_pepper, variables_key).to_args()
+
+    def runtime_args(gateway_id: str) -> dict[str, Any]:
+        return {**shared, "mongo_url": gateway_mongo_url(gateway_id)}
+
+    return KubeRayDriver(
+        open_api_client(settings),
+        settings,
+        runtime_args=runtime_args,
+        gateway_mongo_url=gateway_mongo_url,
+        on_change=on_change,
     )
 
 
@@ -219,6 +260,7 @@ class KubeRayDriver:
     def _ensure_rayservice(self, gateway_id: str | None, resource: dict[str, Any]) -> None:
         annotations = resource["metadata"].setdefault("annotations", {})
         annotations[CHANGED_AT] = self._clock().isoformat()
+        annotations[APPLIED_SPEC] = applied_spec(resource["spec"])
         change = self._ensure(resource)
         name = resource["metadata"]["name"]
         if change is not AppChange.UNCHANGED:
@@ -416,11 +458,11 @@ _MODELS: Final[dict[str, Any]] = {
 def _difference(current: Mapping[str, Any], desired: Mapping[str, Any]) -> AppChange:
     if desired["kind"] == "RayService":
         return change_of(current, desired)
-    if any(field in desired and current.get(field) != desired[field] for field in _OWNED_FIELDS):
+    if any(field in desired and not contains(current.get(field), desired[field]) for field in _OWNED_FIELDS):
         return AppChange.REPAIRED
     wanted = desired["metadata"].get("labels") or {}
     labels = (current.get("metadata") or {}).get("labels") or {}
-    return AppChange.REPAIRED if any(labels.get(k) != v for k, v in wanted.items()) else AppChange.UNCHANGED
+    return AppChange.UNCHANGED if contains(labels, wanted) else AppChange.REPAIRED
 
 
 def _replacement(

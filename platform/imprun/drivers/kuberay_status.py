@@ -8,11 +8,14 @@ Pure functions over the RayService dicts the API server returns. Readiness comes
 ``change_of`` tells an in-place update (only ``serveConfigV2`` or worker replica bounds differ:
 KubeRay redeploys the Serve apps or scales the running cluster) from a cluster upgrade (anything
 else in ``rayClusterConfig`` differs: KubeRay builds a new Ray cluster and moves traffic once it is
-ready).
+ready). A RayService whose spec no longer holds what imprun wrote (``imprun.io/applied-spec``) was
+edited by hand: it reads as ``DEPLOY_FAILED`` so the reconciler applies it again, which puts it back.
+Comparisons ignore fields the API server adds (defaults): only what imprun set counts.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -20,10 +23,13 @@ from typing import Any, Final
 
 from imprun.drivers.cluster import AppStatus, ObservedApp
 
-__all__ = ["CHANGED_AT", "AppChange", "change_of", "observed_app"]
+__all__ = ["APPLIED_SPEC", "CHANGED_AT", "AppChange", "applied_spec", "change_of", "contains", "observed_app"]
 
 CHANGED_AT: Final = "imprun.io/changed-at"
 """Annotation: when imprun last wrote the RayService's spec (ISO 8601, UTC)."""
+APPLIED_SPEC: Final = "imprun.io/applied-spec"
+"""Annotation: the spec imprun last wrote (JSON), to notice edits made by hand."""
+DRIFT_MESSAGE: Final = "the RayService was changed outside imprun; the next apply puts it back"
 
 _SERVE_STATUSES: Final = {
     "RUNNING": AppStatus.RUNNING,
@@ -47,20 +53,47 @@ class AppChange(StrEnum):
     """Only metadata (labels, annotations) differed: a hand edit put back."""
 
 
+def contains(live: Any, wanted: Any) -> bool:
+    """Whether ``live`` holds every field of ``wanted`` with its value: fields the API server added
+    (defaults) do not count as differences, fields imprun set and someone changed do."""
+    if isinstance(wanted, Mapping):
+        return isinstance(live, Mapping) and all(
+            k in live and contains(live[k], v) for k, v in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return isinstance(live, list) and len(live) == len(wanted) and all(map(contains, live, wanted))
+    return bool(live == wanted)
+
+
 def change_of(current: Mapping[str, Any], desired: Mapping[str, Any]) -> AppChange:
     """How ``desired`` differs from the ``current`` RayService (specs and imprun's labels)."""
     old, new = current.get("spec") or {}, desired.get("spec") or {}
-    if _cluster_shape(old.get("rayClusterConfig")) != _cluster_shape(new.get("rayClusterConfig")):
-        return AppChange.CLUSTER_UPGRADE
-    if old.get("serveConfigV2") != new.get("serveConfigV2"):
-        return AppChange.IN_PLACE_UPDATE
-    if old != new:
+    if not contains(old, new):
+        old_cluster, new_cluster = old.get("rayClusterConfig"), new.get("rayClusterConfig")
+        if not contains(_cluster_shape(old_cluster), _cluster_shape(new_cluster)):
+            return AppChange.CLUSTER_UPGRADE
         return AppChange.IN_PLACE_UPDATE
     wanted_labels = desired.get("metadata", {}).get("labels") or {}
     labels = current.get("metadata", {}).get("labels") or {}
-    if any(labels.get(k) != v for k, v in wanted_labels.items()):
+    if not contains(labels, wanted_labels):
         return AppChange.REPAIRED
     return AppChange.UNCHANGED
+
+
+def applied_spec(spec: Mapping[str, Any]) -> str:
+    """The ``APPLIED_SPEC`` annotation of a RayService written with ``spec``."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+def _drifted(resource: Mapping[str, Any]) -> bool:
+    recorded = ((resource.get("metadata") or {}).get("annotations") or {}).get(APPLIED_SPEC)
+    if not recorded:
+        return False
+    try:
+        wanted = json.loads(recorded)
+    except ValueError:
+        return True
+    return not contains(resource.get("spec") or {}, wanted)
 
 
 def _cluster_shape(config: Any) -> Any:
@@ -111,6 +144,8 @@ def observed_app(
         return ObservedApp(AppStatus.MISSING)
     if (resource.get("metadata") or {}).get("deletionTimestamp"):
         return ObservedApp(AppStatus.DELETING, "the RayService is being deleted")
+    if _drifted(resource):  # reported as failed, so the reconciler applies it again
+        return ObservedApp(AppStatus.DEPLOY_FAILED, DRIFT_MESSAGE)
     status = resource.get("status") or {}
     applications = (status.get("activeServiceStatus") or {}).get("applicationStatuses") or {}
     app = applications.get(app_name) or {}

@@ -29,10 +29,12 @@ from imprun.domain.steps import (
     SetEnvironmentsDesired,
 )
 from imprun.drivers.cluster import ClusterDriver
+from imprun.drivers.k8s_scope import GatewayScopedDriver
 from imprun.errors import Conflict
 from imprun.lifecycle.reconciler import Reconciler
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
+from imprun.store.mongo_users import GatewayMongoUsers
 
 
 def failure_reason(resource: Gateway | Environment) -> str | None:
@@ -51,6 +53,7 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         driver: ClusterDriver,
         *,
         forget_functions: Callable[[str], None] = lambda gateway_id: None,
+        mongo_users: GatewayMongoUsers | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(gateways, **kwargs)  # type: ignore[arg-type]
@@ -59,6 +62,7 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         self.environments = environments
         self.databases = databases
         self.driver = driver
+        self.mongo_users = mongo_users
 
     def key(self, resource: Gateway) -> str:
         return resource.gateway_id
@@ -89,6 +93,8 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         gw = resource.gateway_id
         match step:
             case CreateDatabase():
+                if self.mongo_users is not None:  # its own user first: a crash leaves no database without one
+                    self.mongo_users.ensure(gw)
                 self.databases.create(gw)
             case CreateEnvironments(names=names, state=state):
                 for name in names:
@@ -104,7 +110,11 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
             case DeleteApps(names=names):
                 for name in names:
                     self.driver.delete(gw, name)
-            case DropDatabase():
+            case DropDatabase():  # what hangs off the database first: the step repeats until it is gone
+                if isinstance(self.driver, GatewayScopedDriver):  # e.g. the gateway's namespace
+                    self.driver.release_gateway(gw)
+                if self.mongo_users is not None:
+                    self.mongo_users.drop(gw)
                 self.databases.drop(gw)
             case DeleteEnvironmentRecords():
                 self.forget_functions(gw)  # drafts, history, deployments: nothing may outlive the gateway

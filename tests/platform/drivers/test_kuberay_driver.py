@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 from imprun.drivers.cluster import AppSpec, AppStatus, PlatformAppSpec
 from imprun.drivers.kuberay import AppChange, KubeRayDriver, open_api_client
+from imprun.drivers.kuberay_status import DRIFT_MESSAGE
 from imprun.errors import Invalid, Unavailable
 from imprun.settings import Settings
 from tests.fixtures.k8s_standin import CORE, NETWORKING, RAY, Cluster, Fault, kubernetes_cluster
@@ -129,6 +130,8 @@ def test_objects_changed_or_deleted_by_hand_are_put_back(
     api.edit((NETWORKING, "networkpolicies"), NS, "imprun-default-deny", open_everything)
     api.edit(RAYSERVICES, NS, "orders-api-dev", scale_by_hand)
     api.remove((CORE, "secrets"), NS, "imprun-gateway-mongo")
+    drifted = driver.observe("orders-api", "dev")
+    assert (drifted.status, drifted.message) == (AppStatus.DEPLOY_FAILED, DRIFT_MESSAGE)
 
     driver.apply(SPEC)
 
@@ -139,6 +142,24 @@ def test_objects_changed_or_deleted_by_hand_are_put_back(
     assert restored_policy is not None and restored_policy["spec"] == policy["spec"]
     assert api.get((CORE, "secrets"), NS, "imprun-gateway-mongo") is not None
     assert recorder.changes[-1] == ("orders-api", "orders-api-dev", AppChange.IN_PLACE_UPDATE)
+    assert eventually(lambda: driver.observe("orders-api", "dev").status is AppStatus.RUNNING)
+
+
+def test_fields_the_api_server_adds_are_not_differences(
+    driver: KubeRayDriver, kubernetes_cluster: Cluster
+) -> None:
+    driver.apply(SPEC)
+    api = kubernetes_cluster.api
+
+    def default_fields(obj: dict[str, Any]) -> None:
+        obj["spec"]["serviceUnhealthySecondThreshold"] = 900
+        obj["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
+
+    api.edit(RAYSERVICES, NS, "orders-api-dev", default_fields)
+    assert eventually(lambda: driver.observe("orders-api", "dev").status is AppStatus.RUNNING)
+    before = len(writes(kubernetes_cluster))
+    driver.apply(SPEC)
+    assert len(writes(kubernetes_cluster)) == before
 
 
 def test_api_server_errors_are_retried_with_backoff(
