@@ -35,4 +35,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
   # Debian's package starts a system-wide redis on 6379; imprun runs its own on its own port.
 fi
 
+if ! command -v kubectl >/dev/null 2>&1; then
+  # The manifest tests render manifests/ with `kubectl kustomize`; Debian ships kubectl as kubernetes-client.
+  say "installing kubectl (Debian's kubernetes-client) with apt"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null
+fi
+
 say "ready: $(.venv/bin/python --version), $(redis-server --version | cut -d' ' -f3), imprun $(.venv/bin/python -c 'import imprun; print(imprun.__version__)')"
