@@ -478,12 +478,14 @@ class Client:
         headers: Mapping[str, str] | None = None,
         api_key: str | None = None,
         check: bool = True,
-        wait_published: float = 0.0,
+        wait_live: float = 0.0,
     ) -> CallResult:
         """Call a published function over the data plane; with ``check`` an error status raises.
 
-        A publish reaches the replicas within milliseconds but asynchronously: ``wait_published``
-        seconds of 404 answers (the function did not run) are retried before giving up.
+        Publishing, switching an environment's auth type and issuing a key reach the replicas within
+        milliseconds but asynchronously: for ``wait_live`` seconds, answers that mean "not live yet"
+        (404 no such published function, 401 key or auth change not applied yet; the function did
+        not run) are retried before the last one is returned or raised.
         """
         request = _http.data_plane_request(
             self.data_plane_base(gw, env),
@@ -494,13 +496,13 @@ class Client:
             headers=headers,
             api_key=api_key or self.connection.api_key,
         )
-        deadline = time.monotonic() + wait_published
+        deadline = time.monotonic() + wait_live
         while True:
             try:
                 response = self._data.request(**request)
             except httpx.TransportError as exc:
                 raise _http.connection_error(exc, request["url"]) from exc
-            if response.status_code != 404 or time.monotonic() >= deadline:
+            if response.status_code not in (401, 404) or time.monotonic() >= deadline:
                 break
             time.sleep(0.05)
         if check:

@@ -158,9 +158,9 @@ class FunctionHandle:
         headers: Mapping[str, str] | None = None,
         api_key: str | None = None,
         check: bool = True,
-        wait_published: float = 10.0,
+        wait_live: float = 10.0,
     ) -> CallResult:
-        """Call the function as published in ``env``; a just-published version is waited for."""
+        """Call the function as published in ``env``; up to ``wait_live`` s for a fresh publish, key or auth change."""
         return self.client.call(
             self.gateway_id,
             env,
@@ -171,5 +171,5 @@ class FunctionHandle:
             headers=headers,
             api_key=api_key,
             check=check,
-            wait_published=wait_published,
+            wait_live=wait_live,
         )

@@ -147,12 +147,12 @@ def test_applications_grants_and_keys(live_stack: LiveStack) -> None:
         assert not hasattr(client.list_grants(app.application_id)[0], "api_key")
 
         def answered(key: str | None) -> int:
-            return fn.call({"x": 4}, env="dev", api_key=key, check=False).status
+            return fn.call({"x": 4}, env="dev", api_key=key, check=False, wait_live=0).status
 
         assert eventually(lambda: answered(issued.api_key) == 200, timeout=30)  # grants apply asynchronously
         assert answered(None) == 401
         with pytest.raises(ForbiddenError):
-            fn.call({"x": 4}, env="prod", api_key=issued.api_key)
+            fn.call({"x": 4}, env="prod", api_key=issued.api_key, wait_live=0)
         regenerated = client.regenerate_key(app.application_id, issued.grant_id)
         assert regenerated.api_key != issued.api_key
         assert eventually(lambda: answered(issued.api_key) == 401, timeout=30)
