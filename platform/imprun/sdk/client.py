@@ -448,6 +448,10 @@ class Client:
         )
         return self.run(Spec("POST", routes.MCP_TOOLS, McpTool.model_validate, json=body))
 
+    def ai_gateway_status(self) -> dict[str, Any]:
+        """``GET /v1/ai-gateway``: whether the AI gateway runs, its provider and URLs."""
+        return self.run(Spec("GET", "/v1/ai-gateway"))
+
     def list_mcp_tools(self) -> list[McpTool]:
         return self.run(Spec("GET", routes.MCP_TOOLS, _many(McpTool.model_validate)))
 
