@@ -111,7 +111,7 @@ def pull(
     name: Annotated[str | None, typer.Argument(help="One function (default: all of them).")] = None,
     directory: Annotated[Path, typer.Option("--dir", help="Where to write the files.")] = Path(),
 ) -> None:
-    """Write functions' draft code to <dir>/<name>.py."""
+    """Write functions' draft code as `NAME.py` files under --dir."""
     with api_client() as client:
         names = [name] if name else [f.name for f in client.list_functions(gateway)]
         for function_name in names:
@@ -208,8 +208,14 @@ def call(
     api_key: Annotated[
         str | None, typer.Option("--api-key", envvar="IMPRUN_API_KEY", help="The grant's key.")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", help="Seconds to retry 404/401 after a fresh publish, key or auth change."),
+    ] = 0.0,
 ) -> None:
     """Call a published function over the data plane and print its response body."""
     with api_client() as client:
-        result = client.call(gateway, env, name, _json_body(data), method=method, api_key=api_key)
+        result = client.call(
+            gateway, env, name, _json_body(data), method=method, api_key=api_key, wait_live=wait
+        )
     _print_body(result.body)

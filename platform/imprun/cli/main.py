@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from imprun.cli import applications, functions, gateway, tools
+from imprun.cli import applications, environments, functions, gateway, tools
 from imprun.cli.auth import login, logout
 from imprun.cli.down import down
 from imprun.cli.logs import logs
@@ -34,6 +34,8 @@ app.command()(logout)
 app.command()(logs)
 app.command()(tools.dashboard)
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(environments.app, name="env")
+app.add_typer(environments.variables, name="var")
 app.add_typer(functions.app, name="fn")
 app.add_typer(applications.app, name="app")
 app.add_typer(applications.grant, name="grant")

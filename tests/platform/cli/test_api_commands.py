@@ -113,8 +113,26 @@ def test_gateway_functions_keys_and_logs(run: Run, live_stack: LiveStack, tmp_pa
     assert "published to dev" in ok(run("fn", "publish", "hello", "-g", gw))
     ok(run("fn", "publish", "reports/daily", "-g", gw))
     for env in ("dev", "staging"):
-        live_stack.client().update_environment(gw, env, auth_type="none")
-    called = json.loads(ok(run("fn", "call", "hello", "-g", gw, "-d", '{"name": "Bob", "excited": true}')))
+        assert "auth none" in ok(run("env", "set", gw, env, "--auth", "none"))
+    assert "'count': 100" in ok(run("env", "set", gw, "prod", "--rate-limit", "100/60"))
+    environments = json.loads(ok(run("env", "list", gw, "--json")))
+    assert {e["name"]: e["authType"] for e in environments} == {
+        "dev": "none",
+        "staging": "none",
+        "prod": "key-auth",
+    }
+    assert run("env", "set", gw, "prod", "--rate-limit", "lots").exit_code == 2
+    ok(run("var", "set", gw, "dev", "TOKEN", "hunter2-secret", "--secret"))
+    ok(run("var", "set", gw, "dev", "MODE", "test"))
+    listed = ok(run("var", "list", gw, "dev"))
+    assert "MODE" in listed and "test" in listed and "hunter2-secret" not in listed
+    assert "hunter2-secret" not in ok(run("var", "list", gw, "dev", "--json"))
+    ok(run("var", "unset", gw, "dev", "MODE"))
+    assert [v["name"] for v in json.loads(ok(run("var", "list", gw, "dev", "--json")))] == ["TOKEN"]
+    assert run("var", "set", gw, "dev", "not-an-identifier", "x").exit_code == EXIT_API_ERROR
+    called = json.loads(
+        ok(run("fn", "call", "hello", "-g", gw, "--wait", "10", "-d", '{"name": "Bob", "excited": true}'))
+    )
     assert called == {"message": "Hello, Bob!"}
     assert json.loads(ok(run("fn", "call", "reports/daily", "-g", gw))) == {"report": "daily"}
     assert "promoted to staging" in ok(run("fn", "promote", "hello", "-g", gw, "--to", "staging"))
