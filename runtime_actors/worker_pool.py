@@ -17,7 +17,6 @@ Worker callbacks (``imp.db()``, ``imp.fetch``) go to the pool's executors: see `
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -408,7 +407,8 @@ class WorkerPool:
                         self._release(waiter.result())
                     raise
                 finally:
-                    with contextlib.suppress(ValueError):
+                    # Not deque.remove in a try: its ValueError formats the future's repr every time.
+                    if waiter in self._waiters:
                         self._waiters.remove(waiter)
             if slot.worker.alive:
                 return slot
