@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 HUB_NAMESPACE: Final = "imprun"
-_MONGO_POOL_SIZE: Final = 4
+_MONGO_POOL_SIZE: Final = 8
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
 _HUB_PROTOCOL: Final = 3
 """Bumped when the hub's methods change (2: ``with_access``, 3: variables in the access answer), so
