@@ -19,7 +19,7 @@ import httpx
 from imprun.sdk import _http, routes
 from imprun.sdk._http import Spec, StreamEnd, compact, segment
 from imprun.sdk.connection import Connection, resolve_connection
-from imprun.sdk.errors import NotLoggedInError, WaitTimeoutError
+from imprun.sdk.errors import NotFoundError, NotLoggedInError, WaitTimeoutError
 from imprun.sdk.models import (
     Application,
     CallResult,
@@ -322,8 +322,6 @@ class Client:
         self, gw: str, name: str, code: str, *, changelog: str | None = None, description: str | None = None
     ) -> Function:
         """Create the function, or save ``code`` as its new draft when it exists (what ``fn push`` does)."""
-        from imprun.sdk.errors import NotFoundError
-
         try:
             current = self.get_function(gw, name)
         except NotFoundError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -151,6 +152,12 @@ def test_applications_grants_and_keys(live_stack: LiveStack) -> None:
 
         assert eventually(lambda: answered(issued.api_key) == 200, timeout=30)  # grants apply asynchronously
         assert answered(None) == 401
+
+        # Credentials reach every environment asynchronously: prod answers 403 once it knows the key.
+        def on_prod() -> int:
+            return fn.call({"x": 4}, env="prod", api_key=issued.api_key, check=False, wait_live=0).status
+
+        assert eventually(lambda: on_prod() == 403, timeout=30)
         with pytest.raises(ForbiddenError):
             fn.call({"x": 4}, env="prod", api_key=issued.api_key, wait_live=0)
         regenerated = client.regenerate_key(app.application_id, issued.grant_id)
@@ -163,3 +170,33 @@ def test_applications_grants_and_keys(live_stack: LiveStack) -> None:
         with pytest.raises(NotFoundError):
             client.get_application(app.application_id)
         gateway.delete()
+
+
+def test_the_remaining_routes(live_stack: LiveStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    gw_id = live_stack.gateway_id("rest")
+    with live_stack.client() as client:
+        assert client.readyz()["status"] == "ready"
+        client.create_gateway("rest", gateway_id=gw_id, bundle=SMALL_BUNDLE)
+        pipeline = {"enabled": True, "stages": ["dev", "staging", "prod"]}
+        assert client.update_gateway(gw_id, promotion_pipeline=pipeline).promotion_pipeline == pipeline
+        client.create_function(gw_id, "temp", "def main():\n    return 1\n", description="temporary")
+        assert client.get_function(gw_id, "temp").description == "temporary"
+        assert client.delete_function(gw_id, "temp")["deleted"] is True
+        with pytest.raises(NotFoundError):
+            client.get_function(gw_id, "temp")
+
+        app = client.create_application("renamed-later")
+        renamed = client.update_application(app.application_id, name="renamed", organization="acme")
+        assert (renamed.name, renamed.organization) == ("renamed", "acme")
+        client.delete_application(app.application_id)
+
+        client.wait_for_gateway(gw_id, timeout=240)
+        dev = client.get_environment(gw_id, "dev")
+        assert dev.name == "dev" and dev.url
+    # Without a configured data plane, calls go to the URL the API reports for the environment.
+    monkeypatch.delenv("IMPRUN_DATA_PLANE_URL", raising=False)
+    monkeypatch.setenv("IMPRUN_CONFIG_DIR", str(tmp_path))
+    with Client(live_stack.url, live_stack.token) as client:
+        assert client.connection.data_plane_url is None
+        assert client.data_plane_base(gw_id, "dev") == dev.url.rstrip("/")
+        client.delete_gateway(gw_id)
