@@ -207,7 +207,10 @@ def test_registry_renames_and_pins_tools_and_revocation_closes_mcp(
         "environment": "prod",
         "function": "calculateTax",
     }
-    assert api.post("/v1/ai-gateway/mcp-tools", json=entry).status_code == 201
+    created = api.post("/v1/ai-gateway/mcp-tools", json=entry)
+    assert created.status_code == 201, created.text
+    assert created.json()["inputSchemaFrom"] == "function"
+    assert set(created.json()["inputSchema"]["properties"]) == {"income", "deductions"}
     assert api.post("/v1/ai-gateway/mcp-tools", json=entry).status_code == 409
     assert api.post("/v1/ai-gateway/mcp-tools", json={**entry, "name": "bad name!"}).status_code == 422
     assert (

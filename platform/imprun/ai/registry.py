@@ -10,7 +10,8 @@ gateway validates arguments against), else the function's own derived schema is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from jsonschema.exceptions import SchemaError
 from imprun.ai.tools import tool_name_problem
 from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.errors import Invalid, NotFound
-from imprun.store.mcp_tools import McpToolRecord, McpToolRepository
+from imprun.store.mcp_tools import McpToolRecord, McpToolRepository, PublishedToolRow
 from imprun.store.users import UserRecord
 
 __all__ = ["McpToolRegistry"]
@@ -29,13 +30,32 @@ FunctionCheck = Callable[[str, str, UserRecord], None]
 """Raises ``NotFound`` unless the user's gateway has that function (``FunctionService.get``)."""
 
 
+PublishedReader = Callable[[str, Iterable[str]], list[PublishedToolRow]]
+"""``published_tools`` bound to the Mongo client: a gateway's published functions, without code."""
+
+
 class McpToolRegistry:
     def __init__(
-        self, tools: McpToolRepository, check_function: FunctionCheck, clock: Callable[[], datetime]
+        self,
+        tools: McpToolRepository,
+        check_function: FunctionCheck,
+        clock: Callable[[], datetime],
+        published: PublishedReader | None = None,
     ) -> None:
         self._tools = tools
         self._check_function = check_function
         self._clock = clock
+        self._published = published
+
+    def effective(self, record: McpToolRecord) -> tuple[McpToolRecord, str]:
+        """``record`` with the input schema its tool uses, and where that comes from: the entry's own
+        (``registry``) or the one derived from the function published in its environment
+        (``function``; None while the function is not published there)."""
+        if record.input_schema is not None or self._published is None:
+            return record, "registry" if record.input_schema is not None else "function"
+        rows = self._published(record.gateway_id, [record.environment])
+        schema = next((r.input_schema for r in rows if r.function == record.function), None)
+        return replace(record, input_schema=schema), "function"
 
     def create(
         self,

@@ -47,7 +47,7 @@ from imprun.store.events import Event, EventLog
 from imprun.store.function_logs import FunctionLogStreams
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
-from imprun.store.mcp_tools import McpToolRepository
+from imprun.store.mcp_tools import McpToolRepository, published_tools
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
 from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
@@ -270,7 +270,12 @@ class ControlPlane:
         def check_function(gateway_id: str, name: str, user: UserRecord) -> None:
             functions.get(gateway_id, name, user)  # NotFound unless the user's gateway has it
 
-        mcp_tools = McpToolRegistry(McpToolRepository(sys_db), check_function, utc_now)
+        mcp_tools = McpToolRegistry(
+            McpToolRepository(sys_db),
+            check_function,
+            utc_now,
+            published=lambda gateway_id, environments: published_tools(mongo, gateway_id, environments),
+        )
 
         def forget_gateway(gateway_id: str) -> None:
             functions.forget_gateway(gateway_id)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from imprun.api.context import ControlPlane
 from imprun.api.deps import CurrentUser, Plane
 from imprun.store.mcp_tools import McpToolRecord
 
@@ -29,7 +30,8 @@ class McpToolCreate(BaseModel):
     inputSchema: dict[str, Any] | None = None
 
 
-def tool_public(tool: McpToolRecord) -> dict[str, Any]:
+def tool_public(plane: ControlPlane, record: McpToolRecord) -> dict[str, Any]:
+    tool, schema_from = plane.mcp_tools.effective(record)
     return {
         "name": tool.name,
         "description": tool.description,
@@ -37,6 +39,7 @@ def tool_public(tool: McpToolRecord) -> dict[str, Any]:
         "environment": tool.environment,
         "function": tool.function,
         "inputSchema": tool.input_schema,
+        "inputSchemaFrom": schema_from,
         "createdAt": tool.created_at,
     }
 
@@ -65,12 +68,12 @@ def create_mcp_tool(body: McpToolCreate, user: CurrentUser, plane: Plane) -> dic
         description=body.description,
         input_schema=body.inputSchema,
     )
-    return tool_public(tool)
+    return tool_public(plane, tool)
 
 
 @router.get("/mcp-tools")
 def list_mcp_tools(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
-    return [tool_public(t) for t in plane.mcp_tools.list(user)]
+    return [tool_public(plane, t) for t in plane.mcp_tools.list(user)]
 
 
 @router.delete("/mcp-tools/{name}")
