@@ -97,6 +97,8 @@ def announce(console: Console, settings: Settings, stack: EmbeddedStack, *, keep
         urls.add_row("data plane", "[yellow]none (--no-ray)[/]")
     else:
         urls.add_row("data plane", settings.data_plane_url)
+        if settings.ai_gateway:
+            urls.add_row("MCP (agents)", f"{settings.data_plane_url}/mcp")
         urls.add_row("Ray", settings.ray_address)
         urls.add_row("Ray dashboard", stack.ray_dashboard_url or "[dim]see your Ray cluster[/]")
     console.print("[bold green]imprun is up[/]")
