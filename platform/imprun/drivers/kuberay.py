@@ -225,11 +225,12 @@ class KubeRayDriver:
     # Beyond the Protocol ----------------------------------------------------------------------
 
     def release_gateway(self, gateway_id: str) -> None:
-        """Delete the gateway's namespace and everything in it (a missing one is fine)."""
+        """Delete the gateway's namespace and everything in it (a missing one is fine, and so is one
+        already Terminating: the API server answers 409 while it empties it)."""
         name = namespace_name(gateway_id)
         try:
             self._call(f"deleting namespace {name}", lambda: self._core.delete_namespace(name, **self._raw))
-        except _Missing:
+        except (_Missing, _Conflicted):
             pass
 
     # RayServices ------------------------------------------------------------------------------

@@ -5,10 +5,19 @@ need to exist and be provisioned, so the reconcilers run against ``InMemoryClust
 ``ClusterDriver`` Protocol whose apps are "running" as soon as they are applied. The app gets its own
 system database so its reconcilers never claim another test module's gateways. One gateway per
 module is shared by its tests (each test uses its own function names).
+
+Every test of this directory also runs with the real ``KubeRayDriver`` (ids ``[fake]`` and
+``[kuberay]``): a second control plane configured with ``IMPRUN_CLUSTER_DRIVER=kuberay`` against the
+Kubernetes API stand-in and its fake operator, so its gateways are provisioned through namespaces and
+RayServices. Two kinds of test stay on the fake only: those that take the ``cluster`` fixture (they
+steer the fake, e.g. hold a gateway's deletes) and those in ``NEEDS_A_REPLICA`` — a debug run goes
+to a live replica of the dev environment, which the stand-in cannot run. Other directories importing
+``functions_client`` get the fake.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +30,7 @@ from imprun.api.app import create_app
 from imprun.domain.naming import serve_app_name
 from imprun.domain.observations import AppStatus
 from imprun.drivers.cluster import AppSpec, ObservedApp
+from tests.fixtures.k8s_standin import kuberay_settings, running_cluster
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 
@@ -80,15 +90,41 @@ def cluster() -> InMemoryCluster:
     return InMemoryCluster()
 
 
+DRIVERS = ("fake", "kuberay")
+NEEDS_A_REPLICA = frozenset({"test_debug_run"})
+"""Tests that talk to a running replica: the fake driver only."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that uses ``functions_client`` once per driver (the fake only where it must)."""
+    if "functions_client" not in metafunc.fixturenames:
+        return
+    steers_the_fake = "cluster" in inspect.signature(metafunc.function).parameters
+    fake_only = steers_the_fake or metafunc.function.__name__ in NEEDS_A_REPLICA
+    kinds = ["fake"] if fake_only else list(DRIVERS)
+    metafunc.parametrize("functions_client", kinds, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def functions_client(services: RunningServices, cluster: InMemoryCluster) -> Iterator[TestClient]:
+def functions_client(
+    request: pytest.FixtureRequest, services: RunningServices, cluster: InMemoryCluster
+) -> Iterator[TestClient]:
+    """A control plane on the fake driver, or (param ``kuberay``) on a KubeRay driver and stand-in."""
+    kind = getattr(request, "param", "fake")
     settings = services.settings.model_copy(
         update={
-            "sys_db_name": f"imprun_sys_functions_{uuid.uuid4().hex[:6]}",
+            "sys_db_name": f"imprun_sys_functions_{kind}_{uuid.uuid4().hex[:6]}",
             "reconcile_interval_seconds": 0.1,
         }
     )
-    with TestClient(create_app(settings, driver=cluster)) as client:
+    if kind == "fake":
+        with TestClient(create_app(settings, driver=cluster)) as client:
+            yield client
+        return
+    with (
+        running_cluster() as kubernetes,
+        TestClient(create_app(kuberay_settings(settings, kubernetes))) as client,
+    ):
         yield client
 
 
