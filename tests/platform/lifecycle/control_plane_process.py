@@ -3,7 +3,8 @@
 ``start_control_plane`` launches ``uvicorn --factory imprun.api.app:app_from_env`` against the
 session's embedded services and Ray head, configured only through ``IMPRUN_*`` variables (short
 lease, fast reconcile interval, optional ``IMPRUN_FAULT_CRASH_AT``), waits for ``/readyz`` with a
-deadline and returns a ``ControlPlaneProcess``. Its output goes to a log file, quoted in every
+deadline and returns a ``ControlPlaneProcess``. Without a Ray head, ``driver_env`` selects another
+cluster driver: ``kuberay_environment`` points one at a Kubernetes API stand-in's URL. Its output goes to a log file, quoted in every
 failure. ``stop`` ends it (SIGTERM, then SIGKILL); ``wait_killed`` waits for a fault-injected death
 and checks it was SIGKILL. ``register_owner`` signs a new user up and returns their auth headers
 (sessions live in the shared Redis, so the token is good on every control plane of the session);
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,25 +110,40 @@ class ControlPlaneProcess:
         )
 
 
+def kuberay_environment(api_url: str) -> dict[str, str]:
+    """``driver_env`` for a control plane whose ``KubeRayDriver`` talks to the API server at ``api_url``."""
+    return {
+        "IMPRUN_CLUSTER_DRIVER": "kuberay",
+        "IMPRUN_KUBERAY_API_URL": api_url,
+        "IMPRUN_KUBERAY_REQUEST_TIMEOUT_SECONDS": "2",
+    }
+
+
 def control_plane_environment(
     services: RunningServices,
-    ray_head: RunningRayHead,
+    ray_head: RunningRayHead | None,
     *,
     port: int,
     sys_db_name: str,
     lease_seconds: int,
     crash_at: str | None,
+    driver_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """This process's environment without any ``IMPRUN_*`` of its own, plus the control plane's."""
+    """This process's environment without any ``IMPRUN_*`` of its own, plus the control plane's.
+
+    ``ray_head`` gives the local driver its cluster; ``driver_env`` adds (or overrides) settings,
+    e.g. ``kuberay_environment``'s.
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMPRUN_")}
     settings = services.settings
     assert settings.mongo_url is not None and settings.redis_url is not None
+    if ray_head is not None:
+        env["IMPRUN_RAY_ADDRESS"] = ray_head.address
+        env["IMPRUN_SERVE_PORT"] = str(ray_head.settings.serve_port)
     env.update(
         {
             "IMPRUN_MONGO_URL": settings.mongo_url,
             "IMPRUN_REDIS_URL": settings.redis_url,
-            "IMPRUN_RAY_ADDRESS": ray_head.address,
-            "IMPRUN_SERVE_PORT": str(ray_head.settings.serve_port),
             "IMPRUN_DATA_DIR": str(settings.data_dir),
             "IMPRUN_SYS_DB_NAME": sys_db_name,
             "IMPRUN_API_PORT": str(port),
@@ -137,6 +153,7 @@ def control_plane_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env.update(driver_env or {})
     if crash_at is not None:
         env["IMPRUN_FAULT_CRASH_AT"] = crash_at
     return env
@@ -144,7 +161,7 @@ def control_plane_environment(
 
 def start_control_plane(
     services: RunningServices,
-    ray_head: RunningRayHead,
+    ray_head: RunningRayHead | None,
     *,
     log_dir: Path,
     sys_db_name: str,
@@ -152,6 +169,7 @@ def start_control_plane(
     crash_at: str | None = None,
     ready_timeout: float = 60.0,
     wait_path: str = "/readyz",
+    driver_env: Mapping[str, str] | None = None,
 ) -> ControlPlaneProcess:
     """Launch a control plane and return once ``wait_path`` answers 200 (killing it on failure).
 
@@ -159,7 +177,13 @@ def start_control_plane(
     """
     port = free_port()
     env = control_plane_environment(
-        services, ray_head, port=port, sys_db_name=sys_db_name, lease_seconds=lease_seconds, crash_at=crash_at
+        services,
+        ray_head,
+        port=port,
+        sys_db_name=sys_db_name,
+        lease_seconds=lease_seconds,
+        crash_at=crash_at,
+        driver_env=driver_env,
     )
     label = (crash_at or "clean").replace(":", "_")
     log_path = log_dir / f"control-plane-{label}-{uuid.uuid4().hex[:6]}.log"

@@ -13,6 +13,15 @@ The control planes are real ``uvicorn`` child processes (``control_plane_process
 system database, with a 2 s lease: only one of them runs at a time here, so a short lease only
 shortens how long the clean one waits for the killed one's claim to run out. The clean control plane
 is kept between cases and stopped only while a faulty one runs.
+
+Every case runs with both cluster drivers: the local Ray Serve driver on the session's Ray head, and
+the KubeRay driver (``IMPRUN_CLUSTER_DRIVER=kuberay``) against the Kubernetes API stand-in with its
+fake operator, served from this process on a free port whose URL the children get as
+``IMPRUN_KUBERAY_API_URL``. With KubeRay, "one of each resource" also means the gateway's namespace
+and one RayService per environment, and "nothing at all" that the namespace is gone. The stand-in
+makes the KubeRay half quick apart from process start-up: two control-plane starts per boundary
+(the armed one and its clean successor) account for most of its time. Run one half with
+``-k local`` or ``-k kuberay``; only the local half starts the session's Ray head.
 """
 
 from __future__ import annotations
@@ -28,16 +37,21 @@ from pymongo.collection import Collection
 
 from imprun.domain.naming import ENVIRONMENT_NAMES, gateway_db_name, serve_app_name
 from imprun.domain.observations import AppStatus
-from imprun.drivers.local_ray import LocalRayServeDriver
+from imprun.drivers.cluster import ClusterDriver
+from imprun.drivers.k8s_objects import namespace_name
+from imprun.drivers.kuberay import KubeRayDriver, open_api_client
 from imprun.store.events import Event, EventLog
 from imprun.store.mongo import Document, Mongo, connect_mongo
 from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS
+from tests.fixtures.k8s_standin import CORE, Cluster, kuberay_settings, running_cluster
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices
+from tests.platform.drivers.k8s_schemas import assert_valid
 from tests.platform.lifecycle.conftest import SMALL_BUNDLE
 from tests.platform.lifecycle.control_plane_process import (
     ControlPlaneProcess,
+    kuberay_environment,
     register_owner,
     start_control_plane,
     wait_for_phase,
@@ -77,13 +91,20 @@ _PHASE_ORDER = ["Creating", "Created", "Starting", "Started", "Deleting", "Delet
 @dataclass
 class CrashHarness:
     """The session's services seen from this module: a private system database, the clean control
-    plane (started on demand, stopped while a faulty one runs) and the user owning every gateway."""
+    plane (started on demand, stopped while a faulty one runs) and the user owning every gateway.
+
+    ``driver`` is this process's view of the cluster the control planes drive: the local driver on
+    the Ray head, or a ``KubeRayDriver`` on the stand-in ``cluster`` (``driver_env`` selects it in
+    the children).
+    """
 
     services: RunningServices
-    ray_head: RunningRayHead
-    driver: LocalRayServeDriver
+    ray_head: RunningRayHead | None
+    driver: ClusterDriver
     log_dir: Path
     mongo: Mongo
+    cluster: Cluster | None = None
+    driver_env: dict[str, str] = field(default_factory=dict)
     sys_db_name: str = field(default_factory=lambda: f"imprun_crash_{uuid.uuid4().hex[:8]}")
     clean: ControlPlaneProcess | None = None
     owner: dict[str, str] = field(default_factory=dict)
@@ -96,6 +117,7 @@ class CrashHarness:
             sys_db_name=self.sys_db_name,
             lease_seconds=LEASE_SECONDS,
             crash_at=crash_at,
+            driver_env=self.driver_env,
         )
 
     def clean_plane(self) -> ControlPlaneProcess:
@@ -143,32 +165,59 @@ class CrashHarness:
         )
 
 
-@pytest.fixture(scope="module")
-def harness(
-    services: RunningServices,
-    ray_head: RunningRayHead,
-    ray_driver: LocalRayServeDriver,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[CrashHarness]:
+@contextlib.contextmanager
+def _cluster_of(request: pytest.FixtureRequest, services: RunningServices) -> Iterator[CrashHarness]:
+    """A harness without its control planes: on the session's Ray head, or on a fresh stand-in."""
     assert services.settings.mongo_url is not None
     mongo = connect_mongo(services.settings.mongo_url)
-    crash = CrashHarness(
-        services=services,
-        ray_head=ray_head,
-        driver=ray_driver,
-        log_dir=tmp_path_factory.mktemp("crash-safety"),
-        mongo=mongo,
-    )
+    log_dir = request.getfixturevalue("tmp_path_factory").mktemp(f"crash-safety-{request.param}")
     try:
-        crash.clean_plane()
-        yield crash
+        if request.param == "local":  # the Ray head starts only when a local case runs
+            ray_head = request.getfixturevalue("ray_head")
+            driver = request.getfixturevalue("ray_driver")
+            yield CrashHarness(
+                services=services, ray_head=ray_head, driver=driver, log_dir=log_dir, mongo=mongo
+            )
+            return
+        with running_cluster() as cluster:
+            settings = kuberay_settings(services.settings, cluster)
+            kuberay = KubeRayDriver(
+                open_api_client(settings),
+                settings,
+                runtime_args=lambda gw: {},
+                gateway_mongo_url=lambda gw: "",
+            )
+            try:
+                yield CrashHarness(
+                    services=services,
+                    ray_head=None,
+                    driver=kuberay,
+                    log_dir=log_dir,
+                    mongo=mongo,
+                    cluster=cluster,
+                    driver_env=kuberay_environment(cluster.api.url),
+                )
+            finally:
+                kuberay.close()
     finally:
+        mongo.close()
+
+
+@pytest.fixture(scope="module", params=["local", "kuberay"])
+def harness(request: pytest.FixtureRequest, services: RunningServices) -> Iterator[CrashHarness]:
+    with _cluster_of(request, services) as crash:
         try:
-            crash.remove_gateways()
+            crash.clean_plane()
+            yield crash
         finally:
-            crash.stop_clean()
-            mongo.drop_database(crash.sys_db_name)
-            mongo.close()
+            try:
+                crash.remove_gateways()
+            finally:
+                crash.stop_clean()
+                crash.mongo.drop_database(crash.sys_db_name)
+        if crash.cluster is not None:  # every object the killed and the clean planes wrote
+            for written in crash.cluster.api.written:
+                assert_valid(written)
 
 
 @pytest.fixture
@@ -185,7 +234,7 @@ def _create(plane: ControlPlaneProcess, owner: dict[str, str], gw: str) -> None:
     assert created.status_code == 202, created.text
 
 
-def _gateway_apps(driver: LocalRayServeDriver, gw: str) -> list[str]:
+def _gateway_apps(driver: ClusterDriver, gw: str) -> list[str]:
     return [name for name in driver.list_apps() if name.startswith(f"{gw}-")]
 
 
@@ -260,6 +309,8 @@ def assert_created_exactly_once(harness: CrashHarness, gw: str) -> None:
     assert _gateway_apps(harness.driver, gw) == expected_apps
     for env in ENVIRONMENT_NAMES:
         assert harness.driver.observe(gw, env).status is AppStatus.RUNNING, env
+    if harness.cluster is not None:
+        assert harness.cluster.api.get((CORE, "namespaces"), "", namespace_name(gw)) is not None
 
 
 def _unique_keys(collection: Collection[Document]) -> set[tuple[str, ...]]:
@@ -279,6 +330,8 @@ def assert_nothing_left(harness: CrashHarness, gw: str) -> None:
     assert _gateway_apps(harness.driver, gw) == []
     for env in ENVIRONMENT_NAMES:
         assert harness.driver.observe(gw, env).status is AppStatus.MISSING, env
+    if harness.cluster is not None:
+        assert harness.cluster.api.get((CORE, "namespaces"), "", namespace_name(gw)) is None
 
 
 # --- the cases ---------------------------------------------------------------------------------------
