@@ -37,6 +37,7 @@ from runtime_actors.reload import (
     environment_key,
     load_access_documents,
     load_published_documents,
+    load_runtime_parts,
     load_variable_documents,
 )
 
@@ -52,9 +53,9 @@ __all__ = [
 HUB_NAMESPACE: Final = "imprun"
 _MONGO_POOL_SIZE: Final = 8
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
-_HUB_PROTOCOL: Final = 3
-"""Bumped when the hub's methods change (2: ``with_access``, 3: variables in the access answer), so
-replicas find a hub that has them."""
+_HUB_PROTOCOL: Final = 4
+"""Bumped when the hub's methods change (2: ``with_access``, 3: variables in the access answer, 4: reads
+only the parts whose counters changed), so replicas find a hub that has them."""
 
 SnapshotTuple = tuple[int, list[dict[str, Any]]]
 AccessSnapshotTuple = tuple[int, list[dict[str, Any]], AccessDocuments, list[dict[str, Any]]]
@@ -132,6 +133,7 @@ class ReloadHub:
             lambda key: load_published_documents(client, key),
             lambda key: load_access_documents(client, key),
             lambda key: load_variable_documents(client, self._sys_db_name, key),
+            lambda key: load_runtime_parts(client, self._sys_db_name, key),
         )
         feed.start()
         if self._redis_url is not None:

@@ -16,8 +16,25 @@ CONSUMERS = "__consumers"
 ENVIRONMENT_SETTINGS = "__environments"
 """Per-environment ``{_id: <env>, authType, rateLimit}`` the ingress publishes for replicas."""
 GENERATIONS = "runtime_generations"
-"""System-database collection of per-environment generation counters ``{_id: "<gw>/<env>", generation}``;
-every publish/unpublish (and later every consumer/variable change) bumps its environment's counter."""
+"""System-database collection of per-environment generation counters ``{_id: "<gw>/<env>", generation,
+functionsGeneration, accessGeneration, variablesGeneration}``; every publish/unpublish, consumer or settings change and
+variable change bumps its environment's ``generation`` and the counter of the part it changed, so a
+reload reads only what changed."""
+
+PART_FUNCTIONS = "functions"
+"""``__published_functions``."""
+PART_ACCESS = "access"
+"""``__consumers`` and ``__environments``."""
+PART_VARIABLES = "variables"
+"""The environment's sealed variables."""
+RUNTIME_PARTS = (PART_FUNCTIONS, PART_ACCESS, PART_VARIABLES)
+
+
+def part_counter(part: str) -> str:
+    """The top-level field counting ``part``'s changes (not ``parts.<part>``: nx-27017 0.8.1 stores a
+    dotted ``$inc`` of an upsert's insert as one literal field)."""
+    return f"{part}Generation"
+
 
 VARIABLES = "environment_variables"
 """System-database collection of sealed environment variables ``{_id: "<gw>/<env>/<name>", gatewayId,

@@ -44,9 +44,15 @@ from pymongo.errors import OperationFailure, PyMongoError
 from runtime_actors.protocol import (
     CONSUMERS,
     ENVIRONMENT_SETTINGS,
+    GENERATIONS,
+    PART_ACCESS,
+    PART_FUNCTIONS,
+    PART_VARIABLES,
     PUBLISHED_FUNCTIONS,
     RELOAD_CHANNEL,
+    RUNTIME_PARTS,
     VARIABLES,
+    part_counter,
 )
 
 __all__ = [
@@ -61,6 +67,7 @@ __all__ = [
     "environment_key",
     "load_access_documents",
     "load_published_documents",
+    "load_runtime_parts",
     "load_variable_documents",
 ]
 
@@ -131,6 +138,16 @@ def load_variable_documents(client: MongoClient[Document], sys_db_name: str, key
     gateway_id, _, environment = key.partition("/")
     query = {"gatewayId": gateway_id, "environment": environment}
     return list(client[sys_db_name][VARIABLES].find(query, _VARIABLE_FIELDS))
+
+
+def load_runtime_parts(client: MongoClient[Document], sys_db_name: str, key: str) -> dict[str, int] | None:
+    """The environment's per-part change counters, or None when they cannot be trusted (some bump did
+    not name its part — an older writer — so their sum falls short of the generation: read everything)."""
+    doc = client[sys_db_name][GENERATIONS].find_one({"_id": key})
+    if doc is None:
+        return None
+    counters = {part: int(doc.get(part_counter(part)) or 0) for part in RUNTIME_PARTS}
+    return counters if sum(counters.values()) == _generation_of(doc) else None
 
 
 @dataclass
@@ -398,6 +415,8 @@ class Snapshot:
     """None when the snapshots were built without an access loader."""
     variables: tuple[Document, ...] | None = field(default=None, repr=False)
     """The sealed variable documents; None when the snapshots were built without a variables loader."""
+    parts: Mapping[str, int] | None = None
+    """The per-part change counters read before the documents (None: unknown, the next read is full)."""
 
 
 @dataclass(eq=False)
@@ -427,8 +446,10 @@ class EnvironmentSnapshots:
         load: Callable[[str], list[Document]],
         load_access: Callable[[str], AccessDocuments] | None = None,
         load_variables: Callable[[str], list[Document]] | None = None,
+        load_parts: Callable[[str], Mapping[str, int] | None] | None = None,
     ) -> None:
         self._loop = loop
+        self._load_parts = load_parts
         self._watch = watch
         self._load = load
         self._load_access = load_access
@@ -499,7 +520,7 @@ class EnvironmentSnapshots:
                     if entry.current is not None and entry.current.generation == entry.target:
                         return
                     generation = entry.target
-                    snapshot = await asyncio.to_thread(self._read, key, generation)
+                    snapshot = await asyncio.to_thread(self._read, key, generation, entry.current)
                     self._publish(entry, snapshot)
                     retry = 0.05
                 except Exception as exc:
@@ -509,11 +530,31 @@ class EnvironmentSnapshots:
         finally:
             entry.loader = None
 
-    def _read(self, key: str, generation: int) -> Snapshot:
-        documents = self._load(key)
-        access = self._load_access(key) if self._load_access is not None else None
-        variables = tuple(self._load_variables(key)) if self._load_variables is not None else None
-        return Snapshot(generation, tuple(documents), access, variables)
+    def _read(self, key: str, generation: int, previous: Snapshot | None) -> Snapshot:
+        """Read what changed since ``previous`` (everything without it or without trusted counters).
+
+        The counters are read first: a change after that read bumps the generation again, and the
+        next read picks it up."""
+        parts = self._load_parts(key) if self._load_parts is not None else None
+
+        def changed(part: str) -> bool:
+            return (
+                previous is None
+                or previous.parts is None
+                or parts is None
+                or previous.parts[part] != parts[part]
+            )
+
+        documents = (
+            tuple(self._load(key)) if changed(PART_FUNCTIONS) or previous is None else previous.documents
+        )
+        access = previous.access if previous is not None else None
+        if self._load_access is not None and (changed(PART_ACCESS) or access is None):
+            access = self._load_access(key)
+        variables = previous.variables if previous is not None else None
+        if self._load_variables is not None and (changed(PART_VARIABLES) or variables is None):
+            variables = tuple(self._load_variables(key))
+        return Snapshot(generation, documents, access, variables, parts)
 
     @staticmethod
     def _publish(entry: _Entry, snapshot: Snapshot) -> None:

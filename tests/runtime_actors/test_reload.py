@@ -272,3 +272,50 @@ def test_snapshots_follow_publishes_and_long_polls_time_out(
             await asyncio.to_thread(feed.close)
 
     asyncio.run(scenario())
+
+
+def test_a_reload_reads_only_the_parts_that_changed(
+    services: RunningServices, client: MongoClient[Document], key: str
+) -> None:
+    """Bumps that name their part (``RuntimeFeed.changed``) re-read only that part; a bump that names
+    none (an older writer) makes the counters untrustworthy and the next read full."""
+    from imprun.store.redis import connect_redis
+    from imprun.store.runtime_feed import RuntimeFeed
+    from runtime_actors.protocol import PART_ACCESS, PART_FUNCTIONS, PART_VARIABLES
+    from runtime_actors.reload import load_runtime_parts
+
+    sys_db = services.settings.sys_db_name
+    feed = RuntimeFeed(client[sys_db], connect_redis(str(services.settings.redis_url)))
+    gateway_id, _, environment = key.partition("/")
+    reads: list[str] = []
+
+    def loader(part: str) -> Callable[[str], Any]:
+        def load(_key: str) -> Any:
+            reads.append(part)
+            return {"consumers": [], "environment": None} if part == PART_ACCESS else []
+
+        return load
+
+    snapshots = EnvironmentSnapshots(
+        asyncio.new_event_loop(),
+        lambda _key: 0,
+        loader(PART_FUNCTIONS),
+        loader(PART_ACCESS),
+        loader(PART_VARIABLES),
+        lambda k: load_runtime_parts(client, sys_db, k),
+    )
+    feed.changed(gateway_id, environment, PART_FUNCTIONS)
+    first = snapshots._read(key, 1, None)
+    assert sorted(reads) == [PART_ACCESS, PART_FUNCTIONS, PART_VARIABLES], "the first read is full"
+
+    for part in (PART_VARIABLES, PART_ACCESS, PART_FUNCTIONS):
+        reads.clear()
+        feed.changed(gateway_id, environment, part)
+        first = snapshots._read(key, first.generation + 1, first)
+        assert reads == [part]
+
+    reads.clear()
+    client[sys_db][GENERATIONS].update_one({"_id": key}, {"$inc": {"generation": 1}})  # names no part
+    assert load_runtime_parts(client, sys_db, key) is None
+    snapshots._read(key, first.generation + 1, first)
+    assert sorted(reads) == [PART_ACCESS, PART_FUNCTIONS, PART_VARIABLES]

@@ -18,7 +18,7 @@ from imprun.domain.environment import AuthType, RateLimit
 from imprun.domain.naming import ENVIRONMENT_NAMES, gateway_db_name
 from imprun.store.mongo import Document, Mongo, mongo_errors
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import CONSUMERS, ENVIRONMENT_SETTINGS
+from runtime_actors.protocol import CONSUMERS, ENVIRONMENT_SETTINGS, PART_ACCESS
 
 """Per-environment ingress settings; the data plane reads the same name (``runtime_actors``)."""
 
@@ -79,7 +79,7 @@ class IngressDocuments:
         """Every environment's replicas hold all the gateway's credentials (to tell a key of another
         environment, 403, from an unknown one, 401), so a credential change bumps all three."""
         for name in ENVIRONMENT_NAMES:
-            self._feed.changed(gateway_id, name)
+            self._feed.changed(gateway_id, name, PART_ACCESS)
 
     def consumers(self, gateway_id: str, environment: str | None = None) -> list[Document]:
         query = {} if environment is None else {"environment": environment}
@@ -99,14 +99,14 @@ class IngressDocuments:
         }
         with mongo_errors():
             self._db(gateway_id)[ENVIRONMENT_SETTINGS].replace_one({"_id": environment}, doc, upsert=True)
-        self._feed.changed(gateway_id, environment)
+        self._feed.changed(gateway_id, environment, PART_ACCESS)
 
     def delete_environment(self, gateway_id: str, environment: str) -> None:
         if not self._database_exists(gateway_id):
             return
         with mongo_errors():
             self._db(gateway_id)[ENVIRONMENT_SETTINGS].delete_one({"_id": environment})
-        self._feed.changed(gateway_id, environment)
+        self._feed.changed(gateway_id, environment, PART_ACCESS)
 
     def environment_settings(self, gateway_id: str, environment: str) -> Document | None:
         with mongo_errors():

@@ -24,7 +24,7 @@ from imprun.domain.naming import EnvironmentName, gateway_db_name
 from imprun.store.mongo import Document, Mongo, iso, mongo_errors, parse_time
 from imprun.store.redis import Redis
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import PUBLISHED_FUNCTIONS
+from runtime_actors.protocol import PART_FUNCTIONS, PUBLISHED_FUNCTIONS
 
 
 def ensure_function_indexes(sys_db: Database[Document]) -> None:
@@ -263,7 +263,7 @@ class PublishedFunctions:
         with mongo_errors():
             # The replacement names its _id: nx-27017 0.8.1 ignores the filter's _id on an upsert.
             self._collection(gateway_id).replace_one({"_id": doc["_id"]}, doc, upsert=True)
-        self._feed.changed(gateway_id, published.environment)
+        self._feed.changed(gateway_id, published.environment, PART_FUNCTIONS)
 
     def unpublish(self, gateway_id: str, name: str, *, environments: tuple[str, ...]) -> list[str]:
         """Remove ``name`` from each of ``environments``; returns those it was published in."""
@@ -273,7 +273,7 @@ class PublishedFunctions:
                 deleted = self._collection(gateway_id).delete_one({"_id": _published_key(environment, name)})
             if deleted.deleted_count:
                 removed.append(environment)
-                self._feed.changed(gateway_id, environment)
+                self._feed.changed(gateway_id, environment, PART_FUNCTIONS)
         return removed
 
     def generation(self, gateway_id: str, environment: str) -> int:

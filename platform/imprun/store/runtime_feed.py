@@ -3,7 +3,8 @@
 Replicas follow a gateway environment through documents in ``gatewayid_<gw>`` (published functions,
 consumers, environment settings). After every such write the writer calls ``RuntimeFeed.changed``:
 it bumps the environment's counter in ``<sys db>.runtime_generations`` (``{_id: "<gw>/<env>",
-generation}``, upserted) — the lossless signal replicas compare against — and then publishes
+generation, functionsGeneration, accessGeneration, variablesGeneration}``, upserted: the part
+counters say which kind of document changed, so a reload reads only those) — the lossless signal replicas compare against — and then publishes
 ``<gw>/<env>`` on Redis's ``imprun:reload`` channel, best effort: a lost announcement only delays a
 replica until its next generation check. The counters only ever grow, even when a gateway is deleted,
 so a replica that remembers a higher number never ignores a re-created gateway of the same id.
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 
 from imprun.store.mongo import Document, mongo_errors
 from imprun.store.redis import Redis
-from runtime_actors.protocol import GENERATIONS, RELOAD_CHANNEL
+from runtime_actors.protocol import GENERATIONS, RELOAD_CHANNEL, RUNTIME_PARTS, part_counter
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,16 @@ class RuntimeFeed:
         self._generations = sys_db[GENERATIONS]
         self._redis = redis
 
-    def changed(self, gateway_id: str, environment: str) -> None:
-        """Bump the environment's generation (call it after the write), then wake the replicas."""
+    def changed(self, gateway_id: str, environment: str, part: str) -> None:
+        """Bump the environment's generation and ``part``'s counter (call it after the write: ``part`` is
+        one of ``runtime_actors.protocol.RUNTIME_PARTS``), then wake the replicas."""
+        if part not in RUNTIME_PARTS:
+            raise ValueError(f"unknown runtime part {part!r}; expected one of {RUNTIME_PARTS}")
         key = feed_key(gateway_id, environment)
         with mongo_errors():
-            self._generations.update_one({"_id": key}, {"$inc": {"generation": 1}}, upsert=True)
+            self._generations.update_one(
+                {"_id": key}, {"$inc": {"generation": 1, part_counter(part): 1}}, upsert=True
+            )
         try:
             self._redis.publish(RELOAD_CHANNEL, key)
         except RedisError as exc:

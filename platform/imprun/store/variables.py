@@ -18,7 +18,7 @@ from pymongo.database import Database
 from imprun.domain.variables import VariableInfo
 from imprun.store.mongo import Document, encode_dates, mongo_errors, parse_time
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import VARIABLES
+from runtime_actors.protocol import PART_VARIABLES, VARIABLES
 
 __all__ = ["StoredVariable", "VariableRepository", "variable_id"]
 
@@ -93,13 +93,13 @@ class VariableRepository:
         with mongo_errors():
             # The replacement names its _id: nx-27017 0.8.1 ignores the filter's _id on an upsert.
             self._variables.replace_one({"_id": key}, encode_dates(doc), upsert=True)
-        self._feed.changed(info.gateway_id, info.environment)
+        self._feed.changed(info.gateway_id, info.environment, PART_VARIABLES)
 
     def delete(self, gateway_id: str, environment: str, name: str) -> bool:
         with mongo_errors():
             deleted = self._variables.delete_one({"_id": variable_id(gateway_id, environment, name)})
         if deleted.deleted_count:
-            self._feed.changed(gateway_id, environment)
+            self._feed.changed(gateway_id, environment, PART_VARIABLES)
         return bool(deleted.deleted_count)
 
     def delete_of_gateway(self, gateway_id: str) -> None:
