@@ -67,11 +67,18 @@ class _TtlCache:
         self._ttl = ttl_seconds
         self._entries: dict[object, tuple[float, object]] = {}
 
-    def get_or(self, key: object, load: Callable[[], T]) -> T:
-        now = time.monotonic()
+    def fresh(self, key: object) -> tuple[bool, object]:
+        """``(True, value)`` when ``key`` holds a value younger than the TTL, else ``(False, None)``."""
         hit = self._entries.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]  # type: ignore[return-value]
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return True, hit[1]
+        return False, None
+
+    def get_or(self, key: object, load: Callable[[], T]) -> T:
+        found, value = self.fresh(key)
+        if found:
+            return value  # type: ignore[return-value]
+        now = time.monotonic()
         value = load()
         if len(self._entries) >= _CACHE_LIMIT:
             self._entries.clear()
@@ -98,20 +105,32 @@ class ToolCatalog:
 
     def view_of(self, api_key: str) -> KeyView:
         """The key's view; ``Unauthorized`` when no active grant has this key (blocking)."""
-        hashed = lookup_hash(self._pepper, api_key) if self._pepper else ""
+        hashed = self._hash(api_key)
         view = self._views.get_or(hashed, lambda: self._load_view(hashed))
         if view is None:
             raise Unauthorized("Unknown or revoked API key.")
         return view
+
+    def _hash(self, api_key: str) -> str:
+        return lookup_hash(self._pepper, api_key) if self._pepper else ""
 
     def tools_of(self, view: KeyView) -> list[Tool]:
         """The tools of ``view``, sorted by name (blocking)."""
         return self._tools.get_or(view.environments, lambda: self._load_tools(view.environments))
 
     async def view_of_async(self, api_key: str) -> KeyView:
+        """``view_of`` without a thread hop when the answer is cached."""
+        found, view = self._views.fresh(self._hash(api_key))
+        if found:
+            if view is None:
+                raise Unauthorized("Unknown or revoked API key.")
+            return view  # type: ignore[return-value]
         return await asyncio.to_thread(self.view_of, api_key)
 
     async def tools_of_async(self, view: KeyView) -> list[Tool]:
+        found, tools = self._tools.fresh(view.environments)
+        if found:
+            return tools  # type: ignore[return-value]
         return await asyncio.to_thread(self.tools_of, view)
 
     def _load_view(self, hashed: str) -> KeyView | None:

@@ -11,6 +11,7 @@ an error when the status is not 2xx (the function raised, timed out, rejected it
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -56,14 +57,20 @@ class ToolInvoker(Protocol):
 def schema_violation(schema: Mapping[str, Any], arguments: Any) -> str | None:
     """Why ``arguments`` do not satisfy ``schema`` (the best-matching error, with its path), or None."""
     try:
-        validator_class = jsonschema.validators.validator_for(schema)
-        validator_class.check_schema(schema)
-        error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(arguments))
+        validator = _validator(json.dumps(schema, sort_keys=True))
     except SchemaError as exc:
         return f"the tool's input schema is invalid: {exc.message}"
-    if error is None:
-        return None
-    return _describe(error)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    return None if error is None else _describe(error)
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> Any:
+    """A checked validator per distinct schema (checking a schema costs more than most validations)."""
+    schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
 
 
 def _describe(error: ValidationError) -> str:
