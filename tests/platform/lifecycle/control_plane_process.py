@@ -150,6 +150,8 @@ def control_plane_environment(
             "IMPRUN_RECONCILE_INTERVAL_SECONDS": "0.2",
             "IMPRUN_LEASE_SECONDS": str(lease_seconds),
             "IMPRUN_LOG_JSON": "false",
+            # The cluster's one ai-gateway app belongs to no test control plane (see tests/conftest.py).
+            "IMPRUN_AI_GATEWAY": "false",
             "PYTHONUNBUFFERED": "1",
         }
     )
