@@ -15,7 +15,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final, TypeVar
 
 from imprun.ai.tools import PublishedTool, RegistryEntry, Tool, build_catalog
@@ -150,14 +150,7 @@ class ToolCatalog:
         for gateway_id, environment in environments:
             by_gateway.setdefault(gateway_id, set()).add(environment)
         published = [
-            PublishedTool(
-                gateway_id=row.gateway_id,
-                environment=row.environment,
-                function=row.function,
-                description=row.description,
-                input_schema=row.input_schema,
-                output_schema=row.output_schema,
-            )
+            PublishedTool(**asdict(row))  # the store's row has exactly the catalog's fields
             for gateway_id, envs in sorted(by_gateway.items())
             for row in self._published(gateway_id, envs)
         ]
