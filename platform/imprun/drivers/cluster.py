@@ -16,14 +16,43 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from imprun.domain.naming import ENVIRONMENT_NAMES, route_prefix, serve_app_name, validate_gateway_id
 from imprun.domain.observations import AppStatus
 from imprun.domain.placement import check_custom_resources
 from imprun.errors import Invalid
 
-__all__ = ["AppSpec", "AppStatus", "ClusterDriver", "ObservedApp", "PlatformAppSpec", "validate_app_ref"]
+__all__ = [
+    "REPLICA_ENV_VARS",
+    "AppSpec",
+    "AppStatus",
+    "ClusterDriver",
+    "ObservedApp",
+    "PlatformAppSpec",
+    "replica_actor_options",
+    "validate_app_ref",
+]
+
+REPLICA_ENV_VARS: Final = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
+"""The process environment of every replica imprun deploys (environments and platform apps).
+
+Serve runs a deployment's code on a second event loop in its own thread by default, so that user
+code that blocks cannot stall the replica's request handling. imprun's replicas run only imprun's
+own non-blocking code (tenant code runs in jailed worker processes), so they run it on the replica's
+main loop: no cross-thread hop per request (bench/throughput.py measures the difference)."""
+
+
+def replica_actor_options(
+    cpu: float, memory_mb: int, resources: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """Serve ``ray_actor_options`` of one imprun replica, for either driver."""
+    options: dict[str, Any] = {"num_cpus": cpu, "runtime_env": {"env_vars": dict(REPLICA_ENV_VARS)}}
+    if memory_mb:
+        options["memory"] = memory_mb * 1024 * 1024
+    if resources:
+        options["resources"] = dict(sorted(resources.items()))
+    return options
 
 
 def validate_app_ref(gateway_id: str, environment: str) -> None:

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]
 
-from imprun.drivers.cluster import AppSpec, PlatformAppSpec
+from imprun.drivers.cluster import AppSpec, PlatformAppSpec, replica_actor_options
 from imprun.errors import Invalid
 
 __all__ = [
@@ -209,17 +209,6 @@ def gateway_objects(spec: AppSpec, pods: RayPods, mongo_url: str) -> list[dict[s
 # --- RayServices -----------------------------------------------------------------------------------
 
 
-def _actor_options(
-    cpu: float, memory_mb: int, resources: Mapping[str, float] | None = None
-) -> dict[str, Any]:
-    options: dict[str, Any] = {"num_cpus": cpu}
-    if memory_mb:
-        options["memory"] = memory_mb * 1024 * 1024
-    if resources:
-        options["resources"] = dict(sorted(resources.items()))
-    return options
-
-
 def _serve_config(application: Mapping[str, Any]) -> str:
     text: str = yaml.safe_dump({"applications": [dict(application)]}, sort_keys=True)
     return text
@@ -326,7 +315,7 @@ def render_rayservice(spec: AppSpec, runtime_args: Mapping[str, Any], pods: RayP
         raise Invalid("runtime arguments must not set gateway_id or environment.")
     deployment: dict[str, Any] = {
         "name": FUNCTION_DEPLOYMENT,
-        "ray_actor_options": _actor_options(spec.cpu, spec.memory_mb, spec.resources),
+        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb, spec.resources),
     }
     if spec.autoscaling:
         deployment["autoscaling_config"] = {
@@ -365,7 +354,7 @@ def render_platform_rayservice(spec: PlatformAppSpec, pods: RayPods) -> dict[str
     args = {
         **spec.args,
         "version": spec.digest(),
-        "ray_actor_options": _actor_options(spec.cpu, spec.memory_mb),
+        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb),
         "num_replicas": spec.replicas,
     }
     application = {

@@ -29,7 +29,7 @@ import importlib.util
 import logging
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -43,7 +43,14 @@ from ray.serve.schema import ServeInstanceDetails
 
 from imprun.domain.naming import serve_app_name
 from imprun.domain.placement import unschedulable_reason
-from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, PlatformAppSpec, validate_app_ref
+from imprun.drivers.cluster import (
+    AppSpec,
+    AppStatus,
+    ObservedApp,
+    PlatformAppSpec,
+    replica_actor_options,
+    validate_app_ref,
+)
 from imprun.errors import ImprunError, Invalid, Unavailable
 from imprun.settings import Settings
 from ray_apps.environment import DEPLOYMENT_NAME, RuntimeConfig, environment_deployment
@@ -112,7 +119,7 @@ class LocalRayServeDriver:
         args = {
             **spec.args,
             "version": f"{_code_version()}-{spec.digest()}",
-            "ray_actor_options": _actor_options(spec.cpu, spec.memory_mb),
+            "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb),
             "num_replicas": spec.replicas,
         }
         with self._translated(f"deploying {spec.name}"):
@@ -282,19 +289,10 @@ def runtime_config(
     )
 
 
-def _actor_options(
-    cpu: float, memory_mb: int, resources: Mapping[str, float] | None = None
-) -> dict[str, Any]:
-    options: dict[str, Any] = {"num_cpus": cpu}
-    if memory_mb:
-        options["memory"] = memory_mb * 1024 * 1024
-    if resources:
-        options["resources"] = dict(resources)
-    return options
-
-
 def _deployment_options(spec: AppSpec) -> dict[str, Any]:
-    options: dict[str, Any] = {"ray_actor_options": _actor_options(spec.cpu, spec.memory_mb, spec.resources)}
+    options: dict[str, Any] = {
+        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb, spec.resources)
+    }
     if spec.autoscaling:
         options["autoscaling_config"] = {
             "min_replicas": spec.min_replicas,

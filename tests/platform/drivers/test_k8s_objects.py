@@ -69,7 +69,11 @@ def test_the_rayservice_serves_the_environment_app_with_its_runtime_arguments() 
     assert app["args"] == {"gateway_id": "orders-api", "environment": "dev", **ARGS}
     (deployment,) = app["deployments"]
     assert deployment["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3}
-    assert deployment["ray_actor_options"] == {"num_cpus": 0.5, "memory": 256 * 1024 * 1024}
+    assert deployment["ray_actor_options"] == {
+        "num_cpus": 0.5,
+        "memory": 256 * 1024 * 1024,
+        "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
+    }
     (workers,) = service["spec"]["rayClusterConfig"]["workerGroupSpecs"]
     assert (workers["minReplicas"], workers["maxReplicas"]) == (1, 3)
 

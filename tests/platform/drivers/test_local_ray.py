@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from ray import serve
 from ray.serve.context import _get_global_client
-from ray.serve.schema import ServeInstanceDetails
+from ray.serve.schema import ReplicaDetails, ServeInstanceDetails
 
 from imprun.domain.naming import serve_app_name
-from imprun.drivers.cluster import AppSpec, AppStatus, ClusterDriver
+from imprun.drivers.cluster import REPLICA_ENV_VARS, AppSpec, AppStatus, ClusterDriver
 from imprun.drivers.local_ray import LocalRayServeDriver
 from imprun.errors import Invalid, Unavailable
 from imprun.settings import Settings
@@ -36,13 +37,19 @@ def get(ray_head: RunningRayHead, path: str) -> httpx.Response:
     return httpx.get(f"{ray_head.serve_url}{path}", timeout=10)
 
 
-def running_replica_ids(gateway_id: str) -> set[str]:
-    """Ids of the app's running replicas, read from Serve directly (the driver does not expose them)."""
+def running_replicas(gateway_id: str) -> list[ReplicaDetails]:
+    """The app's running replicas, read from Serve directly (the driver does not expose them)."""
     client = _get_global_client()
     assert client is not None
     details = ServeInstanceDetails(**client.get_serve_details())
-    replicas = details.applications[serve_app_name(gateway_id, "dev")].deployments["FunctionActor"].replicas
-    return {replica.replica_id for replica in replicas if replica.state == "RUNNING"}
+    app = details.applications.get(serve_app_name(gateway_id, "dev"))
+    deployment = app.deployments.get("FunctionActor") if app is not None else None
+    replicas = deployment.replicas if deployment is not None else []
+    return [replica for replica in replicas if replica.state == "RUNNING"]
+
+
+def running_replica_ids(gateway_id: str) -> set[str]:
+    return {replica.replica_id for replica in running_replicas(gateway_id)}
 
 
 @pytest.fixture
@@ -65,6 +72,19 @@ def test_apply_returns_before_replicas_run_and_the_app_then_serves_health(
     health = get(ray_head, f"/{gateway_id}/dev/_health")
     assert health.json() == {"gateway": gateway_id, "environment": "dev", "status": "ok"}
     assert serve_app_name(gateway_id, "dev") in ray_driver.list_apps()
+
+
+def test_replicas_run_their_code_on_the_replica_main_loop(
+    ray_driver: LocalRayServeDriver, gateway_id: str
+) -> None:
+    ray_driver.apply(spec(gateway_id))
+    assert eventually(lambda: len(running_replicas(gateway_id)) == 1, timeout=DEPLOY_TIMEOUT)
+
+    (replica,) = running_replicas(gateway_id)
+    assert replica.pid is not None
+    environ = Path(f"/proc/{replica.pid}/environ").read_bytes().split(b"\0")
+    for name, value in REPLICA_ENV_VARS.items():
+        assert f"{name}={value}".encode() in environ
 
 
 def test_unknown_path_in_an_environment_is_404_in_the_api_error_shape(
