@@ -18,6 +18,8 @@ measures req/s and p50/p99 latency of, in turn:
   promoted to ``staging`` (which keeps ``key-auth``), called with a grant's key in ``apikey``;
 * a bare Serve deployment doing the same work, with the same resources, on the same Ray head behind
   the same HAProxy ingress (the baseline the ratio is taken against, target ≥ 0.75);
+* the same bare deployment with imprun's replica setting (``REPLICA_ENV_VARS``: Serve runs the code on
+  the replica's main loop instead of a second thread), to show what that setting alone is worth;
 * a plain FastAPI app doing the same work on uvicorn in its own process (no Ray at all).
 
 Work: ``hello`` answers ``hi``; ``find_one`` answers ``imp.db().collection("items").find_one({"_id":
@@ -49,9 +51,11 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 
+from imprun.drivers.cluster import REPLICA_ENV_VARS
 from runtime_actors.db_proxy import gateway_database_name
 
 BARE_APP: Final = "bench-bare"
+BARE_MAIN_LOOP_APP: Final = "bench-bare-main-loop"
 LEVELS: Final = (1, 16, 64)
 TARGET_RATIO: Final = 0.75
 KEY_TIMEOUT_S: Final = 30.0
@@ -59,6 +63,7 @@ KEY_TIMEOUT_S: Final = 30.0
 IMPRUN: Final = "imprun (HAProxy → supervisor → jailed worker)"
 IMPRUN_KEY: Final = "imprun, key-auth on (apikey header)"
 BARE: Final = "bare Serve deployment, same HAProxy ingress"
+BARE_MAIN_LOOP: Final = "bare Serve, user code on the main loop too"
 FASTAPI: Final = "FastAPI on uvicorn, own process (no Ray)"
 
 HELLO_CODE: Final = 'def main(req):\n    return "hi"\n'
@@ -87,12 +92,14 @@ class BareFindOne:
         return JSONResponse(document, status_code=200 if document else 404)
 
 
-def bare_deployment(cls: type) -> Any:
-    """``cls`` as a Serve deployment with the resources of an imprun replica and no access log."""
+def bare_deployment(cls: type, *, main_loop: bool = False) -> Any:
+    """``cls`` as a Serve deployment with the resources of an imprun replica and no access log; with
+    ``main_loop``, also with imprun's replica environment (Serve runs the code on its main loop)."""
+    options: dict[str, Any] = {"num_cpus": CPU, "memory": MEMORY_MB * 1024 * 1024}
+    if main_loop:
+        options["runtime_env"] = {"env_vars": dict(REPLICA_ENV_VARS)}
     return serve.deployment(
-        name="Bare",
-        ray_actor_options={"num_cpus": CPU, "memory": MEMORY_MB * 1024 * 1024},
-        logging_config={"enable_access_log": False},
+        name="Bare", ray_actor_options=options, logging_config={"enable_access_log": False}
     )(cls)
 
 
@@ -106,10 +113,10 @@ class Workload:
     fastapi_path: str
     expected: Callable[[httpx.Response], bool]
 
-    def bare_app(self, stack: Stack, database: str) -> Any:
+    def bare_app(self, stack: Stack, database: str, *, main_loop: bool = False) -> Any:
         if self.name == "hello":
-            return bare_deployment(BareHello).bind()
-        return bare_deployment(BareFindOne).bind(stack.settings.mongo_url, database)
+            return bare_deployment(BareHello, main_loop=main_loop).bind()
+        return bare_deployment(BareFindOne, main_loop=main_loop).bind(stack.settings.mongo_url, database)
 
 
 def says_hi(response: httpx.Response) -> bool:
@@ -233,12 +240,16 @@ def print_table(
                 f" {result.p99_ms:>8.2f} {result.errors:>6} {ratio:>7.2f}x"
             )
         print()
-    ratios = []
-    for level in args.levels:
-        bare, mine = results.get((BARE, level)), results.get((IMPRUN, level))
-        if bare and mine and bare.requests:
-            ratios.append(f"c={level}: {mine.requests_per_second / bare.requests_per_second:.2f}")
-    print(f"ratio to bare Serve (req/s, target ≥ {TARGET_RATIO}): " + ", ".join(ratios))
+    for baseline, title in (
+        (BARE, f"ratio to bare Serve (req/s, target ≥ {TARGET_RATIO})"),
+        (BARE_MAIN_LOOP, "ratio to bare Serve with imprun's replica setting (user code on the main loop)"),
+    ):
+        ratios = []
+        for level in args.levels:
+            bare, mine = results.get((baseline, level)), results.get((IMPRUN, level))
+            if bare and mine and bare.requests:
+                ratios.append(f"c={level}: {mine.requests_per_second / bare.requests_per_second:.2f}")
+        print(f"{title}: " + ", ".join(ratios))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -258,10 +269,17 @@ def run(args: argparse.Namespace) -> None:
             targets.append(keyed)
         with ray_driver(stack), fastapi_server(workload, stack.settings.mongo_url, database) as fastapi_port:
             serve.run(workload.bare_app(stack, database), name=BARE_APP, route_prefix=f"/{BARE_APP}")
+            serve.run(
+                workload.bare_app(stack, database, main_loop=True),
+                name=BARE_MAIN_LOOP_APP,
+                route_prefix=f"/{BARE_MAIN_LOOP_APP}",
+            )
             try:
                 stack.wait_served(f"/{BARE_APP}", workload.expected, timeout=60)
+                stack.wait_served(f"/{BARE_MAIN_LOOP_APP}", workload.expected, timeout=60)
                 targets += [
                     Target(BARE, serve_port, f"/{BARE_APP}"),
+                    Target(BARE_MAIN_LOOP, serve_port, f"/{BARE_MAIN_LOOP_APP}"),
                     Target(FASTAPI, fastapi_port, workload.fastapi_path),
                 ]
                 print(f"warm-up, then {len(args.levels)} levels x {len(targets)} targets…", flush=True)
@@ -289,6 +307,7 @@ def run(args: argparse.Namespace) -> None:
                         )
             finally:
                 serve.delete(BARE_APP)
+                serve.delete(BARE_MAIN_LOOP_APP)
         print_table(workload, results, [t.label for t in targets], args)
         print(note)
         print(f"worker pool: {stack.settings.worker_pool_size} jailed workers per replica (the default)")

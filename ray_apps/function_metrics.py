@@ -20,6 +20,7 @@ from ray.util import metrics
 __all__ = ["LATENCY_BOUNDARIES_S", "FunctionMetrics"]
 
 _TAGS: Final = ("gateway", "environment", "function", "status_class")
+_MAX_CACHED_TAGS: Final = 4096
 FLUSH_INTERVAL_S: Final = 0.5
 """Counts are gathered in the replica and handed to Ray at most this often (a ``Counter.inc`` per call
 cost about 5 % of a busy replica's time); the latency histogram is recorded per call."""
@@ -49,7 +50,8 @@ class FunctionMetrics:
     ) -> None:
         self._base = {"gateway": gateway_id, "environment": environment}
         self._flush_interval_s = flush_interval_s
-        self._pending: dict[tuple[str, str], list[int]] = {}
+        self._pending: dict[tuple[str, int], list[int]] = {}
+        self._tags: dict[tuple[str, int], dict[str, str]] = {}
         self._flush_scheduled = False
         self._invocations = metrics.Counter(
             "imprun_function_invocations",
@@ -69,15 +71,14 @@ class FunctionMetrics:
         )
 
     def observe(self, function: str, status: int, duration_s: float) -> None:
-        status_class = f"{status // 100}xx"
-        key = (function, status_class)
+        key = (function, status // 100)
         counts = self._pending.get(key)
         if counts is None:
             counts = self._pending[key] = [0, 0]
         counts[0] += 1
         if status >= 500:
             counts[1] += 1
-        self._latency.observe(duration_s, {**self._base, "function": function, "status_class": status_class})
+        self._latency.observe(duration_s, self._tags_of(key))
         if not self._flush_scheduled:
             self._schedule_flush()
 
@@ -85,11 +86,20 @@ class FunctionMetrics:
         """Hand the counts gathered since the last flush to Ray's metrics agent."""
         self._flush_scheduled = False
         pending, self._pending = self._pending, {}
-        for (function, status_class), (invocations, errors) in pending.items():
-            tags = {**self._base, "function": function, "status_class": status_class}
+        for key, (invocations, errors) in pending.items():
+            tags = self._tags_of(key)
             self._invocations.inc(float(invocations), tags)
             if errors:
                 self._errors.inc(float(errors), tags)
+
+    def _tags_of(self, key: tuple[str, int]) -> dict[str, str]:
+        tags = self._tags.get(key)
+        if tags is None:
+            if len(self._tags) >= _MAX_CACHED_TAGS:
+                self._tags.clear()
+            function, status_class = key
+            tags = self._tags[key] = {**self._base, "function": function, "status_class": f"{status_class}xx"}
+        return tags
 
     def _schedule_flush(self) -> None:
         try:
