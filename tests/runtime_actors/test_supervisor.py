@@ -243,26 +243,6 @@ def test_debug_runs_code_in_the_pool_and_reports_in_the_api_shape() -> None:
     run(scenario)
 
 
-def test_supervisor_overhead_per_call_is_microseconds() -> None:
-    """Everything but the pool: gate, routing, limits, Invocation, translation, log queueing."""
-
-    async def scenario() -> None:
-        supervisor, _, _, _ = await started([doc("a/b/c"), *[doc(f"fn{i}") for i in range(200)]])
-        request, read = head("GET", "/a/b/c/d"), body_of(b"{}")
-        for _ in range(200):
-            await supervisor.handle(request, read)
-        calls = 5000
-        started_at = time.perf_counter()
-        for _ in range(calls):
-            await supervisor.handle(request, read)
-        per_call_us = (time.perf_counter() - started_at) / calls * 1e6
-        print(f"supervisor + fake pool: {per_call_us:.1f} µs per call")
-        assert per_call_us < 1000  # generous for a loaded CI machine; see the report for the measurement
-        await supervisor.close()
-
-    run(scenario)
-
-
 async def wait_for(condition: Callable[[], bool], within_s: float = 5.0) -> None:
     deadline = time.monotonic() + within_s
     while not condition():
