@@ -24,11 +24,12 @@ from ray.serve.handle import DeploymentHandle
 from imprun.ai.catalog import ToolCatalog
 from imprun.ai.chat import ChatService
 from imprun.ai.config import AiGatewayConfig
-from imprun.ai.dispatch import ToolOutcome
+from imprun.ai.dispatch import Caller, ToolOutcome
 from imprun.ai.http_app import AiGatewayHttp
 from imprun.ai.mcp_server import McpEndpoint
 from imprun.ai.provider_factory import open_provider
 from imprun.ai.providers import ChatProvider, ProviderKind
+from imprun.ai.tools import Tool
 from imprun.domain.naming import serve_app_name
 from imprun.store.applications import GrantRepository
 from imprun.store.mcp_tools import McpToolRepository, published_tools
@@ -49,14 +50,17 @@ class ServeToolInvoker:
         self._handles: dict[str, DeploymentHandle[Any]] = {}
 
     async def invoke(
-        self, gateway_id: str, environment: str, function: str, arguments: Mapping[str, Any], request_id: str
+        self, tool: Tool, arguments: Mapping[str, Any], request_id: str, caller: Caller
     ) -> ToolOutcome:
+        gateway_id, environment, function = tool.gateway_id, tool.environment, tool.function
         app = serve_app_name(gateway_id, environment)
         handle = self._handles.get(app)
         if handle is None:
             handle = self._handles[app] = serve.get_app_handle(app)
         try:
-            answer: dict[str, Any] = await handle.call_tool.remote(function, dict(arguments), request_id)
+            answer: dict[str, Any] = await handle.call_tool.remote(
+                function, dict(arguments), request_id, caller.api_key, caller.client
+            )
         except Exception as exc:  # the environment is gone or not running: a tool error, not a crash
             self._handles.pop(app, None)
             log.warning("tool call to %s/%s failed: %r (request %s)", app, function, exc, request_id)

@@ -304,9 +304,13 @@ class FunctionActor:
         """Run unpublished ``code`` in this environment's sandbox (the control plane's debug route)."""
         return await self._supervisor.debug(code, invocation)
 
-    async def call_tool(self, function: str, arguments: dict[str, Any], request_id: str) -> dict[str, Any]:
-        """Run a published function as an AI-gateway tool (the AI gateway checked the caller's key)."""
-        return await self._supervisor.call_tool(function, arguments, request_id)
+    async def call_tool(
+        self, function: str, arguments: dict[str, Any], request_id: str, api_key: str, client: str = ""
+    ) -> dict[str, Any]:
+        """Run a published function as an AI-gateway tool for the caller presenting ``api_key``."""
+        return await self._supervisor.call_tool(
+            function, arguments, request_id, api_key=api_key, client=client
+        )
 
     async def __del__(self) -> None:
         supervisor: Supervisor | None = getattr(self, "_supervisor", None)

@@ -533,10 +533,22 @@ class Supervisor:
             "durationMs": result.duration_ms,
         }
 
-    async def call_tool(self, name: str, arguments: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], request_id: str, *, api_key: str, client: str = ""
+    ) -> dict[str, Any]:
         """Run the published function ``name`` with ``arguments`` as its JSON body — an AI-gateway tool
-        call, whose key the AI gateway checked — with the limits and logs of an HTTP call. Answers
+        call — with the admission, limits and logs of an HTTP call: the gate sees ``api_key`` as the
+        call's ``apikey`` (so the key's rate limit counts tool calls and HTTP calls together). Answers
         ``{status, body, error, durationMs}`` (``body`` parsed when it is JSON)."""
+        head = RequestHead("POST", f"/{name}", "", {"apikey": api_key} if api_key else {}, client)
+        refused = await self._gate.admit(head, request_id)
+        if refused is not None:
+            return {
+                "status": refused.status,
+                "body": _debug_body(refused),
+                "error": _ERROR_CODE_OF_STATUS.get(refused.status, "forbidden"),
+                "durationMs": 0.0,
+            }
         route = self._routes.get(name) if self._loaded.is_set() else None
         if route is None:
             status, code = (404, "not_found") if self._loaded.is_set() else (503, "unavailable")

@@ -186,6 +186,41 @@ def test_mcp_refuses_bad_keys_and_unknown_tools(live_stack: LiveStack, hometax: 
     assert data.get("/definitely/not/here").json()["error"]["code"] == "not_found"
 
 
+def test_tool_calls_count_against_the_keys_rate_limit_with_its_http_calls(
+    live_stack: LiveStack, hometax: Hometax
+) -> None:
+    api, data, gw = hometax.api, hometax.data, hometax.gw
+    app_id = api.post("/v1/applications", json={"name": "limited-agent"}).json()["applicationId"]
+    limit = {"count": 3, "windowSeconds": 600}
+    grant = api.post(
+        f"/v1/applications/{app_id}/grants", json={"gatewayId": gw, "environment": "prod", "rateLimit": limit}
+    )
+    assert grant.status_code == 201, grant.text
+    key = grant.json()["apiKey"]
+    assert eventually(lambda: "calculateTax" in {t.name for t in mcp_tools(live_stack, key)}, timeout=30)
+
+    async def call_until_limited() -> tuple[list[Any], Any]:
+        http, transport = mcp_session(live_stack, key)
+        async with http, McpClient(transport) as client:
+            answers: list[Any] = []
+            for _ in range(20):  # 3 may pass; a replica that has not yet seen the new key answers 401
+                answer: Any = await client.call_tool("calculateTax", ARGS)
+                answers.append(answer)
+                if answer.is_error and "Rate limit exceeded" in answer.content[0].text:
+                    return answers, answer
+                await asyncio.sleep(0.2)
+            return answers, None
+
+    answers, limited = asyncio.run(call_until_limited())
+    assert limited is not None, [a.content[0].text[:120] for a in answers]
+    passed = [a for a in answers if not a.is_error]
+    assert 1 <= len(passed) <= 3, "the grant allows 3 calls per window, tool calls included"
+    assert "3 requests per 600 s for this API key" in limited.content[0].text
+    over_http = data.post(f"/{gw}/prod/calculateTax", json=ARGS, headers={"apikey": key})
+    assert over_http.status_code == 429, "HTTP calls share the counter the tool calls filled"
+    assert over_http.json()["error"]["code"] == "rate_limited"
+
+
 def mcp_tools(live_stack: LiveStack, key: str) -> list[Any]:
     async def listed() -> list[Any]:
         http, transport = mcp_session(live_stack, key)

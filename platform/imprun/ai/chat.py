@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from imprun.ai.dispatch import ToolInvoker, ToolOutcome, call_tool
+from imprun.ai.dispatch import Caller, ToolInvoker, ToolOutcome, call_tool
 from imprun.ai.providers import (
     AssistantTurn,
     ChatMessage,
@@ -131,7 +131,9 @@ class ChatService:
             raise Unavailable(f"The {kind.value} provider is not configured: set {PROVIDER_SETTINGS[kind]}.")
         return provider
 
-    async def chat(self, request: ChatRequest, tools: Sequence[Tool], request_id: str) -> dict[str, Any]:
+    async def chat(
+        self, request: ChatRequest, tools: Sequence[Tool], request_id: str, caller: Caller
+    ) -> dict[str, Any]:
         provider = self.provider_for(request.provider)
         cap = self.max_tool_calls if request.max_tool_calls is None else request.max_tool_calls
         by_name = {tool.name: tool for tool in tools}
@@ -151,7 +153,7 @@ class ChatService:
             conversation.append(ChatMessage("assistant", turn.content, tool_calls=turn.tool_calls))
             outcomes = await asyncio.gather(
                 *(
-                    self._run(call, by_name, f"{request_id}-{len(trace) + i}")
+                    self._run(call, by_name, f"{request_id}-{len(trace) + i}", caller)
                     for i, call in enumerate(turn.tool_calls)
                 )
             )
@@ -175,7 +177,9 @@ class ChatService:
                 for call, outcome in zip(turn.tool_calls, outcomes, strict=True)
             )
 
-    async def _run(self, call: ToolCall, tools: Mapping[str, Tool], request_id: str) -> ToolOutcome:
+    async def _run(
+        self, call: ToolCall, tools: Mapping[str, Tool], request_id: str, caller: Caller
+    ) -> ToolOutcome:
         tool = tools.get(call.name)
         if tool is None:
             message = (
@@ -186,7 +190,7 @@ class ChatService:
             message = f"The arguments of {call.name} are not a JSON object: {call.arguments_error}"
             return ToolOutcome(422, {"error": {"code": "invalid", "message": message}}, 0.0, "invalid")
         return await call_tool(
-            self._invoker, tool, call.arguments, request_id, timeout_seconds=self._tool_timeout
+            self._invoker, tool, call.arguments, request_id, caller, timeout_seconds=self._tool_timeout
         )
 
 

@@ -2,7 +2,10 @@
 
 ``ToolInvoker`` is the seam to the function runtime: the Serve implementation
 (``ray_apps.ai_gateway``) hands the call to a replica of the function's environment, which runs it
-in that environment's jailed workers with the same limits, timeout and logs as an HTTP call. Here
+in that environment's jailed workers with the same limits, timeout and logs as an HTTP call. The
+``Caller`` (the presented API key and the client's address) travels with it, so the replica's key
+gate counts the call against the same rate limit as the key's HTTP calls (a refusal — 429 over the
+limit, 401 for a key the environment no longer knows — is a tool error like any other). Here
 the arguments are validated against the tool's input schema first (a violation is a tool error with
 the validation detail, the function never runs), and the function's answer becomes a ``ToolOutcome``:
 an error when the status is not 2xx (the function raised, timed out, rejected its input…).
@@ -15,7 +18,7 @@ import functools
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jsonschema
@@ -23,7 +26,15 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from imprun.ai.tools import Tool
 
-__all__ = ["ToolInvoker", "ToolOutcome", "call_tool", "schema_violation"]
+__all__ = ["Caller", "ToolInvoker", "ToolOutcome", "call_tool", "schema_violation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asked for a tool call: the API key they presented and their address, as the ingress saw it."""
+
+    api_key: str = field(repr=False)
+    client: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +59,10 @@ class ToolOutcome:
 
 class ToolInvoker(Protocol):
     async def invoke(
-        self, gateway_id: str, environment: str, function: str, arguments: Mapping[str, Any], request_id: str
+        self, tool: Tool, arguments: Mapping[str, Any], request_id: str, caller: Caller
     ) -> ToolOutcome:
-        """Run ``function`` with ``arguments`` (its JSON body) in its environment's sandbox."""
+        """Run ``tool``'s function with ``arguments`` (its JSON body) in its environment's sandbox,
+        admitted (key, rate limit) as ``caller``."""
         ...
 
 
@@ -79,7 +91,13 @@ def _describe(error: ValidationError) -> str:
 
 
 async def call_tool(
-    invoker: ToolInvoker, tool: Tool, arguments: Any, request_id: str, *, timeout_seconds: float
+    invoker: ToolInvoker,
+    tool: Tool,
+    arguments: Any,
+    request_id: str,
+    caller: Caller,
+    *,
+    timeout_seconds: float,
 ) -> ToolOutcome:
     """Validate ``arguments`` and invoke ``tool``'s function within ``timeout_seconds``."""
     started = time.perf_counter()
@@ -90,7 +108,7 @@ async def call_tool(
         return _refused(started, f"invalid arguments: {problem}")
     try:
         return await asyncio.wait_for(
-            invoker.invoke(tool.gateway_id, tool.environment, tool.function, arguments, request_id),
+            invoker.invoke(tool, arguments, request_id, caller),
             timeout_seconds,
         )
     except TimeoutError:

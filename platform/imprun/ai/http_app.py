@@ -20,7 +20,8 @@ from starlette.types import Receive, Scope, Send
 
 from imprun.ai.catalog import ToolCatalog, presented_key
 from imprun.ai.chat import ChatService, parse_chat_request
-from imprun.ai.mcp_server import KEY_VIEW_STATE, McpEndpoint
+from imprun.ai.dispatch import Caller
+from imprun.ai.mcp_server import CALLER_STATE, KEY_VIEW_STATE, McpEndpoint
 from imprun.errors import ImprunError, Internal, Invalid, NotFound, TooLarge
 
 __all__ = ["CHAT_PATH", "HEALTH_PATH", "MCP_PATH", "AiGatewayHttp"]
@@ -52,8 +53,11 @@ class AiGatewayHttp:
             if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
                 response: Response = JSONResponse({"status": "ok", "service": "ai-gateway"})
             elif path == MCP_PATH:
-                view = await self._catalog.view_of_async(presented_key(request.headers))
-                scope.setdefault("state", {})[KEY_VIEW_STATE] = view
+                key = presented_key(request.headers)
+                view = await self._catalog.view_of_async(key)
+                scope.setdefault("state", {}).update(
+                    {KEY_VIEW_STATE: view, CALLER_STATE: _caller(request, key)}
+                )
                 await self._mcp(scope, receive, send)
                 return
             elif path == CHAT_PATH:
@@ -75,12 +79,17 @@ class AiGatewayHttp:
     async def _chat_response(self, request: Request, request_id: str) -> Response:
         if request.method != "POST":
             raise Invalid(f"{CHAT_PATH} takes POST, not {request.method}.", status=405)
-        view = await self._catalog.view_of_async(presented_key(request.headers))
+        key = presented_key(request.headers)
+        view = await self._catalog.view_of_async(key)
         body = await _json_body(request, self._max_request_bytes)
         chat_request = parse_chat_request(body, cap=self._chat.max_tool_calls)
         self._chat.provider_for(chat_request.provider)  # 503 before any tool is read if none is configured
         tools = await self._catalog.tools_of_async(view)
-        return JSONResponse(await self._chat.chat(chat_request, tools, request_id))
+        return JSONResponse(await self._chat.chat(chat_request, tools, request_id, _caller(request, key)))
+
+
+def _caller(request: Request, key: str) -> Caller:
+    return Caller(key, request.client.host if request.client else "")
 
 
 async def _json_body(request: Request, limit: int) -> Any:

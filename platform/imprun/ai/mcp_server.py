@@ -27,14 +27,15 @@ from mcp.shared.exceptions import MCPError
 from starlette.types import Receive, Scope, Send
 
 from imprun.ai.catalog import KeyView, ToolCatalog
-from imprun.ai.dispatch import ToolInvoker, call_tool
+from imprun.ai.dispatch import Caller, ToolInvoker, call_tool
 from imprun.ai.tools import Tool
 
-__all__ = ["KEY_VIEW_STATE", "McpEndpoint", "transport_security"]
+__all__ = ["CALLER_STATE", "KEY_VIEW_STATE", "McpEndpoint", "transport_security"]
 
 log = logging.getLogger(__name__)
 
 KEY_VIEW_STATE: Final = "imprun_key_view"
+CALLER_STATE: Final = "imprun_caller"
 """Where ``imprun.ai.http_app`` puts the caller's ``KeyView`` in the ASGI scope's ``state``."""
 
 DEFAULT_PAGE_SIZE: Final = 100
@@ -123,7 +124,12 @@ class McpEndpoint:
             )
         request_id = uuid.uuid4().hex
         outcome = await call_tool(
-            self._invoker, tool, params.arguments or {}, request_id, timeout_seconds=self._tool_timeout
+            self._invoker,
+            tool,
+            params.arguments or {},
+            request_id,
+            _caller(ctx),
+            timeout_seconds=self._tool_timeout,
         )
         log.info(
             "mcp tools/call %s -> %s/%s/%s status=%s in %.1f ms (request %s)",
@@ -143,11 +149,22 @@ class McpEndpoint:
 
 
 def _view(ctx: ServerRequestContext[Any]) -> KeyView:
-    request = ctx.request
-    view = getattr(request, "scope", {}).get("state", {}).get(KEY_VIEW_STATE) if request is not None else None
+    view = _state(ctx, KEY_VIEW_STATE)
     if not isinstance(view, KeyView):  # only reachable if the endpoint is mounted without the key check
         raise MCPError(types.INVALID_REQUEST, "This MCP endpoint needs an API key.")
     return view
+
+
+def _caller(ctx: ServerRequestContext[Any]) -> Caller:
+    caller = _state(ctx, CALLER_STATE)
+    if not isinstance(caller, Caller):  # set with the key view, so as unreachable as the check above
+        raise MCPError(types.INVALID_REQUEST, "This MCP endpoint needs an API key.")
+    return caller
+
+
+def _state(ctx: ServerRequestContext[Any], name: str) -> Any:
+    request = ctx.request
+    return getattr(request, "scope", {}).get("state", {}).get(name) if request is not None else None
 
 
 def _offset(cursor: str | None, total: int) -> int:

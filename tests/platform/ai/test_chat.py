@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from imprun.ai.chat import ChatService, parse_chat_request
-from imprun.ai.dispatch import ToolOutcome, call_tool, schema_violation
+from imprun.ai.dispatch import Caller, ToolOutcome, call_tool, schema_violation
 from imprun.ai.providers import AssistantTurn, ChatMessage, ProviderKind, ToolCall, ToolSpec
 from imprun.ai.tools import Tool
 from imprun.errors import Invalid, Unavailable
@@ -44,14 +44,19 @@ class ScriptedProvider:
         pass
 
 
+CALLER = Caller("imp_dev_chat-key", "10.0.0.8")
+
+
 class TaxInvoker:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.callers: list[Caller] = []
 
     async def invoke(
-        self, gateway_id: str, environment: str, function: str, arguments: Mapping[str, Any], request_id: str
+        self, tool: Tool, arguments: Mapping[str, Any], request_id: str, caller: Caller
     ) -> ToolOutcome:
-        self.calls.append((function, dict(arguments)))
+        self.calls.append((tool.function, dict(arguments)))
+        self.callers.append(caller)
         if arguments.get("income", 0) < 0:
             return ToolOutcome(500, {"error": {"code": "internal", "message": "negative"}}, 1.0, "internal")
         tax = (arguments["income"] - arguments.get("deductions", 0)) * 0.22
@@ -64,7 +69,7 @@ def call(i: int, arguments: dict[str, Any], name: str = "calculateTax", error: s
 
 def run(service: ChatService, body: dict[str, Any], tools: Sequence[Tool] = (TAX,)) -> dict[str, Any]:
     request = parse_chat_request(body, cap=service.max_tool_calls)
-    return asyncio.run(service.chat(request, tools, "req"))
+    return asyncio.run(service.chat(request, tools, "req", CALLER))
 
 
 USER = {"messages": [{"role": "user", "content": "tax?"}]}
@@ -89,6 +94,7 @@ def test_parallel_calls_run_and_their_results_go_back_together() -> None:
     assert tool_message.role == "tool"
     assert [r.call_id for r in tool_message.tool_results] == ["call_1", "call_2"]
     assert provider.tools[0] == [ToolSpec("calculateTax", "Flat tax.", SCHEMA)]
+    assert invoker.callers == [CALLER, CALLER], "each tool call carries the chat's caller (key, address)"
 
 
 def test_tool_errors_unknown_tools_and_bad_arguments_are_results_not_failures() -> None:
@@ -171,5 +177,5 @@ def test_a_tool_that_does_not_answer_in_time_is_a_timeout_result() -> None:
             await asyncio.Event().wait()
             raise AssertionError("unreachable")
 
-    outcome = asyncio.run(call_tool(Slow(), TAX, {"income": 1}, "r", timeout_seconds=0.05))
+    outcome = asyncio.run(call_tool(Slow(), TAX, {"income": 1}, "r", CALLER, timeout_seconds=0.05))
     assert outcome.is_error and outcome.status == 504 and outcome.error == "timeout"

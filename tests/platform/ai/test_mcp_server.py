@@ -21,8 +21,8 @@ from mcp.shared.exceptions import MCPError
 from starlette.types import Receive, Scope, Send
 
 from imprun.ai.catalog import KeyView
-from imprun.ai.dispatch import ToolOutcome
-from imprun.ai.mcp_server import KEY_VIEW_STATE, McpEndpoint
+from imprun.ai.dispatch import Caller, ToolOutcome
+from imprun.ai.mcp_server import CALLER_STATE, KEY_VIEW_STATE, McpEndpoint
 from imprun.ai.tools import Tool
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import free_port
@@ -38,10 +38,17 @@ class StubCatalog:
         return TOOLS
 
 
+CALLER = Caller("imp_prod_test-key", "10.0.0.7")
+
+
 class DoublingInvoker:
     async def invoke(
-        self, gateway_id: str, environment: str, function: str, arguments: Mapping[str, Any], request_id: str
+        self, tool: Tool, arguments: Mapping[str, Any], request_id: str, caller: Caller
     ) -> ToolOutcome:
+        if caller != CALLER:
+            return ToolOutcome(
+                500, {"error": {"code": "internal", "message": f"caller {caller}"}}, 1.0, "internal"
+            )
         if arguments["n"] < 0:
             return ToolOutcome(500, {"error": {"code": "internal", "message": "negative n"}}, 1.0, "internal")
         return ToolOutcome(200, {"doubled": arguments["n"] * 2}, 1.0)
@@ -57,7 +64,7 @@ class App:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        scope.setdefault("state", {})[KEY_VIEW_STATE] = VIEW
+        scope.setdefault("state", {}).update({KEY_VIEW_STATE: VIEW, CALLER_STATE: CALLER})
         await self.endpoint(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
