@@ -37,6 +37,12 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(scenario())
 
 
+def limiter_on(redis_url: str) -> RedisRateLimiter:
+    """A limiter that waits for Redis as long as a loaded CI machine may need: these tests are about
+    counting, and a timeout would make it fail open (that is tested on its own, with a dead Redis)."""
+    return RedisRateLimiter(redis_url, timeout_s=10.0)
+
+
 def counter() -> str:
     return f"gw-{uuid.uuid4().hex[:8]}/dev/cred-1"
 
@@ -60,7 +66,7 @@ def test_n_requests_pass_then_refusals_say_when_to_retry_then_the_window_recover
     redis_url: str, window: WindowKind
 ) -> None:
     async def scenario() -> None:
-        limiter, name, limit = RedisRateLimiter(redis_url), counter(), RateLimit(3, 1.0, window)
+        limiter, name, limit = limiter_on(redis_url), counter(), RateLimit(3, 1.0, window)
 
         assert await hits(limiter, name, limit, 3) == [True, True, True]
         refused = await limiter.hit(name, limit)
@@ -83,7 +89,7 @@ def test_concurrent_hits_from_two_replicas_share_one_count_exactly(
     redis_url: str, window: WindowKind
 ) -> None:
     async def scenario() -> None:
-        replicas = [RedisRateLimiter(redis_url), RedisRateLimiter(redis_url)]
+        replicas = [limiter_on(redis_url), limiter_on(redis_url)]
         name, limit = counter(), RateLimit(20, 30.0, window)
 
         decisions = await asyncio.gather(*(replicas[i % 2].hit(name, limit) for i in range(60)))
@@ -98,7 +104,7 @@ def test_concurrent_hits_from_two_replicas_share_one_count_exactly(
 
 def test_counters_are_separate_per_caller_and_per_window_setting(redis_url: str) -> None:
     async def scenario() -> None:
-        limiter = RedisRateLimiter(redis_url)
+        limiter = limiter_on(redis_url)
         first, second = counter(), counter()
         limit = RateLimit(1, 30.0)
 
@@ -114,7 +120,7 @@ def test_counters_expire_in_redis(redis_url: str) -> None:
     name = counter()
 
     async def scenario() -> None:
-        limiter = RedisRateLimiter(redis_url)
+        limiter = limiter_on(redis_url)
         await limiter.hit(name, RateLimit(5, 2.0))
         await limiter.hit(name, RateLimit(5, 2.0, WindowKind.SLIDING))
         await limiter.close()
@@ -148,7 +154,7 @@ def test_the_gate_answers_429_with_retry_after_from_the_real_counter(redis_url: 
     gateway = f"gw-{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> None:
-        gate = KeyAuthGate(gateway, "dev", pepper, RedisRateLimiter(redis_url))
+        gate = KeyAuthGate(gateway, "dev", pepper, limiter_on(redis_url))
         gate.update(
             {
                 "consumers": [
