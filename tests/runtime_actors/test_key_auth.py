@@ -14,7 +14,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -496,24 +495,15 @@ def test_apply_hands_access_to_the_gate_before_waiting_for_functions_to_load() -
     run(scenario)
 
 
-def test_the_gates_cost_per_request_is_microseconds_with_ten_thousand_credentials() -> None:
-    """HMAC of the key, one dict lookup, the decision: what key-auth adds to a call (printed)."""
+def test_the_gate_finds_one_key_among_ten_thousand_credentials() -> None:
+    """HMAC of the key and one dict lookup, whatever the number of credentials (bench/ measures it)."""
     others = [consumer(f"cred-{i}", new_key()) for i in range(10_000)]
     gate = gate_with(access(consumer("cred-dev", DEV_KEY), *others))
-    granted, unknown = request({"apikey": DEV_KEY}), request({"apikey": new_key()})
 
     async def scenario() -> None:
-        for head, expected in ((granted, None), (unknown, 401)):
-            calls = 20_000
-            started = time.perf_counter()
-            for _ in range(calls):
-                answer = await gate.admit(head, "r")
-            per_call_us = (time.perf_counter() - started) / calls * 1e6
-            assert (answer.status if answer else None) == expected
-            print(
-                f"gate, {'granted' if expected is None else 'unknown'} key: {per_call_us:.1f} µs per request"
-            )
-            assert per_call_us < 500  # generous for a loaded machine; the report has the measurement
+        assert await gate.admit(request({"apikey": DEV_KEY}), "r") is None
+        refused = await gate.admit(request({"apikey": new_key()}), "r")
+        assert refused is not None and refused.status == 401
 
     run(scenario)
 
