@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import runtime_actors
+from runtime_actors.jail.channel import FrameChannel
 from runtime_actors.jail.config import JailConfig, JailReport, WorkerLimits
-from runtime_actors.jail.wire import HEADER, MAX_WORKER_FRAME, ProtocolError, decode_frame, encode_frame
+from runtime_actors.jail.wire import MAX_WORKER_FRAME, ProtocolError
 
 __all__ = ["Callback", "WorkerGone", "WorkerProcess", "WorkerRefused"]
 
@@ -58,8 +59,7 @@ class WorkerRefused(Exception):
 @dataclass
 class WorkerProcess:
     process: subprocess.Popen[bytes]
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    channel: FrameChannel
     jail: JailReport
     scratch_dir: Path
     _last_id: int = 0
@@ -105,8 +105,10 @@ class WorkerProcess:
             raise
         finally:
             theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        worker = cls(process, reader, writer, JailReport(0, False, False, insecure), scratch_dir)
+        _, channel = await asyncio.get_running_loop().create_unix_connection(
+            lambda: FrameChannel(MAX_WORKER_FRAME), sock=ours
+        )
+        worker = cls(process, channel, JailReport(0, False, False, insecure), scratch_dir)
         try:
             hello = await asyncio.wait_for(worker.read_frame(), hello_timeout)
         except BaseException:
@@ -131,19 +133,17 @@ class WorkerProcess:
 
     async def read_frame(self) -> dict[str, Any]:
         try:
-            (size,) = HEADER.unpack(await self.reader.readexactly(HEADER.size))
-            if size > MAX_WORKER_FRAME:
-                raise ProtocolError(f"a frame of {size} bytes is over the {MAX_WORKER_FRAME}-byte limit")
-            return decode_frame(await self.reader.readexactly(size))
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            return await self.channel.receive()
+        except ConnectionError as exc:
             raise WorkerGone(await self.death_reason()) from exc
         except ProtocolError as exc:
             raise WorkerGone(f"the worker broke the protocol: {exc}") from exc
 
     def send(self, message: dict[str, Any]) -> None:
-        if self.writer.is_closing():
-            raise WorkerGone("the worker's socket is closed")
-        self.writer.write(encode_frame(message))
+        try:
+            self.channel.send(message)
+        except ConnectionError as exc:
+            raise WorkerGone("the worker's socket is closed") from exc
 
     async def request(self, message: dict[str, Any], callback: Callback) -> dict[str, Any]:
         """Send ``message``; serve callbacks until the worker's answer frame, which is returned.
@@ -155,9 +155,11 @@ class WorkerProcess:
         request_id = self._last_id
         self.send({**message, "id": request_id})
         try:
-            await self.writer.drain()
+            await self.channel.drain()
         except ConnectionError as exc:
             raise WorkerGone(await self.death_reason()) from exc
+        except ProtocolError as exc:
+            raise WorkerGone(f"the worker broke the protocol: {exc}") from exc
         while True:
             frame = await self.read_frame()
             if frame["op"] not in ("db", "fetch"):
@@ -182,7 +184,5 @@ class WorkerProcess:
         """SIGKILL the worker (idempotent), close the socket and reap it off the event loop."""
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        self.channel.close()
         await asyncio.get_running_loop().run_in_executor(None, self.process.wait)

@@ -195,6 +195,7 @@ class SyncChannel:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._buffer = bytearray()
 
     def send(self, message: Mapping[str, Any]) -> None:
         view = memoryview(encode_frame(message))
@@ -202,17 +203,19 @@ class SyncChannel:
             written = os.write(self._fd, view)
             view = view[written:]
 
-    def _read_exactly(self, size: int) -> bytes:
-        chunks: list[bytes] = []
-        remaining = size
-        while remaining:
-            chunk = os.read(self._fd, min(remaining, 1 << 20))
+    def _fill(self, size: int) -> None:
+        """Read until the buffer holds ``size`` bytes (one read for a whole small frame)."""
+        while len(self._buffer) < size:
+            chunk = os.read(self._fd, max(size - len(self._buffer), 1 << 16))
             if not chunk:
                 raise EOFError("the supervisor closed the pipe")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+            self._buffer += chunk
 
     def receive(self) -> dict[str, Any]:
-        (size,) = HEADER.unpack(self._read_exactly(HEADER.size))
-        return decode_frame(self._read_exactly(size))
+        self._fill(HEADER.size)
+        (size,) = HEADER.unpack_from(self._buffer)
+        end = HEADER.size + size
+        self._fill(end)
+        payload = bytes(self._buffer[HEADER.size : end])
+        del self._buffer[:end]
+        return decode_frame(payload)
