@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from ray_apps.function_metrics import FunctionMetrics
 from ray_apps.reload_hub import reload_hub_for_this_node
+from ray_apps.replica_http import DISCONNECT_DISABLED_HEADER
 from runtime_actors.db_proxy import DbProxy
 from runtime_actors.egress import Egress, EgressPolicy
 from runtime_actors.key_auth import KeyAuthGate
@@ -63,7 +64,14 @@ logger = logging.getLogger(__name__)
 DEPLOYMENT_NAME: Final = "FunctionActor"
 """Name of the environment's deployment, as shown in the Ray dashboard."""
 
+REPLICA_LOGGING: Final = {"enable_access_log": False, "log_level": "WARNING"}
+"""Serve's own logger in a replica. No per-request access log (the logs that matter go to the
+environment's Redis stream), and WARNING, not INFO: with the access log off Serve still builds and
+filters an INFO record per request (bench/throughput.py), and its other INFO lines are replica
+start/stop notices that the controller's log repeats."""
+
 HEALTH_ROUTE: Final = "/_health"
+DISCONNECT_DISABLED: Final = DISCONNECT_DISABLED_HEADER.decode()
 REQUEST_ID_HEADER: Final = "x-request-id"
 
 
@@ -277,6 +285,7 @@ class FunctionActor:
         if route == HEALTH_ROUTE and request.method in ("GET", "HEAD"):
             return JSONResponse(self._health)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+        headers.pop(DISCONNECT_DISABLED, None)  # ours (replica_http), not the caller's
         client = request.scope.get("client")
         head = RequestHead(
             request.method,
@@ -320,10 +329,7 @@ class FunctionActor:
 
 def environment_deployment(options: Mapping[str, Any] | None = None) -> serve.Deployment:
     """The ``FunctionActor`` deployment with Serve deployment ``options`` (replicas, resources, …)."""
-    # No per-request access log: logs that matter go to the environment's Redis stream.
-    deployment = serve.deployment(name=DEPLOYMENT_NAME, logging_config={"enable_access_log": False})(
-        FunctionActor
-    )
+    deployment = serve.deployment(name=DEPLOYMENT_NAME, logging_config=REPLICA_LOGGING)(FunctionActor)
     return deployment.options(**options) if options else deployment
 
 

@@ -259,6 +259,32 @@ def test_a_function_past_its_timeout_is_504(env: Environment) -> None:
     assert env.call("GET", "hello").status_code == 200  # the pool replaced the killed worker
 
 
+def test_a_caller_that_goes_away_neither_cancels_the_call_nor_sees_the_replicas_own_header(
+    env: Environment,
+) -> None:
+    marker = uuid.uuid4().hex
+    env.publish(
+        "slow-write",
+        "import imp, time\n\n"
+        "def main(req):\n"
+        "    time.sleep(0.5)\n"
+        f"    imp.db().collection('finished').insert_one({{'_id': {marker!r}, 'headers': req.headers}})\n"
+        "    return 'done'\n",
+        1,
+        methods=["GET"],
+    )
+    assert eventually(lambda: loaded(env, "slow-write"), timeout=RELOAD_DEADLINE)
+
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection mid-call
+        env.call("GET", "slow-write", headers={"x-request-disconnect-disabled": "?0"}, timeout=0.1)
+
+    finished = env.mongo[f"gatewayid_{env.gateway_id}"]["finished"]
+    assert eventually(lambda: finished.find_one({"_id": marker}) is not None, timeout=10)
+    seen = finished.find_one({"_id": marker})
+    assert seen is not None and "x-request-disconnect-disabled" not in seen["headers"]
+    assert env.call("GET", "hello").status_code == 200
+
+
 def test_an_exception_is_500_with_a_request_id_that_is_in_the_log_stream(env: Environment) -> None:
     code = "import imp\n\ndef main(req):\n    imp.log('about to fail')\n    raise ValueError('boom')\n"
     env.publish("fails", code, 1, methods=["GET"])

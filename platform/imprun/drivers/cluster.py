@@ -22,8 +22,10 @@ from imprun.domain.naming import ENVIRONMENT_NAMES, route_prefix, serve_app_name
 from imprun.domain.observations import AppStatus
 from imprun.domain.placement import check_custom_resources
 from imprun.errors import Invalid
+from ray_apps.replica_http import MIDDLEWARES_IMPORT_PATH
 
 __all__ = [
+    "ENVIRONMENT_REPLICA_ENV_VARS",
     "REPLICA_ENV_VARS",
     "AppSpec",
     "AppStatus",
@@ -42,12 +44,24 @@ code that blocks cannot stall the replica's request handling. imprun's replicas 
 own non-blocking code (tenant code runs in jailed worker processes), so they run it on the replica's
 main loop: no cross-thread hop per request (bench/throughput.py measures the difference)."""
 
+ENVIRONMENT_REPLICA_ENV_VARS: Final = {
+    **REPLICA_ENV_VARS,
+    "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": MIDDLEWARES_IMPORT_PATH,
+}
+"""A gateway environment's replicas also skip Serve's per-request disconnect watch (``ray_apps.replica_http``:
+the supervisor bounds every call with the function's timeout). Platform apps keep it: the AI gateway
+streams MCP responses to clients that may go away."""
+
 
 def replica_actor_options(
-    cpu: float, memory_mb: int, resources: Mapping[str, float] | None = None
+    cpu: float,
+    memory_mb: int,
+    resources: Mapping[str, float] | None = None,
+    *,
+    env_vars: Mapping[str, str] = REPLICA_ENV_VARS,
 ) -> dict[str, Any]:
     """Serve ``ray_actor_options`` of one imprun replica, for either driver."""
-    options: dict[str, Any] = {"num_cpus": cpu, "runtime_env": {"env_vars": dict(REPLICA_ENV_VARS)}}
+    options: dict[str, Any] = {"num_cpus": cpu, "runtime_env": {"env_vars": dict(env_vars)}}
     if memory_mb:
         options["memory"] = memory_mb * 1024 * 1024
     if resources:

@@ -26,7 +26,12 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]
 
-from imprun.drivers.cluster import AppSpec, PlatformAppSpec, replica_actor_options
+from imprun.drivers.cluster import (
+    ENVIRONMENT_REPLICA_ENV_VARS,
+    AppSpec,
+    PlatformAppSpec,
+    replica_actor_options,
+)
 from imprun.errors import Invalid
 
 __all__ = [
@@ -315,7 +320,9 @@ def render_rayservice(spec: AppSpec, runtime_args: Mapping[str, Any], pods: RayP
         raise Invalid("runtime arguments must not set gateway_id or environment.")
     deployment: dict[str, Any] = {
         "name": FUNCTION_DEPLOYMENT,
-        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb, spec.resources),
+        "ray_actor_options": replica_actor_options(
+            spec.cpu, spec.memory_mb, spec.resources, env_vars=ENVIRONMENT_REPLICA_ENV_VARS
+        ),
     }
     if spec.autoscaling:
         deployment["autoscaling_config"] = {

@@ -44,6 +44,7 @@ from ray.serve.schema import ServeInstanceDetails
 from imprun.domain.naming import serve_app_name
 from imprun.domain.placement import unschedulable_reason
 from imprun.drivers.cluster import (
+    ENVIRONMENT_REPLICA_ENV_VARS,
     AppSpec,
     AppStatus,
     ObservedApp,
@@ -291,7 +292,9 @@ def runtime_config(
 
 def _deployment_options(spec: AppSpec) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb, spec.resources)
+        "ray_actor_options": replica_actor_options(
+            spec.cpu, spec.memory_mb, spec.resources, env_vars=ENVIRONMENT_REPLICA_ENV_VARS
+        )
     }
     if spec.autoscaling:
         options["autoscaling_config"] = {

@@ -72,7 +72,12 @@ def test_the_rayservice_serves_the_environment_app_with_its_runtime_arguments() 
     assert deployment["ray_actor_options"] == {
         "num_cpus": 0.5,
         "memory": 256 * 1024 * 1024,
-        "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
+        "runtime_env": {
+            "env_vars": {
+                "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+                "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "ray_apps.replica_http:middlewares",
+            }
+        },
     }
     (workers,) = service["spec"]["rayClusterConfig"]["workerGroupSpecs"]
     assert (workers["minReplicas"], workers["maxReplicas"]) == (1, 3)

@@ -12,7 +12,7 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ReplicaDetails, ServeInstanceDetails
 
 from imprun.domain.naming import serve_app_name
-from imprun.drivers.cluster import REPLICA_ENV_VARS, AppSpec, AppStatus, ClusterDriver
+from imprun.drivers.cluster import ENVIRONMENT_REPLICA_ENV_VARS, AppSpec, AppStatus, ClusterDriver
 from imprun.drivers.local_ray import LocalRayServeDriver
 from imprun.errors import Invalid, Unavailable
 from imprun.settings import Settings
@@ -74,7 +74,7 @@ def test_apply_returns_before_replicas_run_and_the_app_then_serves_health(
     assert serve_app_name(gateway_id, "dev") in ray_driver.list_apps()
 
 
-def test_replicas_run_their_code_on_the_replica_main_loop(
+def test_replicas_run_their_code_on_the_main_loop_without_a_disconnect_watch(
     ray_driver: LocalRayServeDriver, gateway_id: str
 ) -> None:
     ray_driver.apply(spec(gateway_id))
@@ -83,7 +83,7 @@ def test_replicas_run_their_code_on_the_replica_main_loop(
     (replica,) = running_replicas(gateway_id)
     assert replica.pid is not None
     environ = Path(f"/proc/{replica.pid}/environ").read_bytes().split(b"\0")
-    for name, value in REPLICA_ENV_VARS.items():
+    for name, value in ENVIRONMENT_REPLICA_ENV_VARS.items():
         assert f"{name}={value}".encode() in environ
 
 
