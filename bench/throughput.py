@@ -322,10 +322,15 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="3 s per level (a smoke run)")
     parser.add_argument("--duration", type=float, default=0.0, help="measured seconds per level (default 10)")
+    parser.add_argument(
+        "--levels",
+        type=lambda text: [int(c) for c in text.split(",")],
+        default=LEVELS,
+        help=f"comma-separated concurrency levels (default {','.join(map(str, LEVELS))})",
+    )
     args = parser.parse_args()
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.warmup = 0.5 if args.quick else 1.0
-    args.levels = LEVELS
     started = time.monotonic()
     run(args)
     print(f"the run took {time.monotonic() - started:.0f} s")
