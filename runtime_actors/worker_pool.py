@@ -6,8 +6,9 @@ be applied and ``insecure`` is off. ``load(functions)`` makes a set of functions
 restarting anything: each changed function is compiled by one worker first, and only code that
 loaded there becomes the pool's version (the error, with line and column, is returned by name and
 the previous version keeps serving); every other worker catches up before its next call.
-``invoke``/``debug`` check a worker out (waiting in a bounded queue when all are busy), run the call
-under a wall-clock watchdog — past its timeout the worker is SIGKILLed, the caller gets 504
+``invoke``/``debug`` check a worker out (waiting in a bounded queue when all are busy: the call that
+frees a worker sends the next waiting call to it at once, rather than a loop turn later when the waiting
+task runs), run the call under a wall-clock watchdog — past its timeout the worker is SIGKILLed, the caller gets 504
 ``timeout`` and a replacement is spawned and loaded in the background — and turn a dead worker (out
 of memory, CPU limit, crash, protocol violation) into a 500 for that call and a replacement.
 
@@ -58,6 +59,15 @@ class JailUnavailable(RuntimeError):
 
 class _Busy(Exception):
     pass
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    """A call waiting for a worker: ``message``, when given, is sent by whoever frees one (``_release``),
+    so a worker's next call leaves the moment its previous answer is handled, not a loop turn later."""
+
+    ready: asyncio.Future[tuple[_Slot, int | None]]
+    message: dict[str, Any] | None
 
 
 @dataclass(eq=False)
@@ -123,7 +133,7 @@ class WorkerPool:
         self._generation = 0
         self._slots: set[_Slot] = set()
         self._idle: deque[_Slot] = deque()
-        self._waiters: deque[asyncio.Future[_Slot]] = deque()
+        self._waiters: deque[_Waiter] = deque()
         self._replacing: set[asyncio.Task[None]] = set()
         self._load_lock = asyncio.Lock()
         self._serial = itertools.count()
@@ -166,8 +176,8 @@ class WorkerPool:
         slots, self._slots = list(self._slots), set()  # from here on nothing is retired or replaced
         self._idle.clear()
         for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(_Busy("the worker pool is closed"))
+            if not waiter.ready.done():
+                waiter.ready.set_exception(_Busy("the worker pool is closed"))
         self._waiters.clear()
         replacing = list(self._replacing)
         for task in replacing:
@@ -180,6 +190,11 @@ class WorkerPool:
     @property
     def functions(self) -> Mapping[str, FunctionSource]:
         return dict(self._functions)
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a free worker."""
+        return len(self._waiters)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -223,7 +238,7 @@ class WorkerPool:
 
     async def _first_load(self, source: FunctionSource) -> LoadError | None:
         try:
-            slot = await self._checkout()
+            slot, _ = await self._checkout()
         except _Busy as exc:
             return LoadError(f"no worker was free to load the function: {exc}")
         try:
@@ -310,25 +325,29 @@ class WorkerPool:
         if self._closed:
             return _error_result(503, "unavailable", "the worker pool is closed")
         try:
-            slot = await self._checkout()
+            slot, sent = await self._checkout(message)
         except _Busy as exc:
             return _error_result(
                 503, "unavailable", f"all {self.size} workers are busy ({exc}); retry shortly"
             )
-        try:
-            await self._sync(slot)
-        except Exception as exc:
-            self._retire(slot, f"reloading failed: {exc!r}")
-            return _error_result(
-                503, "unavailable", "A worker could not load this environment's functions; retry shortly."
-            )
-        except BaseException:
-            self._retire(slot, "cancelled while reloading")
-            raise
+        if sent is None:
+            try:
+                await self._sync(slot)
+            except Exception as exc:
+                self._retire(slot, f"reloading failed: {exc!r}")
+                return _error_result(
+                    503, "unavailable", "A worker could not load this environment's functions; retry shortly."
+                )
+            except BaseException:
+                self._retire(slot, "cancelled while reloading")
+                raise
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):  # the watchdog: no extra task per call, unlike wait_for
-                answer = await self._request(slot, message)
+                if sent is None:
+                    answer = await self._request(slot, message)
+                else:
+                    answer = self._checked(await slot.worker.answer(sent, self._callbacks))
             result = result_from_wire(answer.get("result")) if answer.get("op") == "result" else None
             if result is None:
                 raise ProtocolError(f"the worker answered a call with {answer.get('op')!r}")
@@ -368,7 +387,10 @@ class WorkerPool:
         )
 
     async def _request(self, slot: _Slot, message: dict[str, Any]) -> dict[str, Any]:
-        answer = await slot.worker.request(message, self._callbacks)
+        return self._checked(await slot.worker.request(message, self._callbacks))
+
+    @staticmethod
+    def _checked(answer: dict[str, Any]) -> dict[str, Any]:
         if answer["op"] == "error":
             raise ProtocolError(str(answer.get("message", "the worker failed")))
         return answer
@@ -387,7 +409,9 @@ class WorkerPool:
         )
         return _Slot(worker)
 
-    async def _checkout(self) -> _Slot:
+    async def _checkout(self, message: dict[str, Any] | None = None) -> tuple[_Slot, int | None]:
+        """A free worker; when all are busy, wait for one, and if ``message`` is given and the worker is
+        in sync by then, it comes back already sent (with its request id, else None)."""
         while True:
             if self._closed:
                 raise _Busy("the worker pool is closed")
@@ -396,22 +420,29 @@ class WorkerPool:
             else:
                 if len(self._waiters) >= self._max_queue:
                     raise _Busy(f"{len(self._waiters)} calls are already waiting")
-                waiter: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+                waiter = _Waiter(asyncio.get_running_loop().create_future(), message)
                 self._waiters.append(waiter)
                 try:
-                    slot = await asyncio.wait_for(waiter, self._queue_timeout)
+                    slot, sent = await asyncio.wait_for(waiter.ready, self._queue_timeout)
                 except TimeoutError:
                     raise _Busy(f"no worker became free within {self._queue_timeout:g} s") from None
                 except asyncio.CancelledError:
-                    if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                        self._release(waiter.result())
+                    ready = waiter.ready
+                    if ready.done() and not ready.cancelled() and ready.exception() is None:
+                        handed, in_flight = ready.result()
+                        if in_flight is None:
+                            self._release(handed)
+                        else:
+                            self._retire(handed, "the call was cancelled")
                     raise
                 finally:
                     # Not deque.remove in a try: its ValueError formats the future's repr every time.
                     if waiter in self._waiters:
                         self._waiters.remove(waiter)
+                if sent is not None:
+                    return slot, sent
             if slot.worker.alive:
-                return slot
+                return slot, None
             self._retire(slot, await slot.worker.death_reason())
 
     def _release(self, slot: _Slot) -> None:
@@ -419,9 +450,16 @@ class WorkerPool:
             return
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(slot)
-                return
+            if waiter.ready.done():
+                continue
+            sent: int | None = None
+            if waiter.message is not None and slot.generation == self._generation and slot.worker.alive:
+                try:
+                    sent = slot.worker.start(waiter.message)
+                except WorkerGone:
+                    sent = None  # the waiter finds the worker dead and has it replaced
+            waiter.ready.set_result((slot, sent))
+            return
         self._idle.append(slot)
 
     def _retire(self, slot: _Slot, reason: str) -> None:

@@ -146,14 +146,18 @@ class WorkerProcess:
             raise WorkerGone("the worker's socket is closed") from exc
 
     async def request(self, message: dict[str, Any], callback: Callback) -> dict[str, Any]:
-        """Send ``message``; serve callbacks until the worker's answer frame, which is returned.
+        """Send ``message``; serve callbacks until the worker's answer frame, which is returned."""
+        return await self.answer(self.start(message), callback)
 
-        Each request carries a fresh ``id`` the answer must echo: a stale or forged frame is a
-        protocol violation, never the answer to a later call.
-        """
+    def start(self, message: dict[str, Any]) -> int:
+        """Send ``message`` with a fresh ``id`` (returned) that its answer must echo: a stale or forged
+        frame is a protocol violation, never the answer to a later call."""
         self._last_id += 1
-        request_id = self._last_id
-        self.send({**message, "id": request_id})
+        self.send({**message, "id": self._last_id})
+        return self._last_id
+
+    async def answer(self, request_id: int, callback: Callback) -> dict[str, Any]:
+        """Serve the worker's callbacks until its answer to ``request_id``, which is returned."""
         try:
             await self.channel.drain()
         except ConnectionError as exc:

@@ -269,6 +269,35 @@ def test_calls_queue_when_every_worker_is_busy_and_overflow_is_503() -> None:
     run(scenario, max_queue=1)
 
 
+def test_queued_calls_each_get_their_own_answer_from_the_worker_that_frees_up() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "echo", "def main(i: int):\n    return {'i': i}\n")
+        results = await asyncio.gather(
+            *(pool.invoke("echo", invocation("echo", json_body={"i": i})) for i in range(40))
+        )
+        assert [body_json(r) for r in results] == [{"i": i} for i in range(40)]
+
+    run(scenario, size=2)
+
+
+def test_a_queued_call_cancelled_while_waiting_leaves_the_worker_to_the_next() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", "import time\n\ndef main(i: int):\n    time.sleep(0.3)\n    return i\n")
+        running = asyncio.ensure_future(pool.invoke("slow", invocation("slow", json_body={"i": 1})))
+        queued = asyncio.ensure_future(pool.invoke("slow", invocation("slow", json_body={"i": 2})))
+        after = asyncio.ensure_future(pool.invoke("slow", invocation("slow", json_body={"i": 3})))
+        assert await eventually(lambda: pool.queued == 2)
+        queued.cancel()
+        assert body_json(await running) == 1
+        assert body_json(await after) == 3
+        assert queued.cancelled()
+        [pid] = pool.worker_pids  # nobody killed the worker
+        assert body_json(await pool.invoke("slow", invocation("slow", json_body={"i": 4}))) == 4
+        assert pool.worker_pids == [pid]
+
+    run(scenario)
+
+
 def test_db_operations_go_to_the_executor_as_plain_json() -> None:
     ops: list[dict[str, Any]] = []
 
