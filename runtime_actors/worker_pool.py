@@ -425,15 +425,10 @@ class WorkerPool:
                 try:
                     slot, sent = await asyncio.wait_for(waiter.ready, self._queue_timeout)
                 except TimeoutError:
+                    self._give_back(waiter)  # a worker may have come in the same loop turn (3.12+)
                     raise _Busy(f"no worker became free within {self._queue_timeout:g} s") from None
                 except asyncio.CancelledError:
-                    ready = waiter.ready
-                    if ready.done() and not ready.cancelled() and ready.exception() is None:
-                        handed, in_flight = ready.result()
-                        if in_flight is None:
-                            self._release(handed)
-                        else:
-                            self._retire(handed, "the call was cancelled")
+                    self._give_back(waiter)
                     raise
                 finally:
                     # Not deque.remove in a try: its ValueError formats the future's repr every time.
@@ -445,7 +440,18 @@ class WorkerPool:
                 return slot, None
             self._retire(slot, await slot.worker.death_reason())
 
+    def _give_back(self, waiter: _Waiter) -> None:
+        """A waiter that gives up returns the worker it was handed, if any (retired if its call left)."""
+        ready = waiter.ready
+        if ready.done() and not ready.cancelled() and ready.exception() is None:
+            handed, in_flight = ready.result()
+            if in_flight is None:
+                self._release(handed)
+            else:
+                self._retire(handed, "the call was given up after it was sent")
+
     def _release(self, slot: _Slot) -> None:
+        """Hand ``slot`` to the first waiter (sending its call when it can) or make it idle; never raises."""
         if self._closed or slot not in self._slots:
             return
         while self._waiters:
@@ -456,8 +462,8 @@ class WorkerPool:
             if waiter.message is not None and slot.generation == self._generation and slot.worker.alive:
                 try:
                     sent = slot.worker.start(waiter.message)
-                except WorkerGone:
-                    sent = None  # the waiter finds the worker dead and has it replaced
+                except Exception:  # a dead worker, or a frame that cannot be encoded: the waiter sends
+                    sent = None  # it itself, so the failure is its own and not the releasing call's
             waiter.ready.set_result((slot, sent))
             return
         self._idle.append(slot)

@@ -6,7 +6,10 @@ reader waiting in ``receive``. Compared with a ``StreamReader`` this costs no ta
 call and no second await for the payload, and ``send`` writes straight to the socket (the loop buffers
 only what the kernel did not take; ``drain`` waits while that is over the high-water mark). A frame
 that breaks the protocol closes the channel: the next ``receive`` raises ``ProtocolError``; a closed
-socket raises ``ConnectionError``. The worker's end is ``wire.SyncChannel``.
+socket raises ``ConnectionError``. The protocol is lock-step — the worker sends one frame, then reads —
+so at most one frame is ever waiting here: bytes arriving behind a complete, unread frame break the
+protocol (the unread frame is still delivered), and a hostile worker cannot pile up decoded frames in
+the supervisor. The worker's end is ``wire.SyncChannel``.
 """
 
 from __future__ import annotations
@@ -49,17 +52,27 @@ class FrameChannel(asyncio.Protocol):
             end = header + size
             if len(buffer) < end:
                 break
-            payload = bytes(buffer[header:end])
+            with memoryview(buffer) as view:
+                payload = bytes(view[header:end])
             del buffer[:end]
             try:
                 self._frames.append(decode_frame(payload))
             except ProtocolError as exc:
                 self._fail(exc)
                 return
+            if len(self._frames) > 1 or buffer:
+                while len(self._frames) > 1:
+                    self._frames.pop()
+                self._fail(ProtocolError("the worker sent a frame it was not asked for"), keep_frames=True)
+                return
         if self._frames:
             self._wake_reader()
 
     def eof_received(self) -> bool:
+        if self._failure is None:
+            self._failure = ConnectionError("the worker closed its socket")
+        self._wake_reader()
+        self._wake_drain()
         return False  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -114,13 +127,15 @@ class FrameChannel(asyncio.Protocol):
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: Exception, *, keep_frames: bool = False) -> None:
         self._failure = exc
-        self._frames.clear()
+        if not keep_frames:
+            self._frames.clear()
         self._buffer.clear()
         if self._transport is not None:
-            self._transport.close()
+            self._transport.abort()  # not close(): nothing more goes to a worker that broke the protocol
         self._wake_reader()
+        self._wake_drain()
 
     def _wake_reader(self) -> None:
         if self._reader is not None and not self._reader.done():

@@ -105,7 +105,7 @@ class LoadError:
 
 
 def encode_frame(message: Mapping[str, Any]) -> bytes:
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    payload = json.dumps(message, separators=(",", ":")).encode()  # ASCII: a lone surrogate cannot break it
     return HEADER.pack(len(payload)) + payload
 
 
@@ -206,7 +206,7 @@ class SyncChannel:
     def _fill(self, size: int) -> None:
         """Read until the buffer holds ``size`` bytes (one read for a whole small frame)."""
         while len(self._buffer) < size:
-            chunk = os.read(self._fd, max(size - len(self._buffer), 1 << 16))
+            chunk = os.read(self._fd, min(max(size - len(self._buffer), 1 << 16), 1 << 20))
             if not chunk:
                 raise EOFError("the supervisor closed the pipe")
             self._buffer += chunk

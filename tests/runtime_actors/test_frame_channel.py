@@ -33,17 +33,33 @@ def on_a_socketpair(scenario: Callable[[FrameChannel, socket.socket], Awaitable[
     asyncio.run(main())
 
 
-def test_frames_split_across_reads_and_several_in_one_read_arrive_whole_and_in_order() -> None:
+def test_a_frame_split_across_reads_arrives_whole_and_frames_arrive_in_order() -> None:
     async def scenario(channel: FrameChannel, peer: socket.socket) -> None:
-        first, second, third = (encode_frame({"op": "n", "i": i, "pad": "x" * 300}) for i in range(3))
+        first, second = (encode_frame({"op": "n", "i": i, "pad": "x" * 300}) for i in range(2))
         peer.sendall(first[:2])
         peer.sendall(first[2:100])
         receiving = asyncio.ensure_future(channel.receive())
-        peer.sendall(first[100:] + second + third[:5])
+        peer.sendall(first[100:])
         assert (await receiving)["i"] == 0
-        assert (await channel.receive())["i"] == 1
-        peer.sendall(third[5:])
-        assert (await channel.receive())["i"] == 2
+        for cut in (1, 4, 200, len(second) - 1):  # a frame may arrive in any number of pieces
+            receiving = asyncio.ensure_future(channel.receive())
+            peer.sendall(second[:cut])
+            peer.sendall(second[cut:])
+            assert (await receiving)["i"] == 1
+
+    on_a_socketpair(scenario)
+
+
+@pytest.mark.parametrize("extra", [b"", b"\x00\x00"], ids=["a second whole frame", "the start of one"])
+def test_a_worker_that_sends_what_it_was_not_asked_for_breaks_the_protocol(extra: bytes) -> None:
+    """Lock-step: a worker never has a second frame in flight; a hostile one cannot pile them up."""
+
+    async def scenario(channel: FrameChannel, peer: socket.socket) -> None:
+        second = extra or encode_frame({"op": "n", "i": 1})
+        peer.sendall(encode_frame({"op": "n", "i": 0}) + second + encode_frame({"op": "n", "i": 2}) * 1000)
+        assert (await channel.receive())["i"] == 0  # what came first is still delivered
+        with pytest.raises(ProtocolError, match="not asked for"):
+            await channel.receive()
 
     on_a_socketpair(scenario)
 

@@ -298,6 +298,19 @@ def test_a_queued_call_cancelled_while_waiting_leaves_the_worker_to_the_next() -
     run(scenario)
 
 
+def test_a_waiting_call_with_text_utf8_cannot_carry_fails_alone() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", "import time\n\ndef main(i: int):\n    time.sleep(0.3)\n    return i\n")
+        running = asyncio.ensure_future(pool.invoke("slow", invocation("slow", json_body={"i": 1})))
+        odd = asyncio.ensure_future(pool.debug("def main():\n    return '\ud800'\n", invocation("odd")))
+        assert await eventually(lambda: pool.queued == 1)
+        assert body_json(await running) == 1  # the call that freed the worker is not the one that fails
+        assert (await odd).status in (400, 500)
+        assert body_json(await pool.invoke("slow", invocation("slow", json_body={"i": 2}))) == 2
+
+    run(scenario)
+
+
 def test_db_operations_go_to_the_executor_as_plain_json() -> None:
     ops: list[dict[str, Any]] = []
 

@@ -234,7 +234,7 @@ def _head_environment(settings: Settings, run_dir: Path, ports: list[int]) -> di
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": _LOCAL_DRAIN_SECONDS,
         # Serve starts 4 HAProxy threads whatever the machine; more threads than cores only
         # take turns on them (bench/throughput.py measures the ingress with this setting).
-        "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, os.cpu_count() or 1)),
+        "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, len(os.sched_getaffinity(0)))),
     }
     env = {**defaults, **os.environ}
     env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
