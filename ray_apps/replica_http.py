@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 __all__ = ["DISCONNECT_DISABLED_HEADER", "MIDDLEWARES_IMPORT_PATH", "NoDisconnectWatch", "middlewares"]
 
 DISCONNECT_DISABLED_HEADER: Final = b"x-request-disconnect-disabled"
-MIDDLEWARES_IMPORT_PATH: Final = "ray_apps.replica_http:middlewares"
 
 
 class NoDisconnectWatch:
@@ -38,3 +37,6 @@ class NoDisconnectWatch:
 def middlewares() -> list[Middleware]:
     """Serve's HTTP callback: the middlewares of the replica's direct-ingress server."""
     return [Middleware(NoDisconnectWatch)]
+
+
+MIDDLEWARES_IMPORT_PATH: Final = f"{__name__}:{middlewares.__name__}"

@@ -345,9 +345,8 @@ class WorkerPool:
         try:
             async with asyncio.timeout(timeout):  # the watchdog: no extra task per call, unlike wait_for
                 if sent is None:
-                    answer = await self._request(slot, message)
-                else:
-                    answer = self._checked(await slot.worker.answer(sent, self._callbacks))
+                    sent = slot.worker.start(message)
+                answer = self._checked(await slot.worker.answer(sent, self._callbacks))
             result = result_from_wire(answer.get("result")) if answer.get("op") == "result" else None
             if result is None:
                 raise ProtocolError(f"the worker answered a call with {answer.get('op')!r}")

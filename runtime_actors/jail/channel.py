@@ -41,6 +41,9 @@ class FrameChannel(asyncio.Protocol):
         self._transport = cast(asyncio.WriteTransport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._frames:  # lock-step: nothing may follow a frame the supervisor has not read yet
+            self._refuse_unasked()
+            return
         buffer = self._buffer
         buffer += data
         header = HEADER.size
@@ -60,10 +63,8 @@ class FrameChannel(asyncio.Protocol):
             except ProtocolError as exc:
                 self._fail(exc)
                 return
-            if len(self._frames) > 1 or buffer:
-                while len(self._frames) > 1:
-                    self._frames.pop()
-                self._fail(ProtocolError("the worker sent a frame it was not asked for"), keep_frames=True)
+            if buffer:
+                self._refuse_unasked()
                 return
         if self._frames:
             self._wake_reader()
@@ -89,10 +90,6 @@ class FrameChannel(asyncio.Protocol):
         self._wake_drain()
 
     # ---- the supervisor's side ---------------------------------------------------------------
-
-    @property
-    def closing(self) -> bool:
-        return self._transport is None or self._transport.is_closing()
 
     def send(self, message: Mapping[str, Any]) -> None:
         if self._failure is not None or self._transport is None or self._transport.is_closing():
@@ -136,6 +133,10 @@ class FrameChannel(asyncio.Protocol):
             self._transport.abort()  # not close(): nothing more goes to a worker that broke the protocol
         self._wake_reader()
         self._wake_drain()
+
+    def _refuse_unasked(self) -> None:
+        """Bytes behind an unread frame: the frame is still delivered, then the protocol is broken."""
+        self._fail(ProtocolError("the worker sent a frame it was not asked for"), keep_frames=True)
 
     def _wake_reader(self) -> None:
         if self._reader is not None and not self._reader.done():
