@@ -595,9 +595,8 @@ class Supervisor:
     async def _invoke(self, function: PublishedFunction, invocation: Invocation) -> InvocationResult:
         timeout = function.timeout_seconds
         try:
-            return await asyncio.wait_for(
-                self._pool.invoke(function.name, invocation, timeout), timeout + _TIMEOUT_GRACE_S
-            )
+            async with asyncio.timeout(timeout + _TIMEOUT_GRACE_S):
+                return await self._pool.invoke(function.name, invocation, timeout)
         except TimeoutError:
             return _timed_out(timeout)
         except Exception as exc:

@@ -27,6 +27,7 @@ __all__ = ["FrameChannel"]
 class FrameChannel(asyncio.Protocol):
     def __init__(self, max_frame: int) -> None:
         self._max_frame = max_frame
+        self._loop = asyncio.get_running_loop()  # made by the loop's protocol factory
         self._buffer = bytearray()
         self._frames: deque[dict[str, Any]] = deque()
         self._transport: asyncio.WriteTransport | None = None
@@ -91,14 +92,19 @@ class FrameChannel(asyncio.Protocol):
 
     # ---- the supervisor's side ---------------------------------------------------------------
 
+    @property
+    def open(self) -> bool:
+        return self._writable() is not None
+
     def send(self, message: Mapping[str, Any]) -> None:
-        if self._failure is not None or self._transport is None or self._transport.is_closing():
+        transport = self._writable()
+        if transport is None:
             raise ConnectionError("the worker's socket is closed")
-        self._transport.write(encode_frame(message))
+        transport.write(encode_frame(message))
 
     async def drain(self) -> None:
         while self._paused and self._failure is None:
-            self._drained = asyncio.get_running_loop().create_future()
+            self._drained = self._loop.create_future()
             try:
                 await self._drained
             finally:
@@ -111,7 +117,7 @@ class FrameChannel(asyncio.Protocol):
         while not self._frames:
             if self._failure is not None:
                 raise self._failure
-            self._reader = asyncio.get_running_loop().create_future()
+            self._reader = self._loop.create_future()
             try:
                 await self._reader
             finally:
@@ -123,6 +129,12 @@ class FrameChannel(asyncio.Protocol):
             self._transport.close()
 
     # ---- internals ---------------------------------------------------------------------------
+
+    def _writable(self) -> asyncio.WriteTransport | None:
+        transport = self._transport
+        if self._failure is None and transport is not None and not transport.is_closing():
+            return transport
+        return None
 
     def _fail(self, exc: Exception, *, keep_frames: bool = False) -> None:
         self._failure = exc

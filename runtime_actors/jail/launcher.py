@@ -129,7 +129,9 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Not known to be dead: not reaped and its socket still open (a dead worker's socket reads EOF
+        in the loop turn after it died). No ``waitpid`` on every call."""
+        return self.process.returncode is None and self.channel.open
 
     async def read_frame(self) -> dict[str, Any]:
         try:

@@ -104,15 +104,21 @@ class LoadError:
         )
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))  # ASCII: a lone surrogate cannot break a frame
+_DECODER: Final = json.JSONDecoder()
+# One of each, made once: ``json.dumps`` with any option builds a new encoder per call, and
+# ``json.loads`` of bytes guesses their encoding first (a frame is UTF-8 by definition).
+
+
 def encode_frame(message: Mapping[str, Any]) -> bytes:
-    payload = json.dumps(message, separators=(",", ":")).encode()  # ASCII: a lone surrogate cannot break it
+    payload = _ENCODER.encode(message).encode()
     return HEADER.pack(len(payload)) + payload
 
 
 def decode_frame(payload: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        message = _DECODER.decode(payload.decode())
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ProtocolError(f"a frame is not JSON: {exc}") from exc
     if not isinstance(message, dict) or not isinstance(message.get("op"), str):
         raise ProtocolError("a frame is not an object with an 'op'")

@@ -75,9 +75,14 @@ def test_a_frame_over_the_limit_is_refused_from_its_header() -> None:
     on_a_socketpair(scenario)
 
 
-def test_a_frame_that_is_not_a_json_object_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    "payload",
+    [b"[1]", b"\xff\xfe", b"[" * 5000 + b"]" * 5000],
+    ids=["not an object", "not UTF-8", "nested past the recursion limit"],
+)
+def test_a_frame_that_is_not_a_json_object_is_a_protocol_error(payload: bytes) -> None:
     async def scenario(channel: FrameChannel, peer: socket.socket) -> None:
-        peer.sendall(HEADER.pack(3) + b"[1]")
+        peer.sendall(HEADER.pack(len(payload)) + payload)
         with pytest.raises(ProtocolError):
             await channel.receive()
 
