@@ -9,7 +9,8 @@ for ``async def main``, applies the kernel jail (``jail.process``) — or refuse
 insecure, in which case it says so on stderr and in its hello — then the Python layer
 (``jail.sandbox``), installs ``imp``, and serves ``load``/``invoke``/``debug``/``ping`` frames.
 During a call, ``imp.db()``/``imp.fetch`` send a ``db``/``fetch`` frame and block for the
-supervisor's ``reply``.
+supervisor's ``reply``; the next request may arrive before that reply (the supervisor sends a worker
+its next call while the current one runs) and is kept for when the current one is answered.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import sys
 import time
 import zoneinfo
+from collections import deque
 from typing import Any, Final, NoReturn
 
 from runtime_actors import imp_module
@@ -42,6 +44,7 @@ _LAZY_IMPORTS: Final = (
     "importlib.resources",
 )
 """Modules the standard library imports lazily on first use; loaded up front so no call needs the disk."""
+_MAX_QUEUED: Final = 16
 
 
 def _say(line: str) -> None:
@@ -65,11 +68,17 @@ class _Worker:
         self._channel = channel
         self._table = table
         self._loop = loop
+        self._queued: deque[dict[str, Any]] = deque()
+        """Requests the supervisor sent ahead (it may send the next call before this one is answered)
+        that arrived while a callback waited for its reply."""
 
     def bridge(self, kind: str, request: dict[str, Any]) -> Any:
         """One callback round trip: ``imp.db()`` and ``imp.fetch`` end here."""
         self._channel.send({"op": kind, "request": request})
         reply = self._channel.receive()
+        while reply.get("op") != "reply" and len(self._queued) < _MAX_QUEUED:
+            self._queued.append(reply)
+            reply = self._channel.receive()
         if reply.get("op") != "reply":
             raise RuntimeError(f"the supervisor answered {kind} with {reply.get('op')!r}")
         if reply.get("ok"):
@@ -84,7 +93,7 @@ class _Worker:
     def serve(self) -> NoReturn:
         while True:
             try:
-                message = self._channel.receive()
+                message = self._queued.popleft() if self._queued else self._channel.receive()
             except (EOFError, OSError):
                 os._exit(0)
             try:

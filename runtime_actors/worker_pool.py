@@ -1,4 +1,4 @@
-"""The supervisor's pool of jailed workers: one call per worker at a time, a watchdog on every call.
+"""The supervisor's pool of jailed workers: one call running per worker, a watchdog on every call.
 
 A Serve replica builds one ``WorkerPool`` per environment and awaits ``start()``, which spawns
 ``size`` long-lived workers (``jail.launcher``) and raises ``JailUnavailable`` if their jail cannot
@@ -6,11 +6,20 @@ be applied and ``insecure`` is off. ``load(functions)`` makes a set of functions
 restarting anything: each changed function is compiled by one worker first, and only code that
 loaded there becomes the pool's version (the error, with line and column, is returned by name and
 the previous version keeps serving); every other worker catches up before its next call.
-``invoke``/``debug`` check a worker out (waiting in a bounded queue when all are busy: the call that
-frees a worker sends the next waiting call to it at once, rather than a loop turn later when the waiting
-task runs), run the call under a wall-clock watchdog — past its timeout the worker is SIGKILLed, the caller gets 504
-``timeout`` and a replacement is spawned and loaded in the background — and turn a dead worker (out
-of memory, CPU limit, crash, protocol violation) into a 500 for that call and a replacement.
+``invoke``/``debug`` check a worker out and run the call under a wall-clock watchdog — past its
+timeout the worker is SIGKILLed, the caller gets 504 ``timeout`` and a replacement is spawned and
+loaded in the background — and turn a dead worker (out of memory, CPU limit, crash, protocol
+violation) into a 500 for that call and a replacement.
+
+When every worker is busy, an ``invoke`` is sent *behind* the call a worker is running (up to
+``pipeline_depth`` calls per worker, 2 by default): the worker reads it the moment it has written the
+previous answer, instead of sleeping until the supervisor has handled that answer and sent the next
+call — one process wake-up less per call under load. Its watchdog starts when the call ahead is
+answered. If the worker dies on the call ahead (its timeout, a crash), the call behind never started
+and goes to another worker; one given up while it waits lets the call ahead finish, and the worker is
+then replaced (it would still run the abandoned call). Beyond that, calls wait in a bounded queue; the
+call that frees room sends the next waiting call at once, rather than a loop turn later when the
+waiting task runs. Debug runs and loads have a worker to themselves.
 
 Worker callbacks (``imp.db()``, ``imp.fetch``) go to the pool's executors: see ``jail.callbacks``.
 """
@@ -36,7 +45,7 @@ from typing import Any, Final
 import runtime_actors
 from runtime_actors.jail.callbacks import Callbacks, Executor
 from runtime_actors.jail.config import JailReport, WorkerLimits
-from runtime_actors.jail.launcher import WorkerGone, WorkerProcess, WorkerRefused
+from runtime_actors.jail.launcher import NotStarted, WorkerGone, WorkerProcess, WorkerRefused
 from runtime_actors.jail.wire import (
     FunctionSource,
     LoadError,
@@ -51,6 +60,8 @@ __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
 logger = logging.getLogger(__name__)
 
 _RECYCLE_AT_CPU_SHARE: Final = 0.8
+_NOT_STARTED_RETRIES: Final = 2
+"""How often a call that never started (its worker died running the call ahead of it) goes again."""
 
 
 class JailUnavailable(RuntimeError):
@@ -63,7 +74,7 @@ class _Busy(Exception):
 
 @dataclass(eq=False, slots=True)
 class _Waiter:
-    """A call waiting for a worker: ``message``, when given, is sent by whoever frees one (``_release``),
+    """A call waiting for a worker: ``message``, when given, is sent by whoever frees one (``_offer``),
     so a worker's next call leaves the moment its previous answer is handled, not a loop turn later."""
 
     ready: asyncio.Future[tuple[_Slot, int | None]]
@@ -75,6 +86,8 @@ class _Slot:
     worker: WorkerProcess
     loaded: dict[str, str] = field(default_factory=dict)  # name -> hash of what this worker holds
     generation: int = -1  # the pool generation this worker was last synchronised to
+    retiring: str | None = None  # why it goes once its calls in flight are answered
+    shared: bool = False  # its calls in flight are invokes, and another may be sent behind them
 
 
 def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0) -> InvocationResult:
@@ -114,9 +127,10 @@ class WorkerPool:
         max_queue: int | None = None,
         min_landlock_abi: int = 1,
         python: str = sys.executable,
+        pipeline_depth: int = 2,
     ) -> None:
-        if size < 1:
-            raise ValueError("a worker pool needs at least one worker")
+        if size < 1 or pipeline_depth < 1:
+            raise ValueError("a worker pool needs at least one worker, taking at least one call at a time")
         self.size = size
         self.limits = limits or WorkerLimits()
         self.insecure = insecure
@@ -133,6 +147,8 @@ class WorkerPool:
         self._generation = 0
         self._slots: set[_Slot] = set()
         self._idle: deque[_Slot] = deque()
+        self._depth = pipeline_depth
+        self._shared: dict[_Slot, None] = {}  # running invokes with room for another, oldest first
         self._waiters: deque[_Waiter] = deque()
         self._replacing: set[asyncio.Task[None]] = set()
         self._load_lock = asyncio.Lock()
@@ -166,7 +182,7 @@ class WorkerPool:
             )
         for slot in slots:
             self._slots.add(slot)
-            self._release(slot)
+            self._offer(slot)
 
     async def close(self) -> None:
         """Stop every worker; calls in flight end with an error result, later ones get 503."""
@@ -175,6 +191,7 @@ class WorkerPool:
         self._closed = True
         slots, self._slots = list(self._slots), set()  # from here on nothing is retired or replaced
         self._idle.clear()
+        self._shared.clear()
         for waiter in self._waiters:
             if not waiter.ready.done():
                 waiter.ready.set_exception(_Busy("the worker pool is closed"))
@@ -195,6 +212,11 @@ class WorkerPool:
     def queued(self) -> int:
         """Calls waiting for a free worker."""
         return len(self._waiters)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls and loads sent to workers and not yet answered."""
+        return sum(s.worker.in_flight for s in self._slots)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -258,7 +280,7 @@ class WorkerPool:
         raw = answer.get("errors", {}).get(source.name) if isinstance(answer.get("errors"), dict) else None
         if raw is None:
             slot.loaded[source.name] = source.hash
-        self._release(slot)
+        self._offer(slot)
         return None if raw is None else LoadError.from_wire(raw)
 
     def _load_message(self, sources: list[FunctionSource], unload: Iterable[str] = ()) -> dict[str, Any]:
@@ -302,7 +324,7 @@ class WorkerPool:
                 if not isinstance(exc, Exception):
                     raise
             else:
-                self._release(slot)
+                self._offer(slot)
 
         await asyncio.gather(*(sync(s) for s in idle))
 
@@ -324,66 +346,87 @@ class WorkerPool:
     async def _call(self, message: dict[str, Any], timeout: float) -> InvocationResult:  # noqa: ASYNC109
         if self._closed:
             return _error_result(503, "unavailable", "the worker pool is closed")
-        try:
-            slot, sent = await self._checkout(message)
-        except _Busy as exc:
-            return _error_result(
-                503, "unavailable", f"all {self.size} workers are busy ({exc}); retry shortly"
-            )
-        if sent is None:
+        for attempt in range(_NOT_STARTED_RETRIES + 1):
             try:
-                await self._sync(slot)
-            except Exception as exc:
-                self._retire(slot, f"reloading failed: {exc!r}")
+                slot, sent = await self._checkout(message)
+            except _Busy as exc:
                 return _error_result(
-                    503, "unavailable", "A worker could not load this environment's functions; retry shortly."
+                    503, "unavailable", f"all {self.size} workers are busy ({exc}); retry shortly"
                 )
-            except BaseException:
-                self._retire(slot, "cancelled while reloading")
-                raise
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout):  # the watchdog: no extra task per call, unlike wait_for
+            if sent is None:
+                try:
+                    await self._sync(slot)
+                except Exception as exc:
+                    self._retire(slot, f"reloading failed: {exc!r}")
+                    return _error_result(
+                        503,
+                        "unavailable",
+                        "A worker could not load this environment's functions; retry shortly.",
+                    )
+                except BaseException:
+                    self._retire(slot, "cancelled while reloading")
+                    raise
+            started = time.perf_counter()
+            if sent is not None:  # sent behind another call: its watchdog starts when that one is done
+                try:
+                    await slot.worker.turn(sent)
+                except BaseException:  # given up before it ran: the call ahead may finish in peace
+                    self._retire_when_idle(slot, "a call sent behind another was given up")
+                    raise
+                started = time.perf_counter()
+            try:
                 if sent is None:
                     sent = slot.worker.start(message)
-                answer = self._checked(await slot.worker.answer(sent, self._callbacks))
-            result = result_from_wire(answer.get("result")) if answer.get("op") == "result" else None
-            if result is None:
-                raise ProtocolError(f"the worker answered a call with {answer.get('op')!r}")
-        except TimeoutError:
-            self._retire(slot, "timed out")
-            elapsed = (time.perf_counter() - started) * 1000
-            return _error_result(
-                504,
-                "timeout",
-                f"The function did not finish within {timeout:g} s; its worker was stopped and replaced.",
-                elapsed,
-            )
-        except (WorkerGone, ProtocolError) as exc:
-            self._retire(slot, str(exc))
-            elapsed = (time.perf_counter() - started) * 1000
-            if self._closed:
+                    if message["op"] == "invoke":
+                        slot.shared = True
+                        self._offer(slot)  # room behind this call for the next one
+                async with asyncio.timeout(timeout):  # the watchdog: no extra task per call, unlike wait_for
+                    answer = self._checked(await slot.worker.answer(sent, self._callbacks))
+                result = result_from_wire(answer.get("result")) if answer.get("op") == "result" else None
+                if result is None:
+                    raise ProtocolError(f"the worker answered a call with {answer.get('op')!r}")
+            except TimeoutError:
+                self._retire(slot, "timed out")
+                elapsed = (time.perf_counter() - started) * 1000
                 return _error_result(
-                    503, "unavailable", "the worker pool was closed during the call", elapsed
+                    504,
+                    "timeout",
+                    f"The function did not finish within {timeout:g} s; its worker was stopped and replaced.",
+                    elapsed,
                 )
-            return _error_result(
-                500,
-                "internal",
-                f"The function's worker stopped during the call: {exc}. It has been replaced.",
-                elapsed,
+            except NotStarted as exc:  # the worker died on the call ahead of this one, before reading it
+                self._retire(slot, str(exc))
+                if attempt < _NOT_STARTED_RETRIES and not self._closed:
+                    continue
+                return _error_result(
+                    503, "unavailable", f"The function's worker stopped before running the call: {exc}."
+                )
+            except (WorkerGone, ProtocolError) as exc:
+                self._retire(slot, str(exc))
+                elapsed = (time.perf_counter() - started) * 1000
+                if self._closed:
+                    return _error_result(
+                        503, "unavailable", "the worker pool was closed during the call", elapsed
+                    )
+                return _error_result(
+                    500,
+                    "internal",
+                    f"The function's worker stopped during the call: {exc}. It has been replaced.",
+                    elapsed,
+                )
+            except BaseException:
+                self._retire(slot, "the call was cancelled")
+                raise
+            cpu = answer["result"].get("cpu_seconds")
+            if isinstance(cpu, int | float) and cpu > _RECYCLE_AT_CPU_SHARE * self.limits.cpu_seconds:
+                self._retire_when_idle(slot, f"recycled after {cpu:.0f} s of CPU time")
+            else:
+                self._offer(slot)
+            elapsed = (time.perf_counter() - started) * 1000
+            return InvocationResult(
+                result.status, result.headers, result.body, result.logs, elapsed, result.error
             )
-        except BaseException:
-            self._retire(slot, "the call was cancelled")
-            raise
-        cpu = answer["result"].get("cpu_seconds")
-        if isinstance(cpu, int | float) and cpu > _RECYCLE_AT_CPU_SHARE * self.limits.cpu_seconds:
-            self._retire(slot, f"recycled after {cpu:.0f} s of CPU time")
-        else:
-            self._release(slot)
-        elapsed = (time.perf_counter() - started) * 1000
-        return InvocationResult(
-            result.status, result.headers, result.body, result.logs, elapsed, result.error
-        )
+        raise AssertionError("unreachable: the last attempt returns")
 
     async def _request(self, slot: _Slot, message: dict[str, Any]) -> dict[str, Any]:
         return self._checked(await slot.worker.request(message, self._callbacks))
@@ -405,17 +448,27 @@ class WorkerPool:
             insecure=self.insecure,
             min_landlock_abi=self._min_landlock_abi,
             python=self._python,
+            max_unread=self._depth + 1,  # an answer per call in flight, and a callback
         )
         return _Slot(worker)
 
     async def _checkout(self, message: dict[str, Any] | None = None) -> tuple[_Slot, int | None]:
-        """A free worker; when all are busy, wait for one, and if ``message`` is given and the worker is
-        in sync by then, it comes back already sent (with its request id, else None)."""
+        """A free worker; else, for an ``invoke``, one running invokes with room for another (the call
+        is sent at once and runs when the one ahead of it is done); else wait for one, and if ``message``
+        is given and the worker is in sync by then, it comes back already sent (with its request id,
+        else None)."""
         while True:
             if self._closed:
                 raise _Busy("the worker pool is closed")
             if self._idle:
                 slot = self._idle.popleft()
+            elif message is not None and message["op"] == "invoke" and self._shared:
+                slot = next(iter(self._shared))
+                del self._shared[slot]
+                sent = self._send_behind(slot, message)
+                if sent is not None:
+                    return slot, sent
+                continue
             else:
                 if len(self._waiters) >= self._max_queue:
                     raise _Busy(f"{len(self._waiters)} calls are already waiting")
@@ -439,39 +492,94 @@ class WorkerPool:
                 return slot, None
             self._retire(slot, await slot.worker.death_reason())
 
+    def _send_behind(self, slot: _Slot, message: dict[str, Any]) -> int | None:
+        """Send ``message`` to ``slot``, which runs invokes and has room for another: its request id, or
+        None when the worker cannot take it (out of sync, dying: it is parked or retired instead)."""
+        if not (slot.shared and slot.retiring is None and slot.generation == self._generation):
+            self._offer(slot)
+            return None
+        try:
+            sent = slot.worker.start(message)
+        except WorkerGone as exc:
+            self._retire(slot, str(exc))
+            return None
+        if slot.worker.in_flight < self._depth:
+            self._shared[slot] = None
+        return sent
+
     def _give_back(self, waiter: _Waiter) -> None:
         """A waiter that gives up returns the worker it was handed, if any (retired if its call left)."""
         ready = waiter.ready
         if ready.done() and not ready.cancelled() and ready.exception() is None:
             handed, in_flight = ready.result()
             if in_flight is None:
-                self._release(handed)
-            else:
+                self._offer(handed)
+            elif handed.worker.give_up(in_flight):  # it may be running: stop it
                 self._retire(handed, "the call was given up after it was sent")
+            else:
+                self._retire_when_idle(handed, "a call sent behind another was given up")
 
-    def _release(self, slot: _Slot) -> None:
-        """Hand ``slot`` to the first waiter (sending its call when it can) or make it idle; never raises."""
+    def _offer(self, slot: _Slot) -> None:
+        """Give ``slot``'s room to waiting calls — sending each one's call at once when the worker is in
+        sync — then park it: idle with nothing in flight, shared while it runs invokes with room for
+        another. A retiring worker takes nothing and goes when its last call is answered. Never raises."""
         if self._closed or slot not in self._slots:
             return
+        self._shared.pop(slot, None)
+        worker = slot.worker
+        if slot.retiring is not None:
+            if worker.in_flight == 0:
+                self._retire(slot, slot.retiring)
+            return
+        if worker.in_flight == 0:
+            slot.shared = False
         while self._waiters:
-            waiter = self._waiters.popleft()
+            waiter = self._waiters[0]
             if waiter.ready.done():
+                self._waiters.popleft()
                 continue
+            busy = worker.in_flight
+            in_sync = slot.generation == self._generation and worker.alive
+            if busy and not (
+                slot.shared
+                and busy < self._depth
+                and in_sync
+                and waiter.message is not None
+                and waiter.message["op"] == "invoke"
+            ):
+                break
+            self._waiters.popleft()
             sent: int | None = None
-            if waiter.message is not None and slot.generation == self._generation and slot.worker.alive:
+            if waiter.message is not None and in_sync:
                 try:
-                    sent = slot.worker.start(waiter.message)
+                    sent = worker.start(waiter.message)
                 except Exception:  # a dead worker, or a frame that cannot be encoded: the waiter sends
                     sent = None  # it itself, so the failure is its own and not the releasing call's
+            if busy and sent is None:
+                self._waiters.appendleft(waiter)
+                break
             waiter.ready.set_result((slot, sent))
-            return
-        self._idle.append(slot)
+            if sent is None or waiter.message is None or waiter.message["op"] != "invoke":
+                return  # the waiter has the worker to itself (to bring it in sync, or for a debug run)
+            slot.shared = True
+        if worker.in_flight == 0:
+            self._idle.append(slot)
+        elif slot.shared and worker.in_flight < self._depth and slot.generation == self._generation:
+            self._shared[slot] = None
+
+    def _retire_when_idle(self, slot: _Slot, reason: str) -> None:
+        """Send ``slot`` nothing more and retire it once the calls in flight on it are answered (a
+        request given up while it waited behind another still reaches the worker: it goes with it)."""
+        if slot.retiring is None:
+            slot.retiring = reason
+        self._offer(slot)
 
     def _retire(self, slot: _Slot, reason: str) -> None:
         """Kill ``slot``'s worker and start a replacement (both in the background)."""
         if slot not in self._slots:
             return
         self._slots.discard(slot)
+        self._shared.pop(slot, None)
         logger.info("replacing worker %d: %s", slot.worker.pid, reason)
         task = asyncio.get_running_loop().create_task(self._replace(slot))
         self._replacing.add(task)
@@ -502,7 +610,7 @@ class WorkerPool:
                     await self._dispose(slot)
                     return
                 self._slots.add(slot)
-                self._release(slot)
+                self._offer(slot)
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -7,6 +7,13 @@ waits for the worker's ``hello`` (or ``refused``: ``WorkerRefused``). ``request`
 serves the worker's ``db``/``fetch`` callbacks until the answer arrives; a closed socket or a frame
 that breaks the protocol raises ``WorkerGone`` with the reason (exit status or signal). No timeouts
 here: the pool's watchdog wraps ``request`` and calls ``kill``.
+
+More than one request may be in flight (``start`` them, up to the channel's ``max_unread`` minus one):
+the worker runs them one after the other, so each caller first waits for its ``turn`` (every request
+sent before it has been answered, or given up) and only then reads frames. A request whose turn came
+after one ahead of it left without its answer — the worker then died or is being killed — and that
+finds the socket closed with nothing more in it, never started: ``answer`` raises ``NotStarted``, and
+the pool may send it to another worker.
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,7 +36,7 @@ from runtime_actors.jail.channel import FrameChannel
 from runtime_actors.jail.config import JailConfig, JailReport, WorkerLimits
 from runtime_actors.jail.wire import MAX_WORKER_FRAME, ProtocolError
 
-__all__ = ["Callback", "WorkerGone", "WorkerProcess", "WorkerRefused"]
+__all__ = ["Callback", "NotStarted", "WorkerGone", "WorkerProcess", "WorkerRefused"]
 
 BOOTSTRAP: Final = (
     "import sys; sys.path.append(sys.argv[1]); from runtime_actors.worker_main import main; main(sys.argv[2])"
@@ -52,6 +60,10 @@ class WorkerGone(Exception):
     """The worker died or broke the protocol; it must be replaced."""
 
 
+class NotStarted(WorkerGone):
+    """The worker died before it read this request: it ran none of it, and it can go elsewhere."""
+
+
 class WorkerRefused(Exception):
     """The worker could not apply its jail and was not allowed to run insecure."""
 
@@ -63,6 +75,9 @@ class WorkerProcess:
     jail: JailReport
     scratch_dir: Path
     _last_id: int = 0
+    _in_flight: deque[int] = field(default_factory=deque)  # ids sent and not yet answered, in order
+    _turn: asyncio.Future[None] | None = None  # resolved whenever the head of ``_in_flight`` leaves
+    _ahead_answered: bool = True  # False once a request left without its answer
 
     @classmethod
     async def spawn(
@@ -75,6 +90,7 @@ class WorkerProcess:
         min_landlock_abi: int = 1,
         python: str = sys.executable,
         hello_timeout: float = 30.0,
+        max_unread: int = 1,
     ) -> WorkerProcess:
         scratch_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - one local mkdir
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -106,7 +122,7 @@ class WorkerProcess:
         finally:
             theirs.close()
         _, channel = await asyncio.get_running_loop().create_unix_connection(
-            lambda: FrameChannel(MAX_WORKER_FRAME), sock=ours
+            lambda: FrameChannel(MAX_WORKER_FRAME, max_unread), sock=ours
         )
         worker = cls(process, channel, JailReport(0, False, False, insecure), scratch_dir)
         try:
@@ -149,32 +165,80 @@ class WorkerProcess:
 
     async def request(self, message: dict[str, Any], callback: Callback) -> dict[str, Any]:
         """Send ``message``; serve callbacks until the worker's answer frame, which is returned."""
-        return await self.answer(self.start(message), callback)
+        request_id = self.start(message)
+        await self.turn(request_id)
+        return await self.answer(request_id, callback)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (or given up)."""
+        return len(self._in_flight)
 
     def start(self, message: dict[str, Any]) -> int:
         """Send ``message`` with a fresh ``id`` (returned) that its answer must echo: a stale or forged
         frame is a protocol violation, never the answer to a later call."""
         self._last_id += 1
         self.send({**message, "id": self._last_id})
+        self._in_flight.append(self._last_id)
         return self._last_id
 
-    async def answer(self, request_id: int, callback: Callback) -> dict[str, Any]:
-        """Serve the worker's callbacks until its answer to ``request_id``, which is returned."""
+    async def turn(self, request_id: int) -> None:
+        """Wait until every request sent before ``request_id`` has been answered or given up (leaving
+        here by a cancellation gives ``request_id`` up)."""
         try:
-            await self.channel.drain()
-        except ConnectionError as exc:
-            raise WorkerGone(await self.death_reason()) from exc
-        except ProtocolError as exc:
-            raise WorkerGone(f"the worker broke the protocol: {exc}") from exc
-        while True:
-            frame = await self.read_frame()
-            if frame["op"] not in ("db", "fetch"):
-                if frame.get("id") != request_id:
-                    raise WorkerGone(
-                        f"the worker answered request {frame.get('id')!r} while {request_id} was due"
-                    )
-                return frame
-            self.send(await callback(frame["op"], frame.get("request")))
+            while self._in_flight and self._in_flight[0] != request_id:
+                if self._turn is None:
+                    self._turn = asyncio.get_running_loop().create_future()
+                await asyncio.shield(self._turn)  # one future for every waiter: none may cancel it
+        except BaseException:
+            self._leave(request_id, answered=False)
+            raise
+
+    async def answer(self, request_id: int, callback: Callback) -> dict[str, Any]:
+        """Serve the worker's callbacks until its answer to ``request_id``, which is returned (after
+        ``turn``). Leaving any other way — an exception, a cancellation — gives the request up."""
+        answered = False
+        started = self._ahead_answered
+        try:
+            try:
+                await self.channel.drain()
+            except ConnectionError as exc:
+                raise WorkerGone(await self.death_reason()) from exc
+            except ProtocolError as exc:
+                raise WorkerGone(f"the worker broke the protocol: {exc}") from exc
+            while True:
+                try:
+                    frame = await self.read_frame()
+                except WorkerGone as exc:
+                    if not started:  # closed with nothing more in it: the worker never read this one
+                        raise NotStarted(str(exc)) from exc
+                    raise
+                started = True
+                if frame["op"] not in ("db", "fetch"):
+                    if frame.get("id") != request_id:
+                        raise WorkerGone(
+                            f"the worker answered request {frame.get('id')!r} while {request_id} was due"
+                        )
+                    answered = True
+                    return frame
+                self.send(await callback(frame["op"], frame.get("request")))
+        finally:
+            self._leave(request_id, answered)
+
+    def give_up(self, request_id: int) -> bool:
+        """Forget a request that was sent but whose answer will not be read; True if it was the oldest
+        in flight (the worker may be running it)."""
+        oldest = bool(self._in_flight) and self._in_flight[0] == request_id
+        self._leave(request_id, answered=False)
+        return oldest
+
+    def _leave(self, request_id: int, answered: bool) -> None:
+        with contextlib.suppress(ValueError):
+            self._in_flight.remove(request_id)
+        self._ahead_answered = answered and self._ahead_answered
+        turn, self._turn = self._turn, None
+        if turn is not None and not turn.done():
+            turn.set_result(None)
 
     async def death_reason(self) -> str:
         loop = asyncio.get_running_loop()

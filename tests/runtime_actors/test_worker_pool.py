@@ -266,7 +266,74 @@ def test_calls_queue_when_every_worker_is_busy_and_overflow_is_503() -> None:
         refused = next(r for r in results if r.status == 503)
         assert refused.error == "unavailable"
 
+    run(scenario, max_queue=1, pipeline_depth=1)
+
+
+SLOW = "import time\n\ndef main(i: int):\n    time.sleep(0.2)\n    return i\n"
+
+
+def test_a_busy_worker_takes_the_next_call_behind_the_one_it_runs() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", SLOW)
+        calls = [pool.invoke("slow", invocation("slow", json_body={"i": i})) for i in range(4)]
+        results = await asyncio.gather(*calls)
+        # one running, one sent behind it, one queued, one over max_queue=1
+        assert [r.status for r in results] == [200, 200, 200, 503]
+        assert [body_json(r) for r in results[:3]] == [0, 1, 2]
+
     run(scenario, max_queue=1)
+
+
+def test_a_call_sent_behind_one_that_hangs_runs_on_the_replacement_worker() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "spin", "def main():\n    while True:\n        pass\n")
+        await load_one(pool, "echo", "def main(i: int):\n    return {'i': i}\n")
+        [first] = pool.worker_pids
+        spin = asyncio.ensure_future(pool.invoke("spin", invocation("spin"), timeout=0.5))
+        assert await eventually(lambda: pool.in_flight == 1)
+        behind = asyncio.ensure_future(pool.invoke("echo", invocation("echo", json_body={"i": 7})))
+        assert await eventually(lambda: pool.in_flight == 2) and pool.queued == 0  # sent, not queued
+        assert (await spin).status == 504
+        result = await behind  # never started on the killed worker, so it ran on its replacement
+        assert result.status == 200 and body_json(result) == {"i": 7}
+        assert pool.worker_pids != [first]
+
+    run(scenario)
+
+
+def test_a_call_given_up_while_it_waits_behind_another_costs_that_one_nothing() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", SLOW)
+        [first] = pool.worker_pids
+        ahead = asyncio.ensure_future(pool.invoke("slow", invocation("slow", json_body={"i": 1})))
+        assert await eventually(lambda: pool.in_flight == 1)
+        with pytest.raises(TimeoutError):  # sent behind, then given up before its turn came
+            await asyncio.wait_for(pool.invoke("slow", invocation("slow", json_body={"i": 2})), 0.05)
+        result = await ahead
+        assert result.status == 200 and body_json(result) == 1  # the call ahead finished in peace
+        assert await eventually(lambda: pool.worker_pids not in ([], [first]))  # then its worker went
+        assert body_json(await pool.invoke("slow", invocation("slow", json_body={"i": 3}))) == 3
+
+    run(scenario)
+
+
+def test_a_call_behind_one_making_db_calls_waits_its_turn_and_each_gets_its_own_answer() -> None:
+    def executor(op: dict[str, Any]) -> dict[str, Any]:
+        return {"result": op["args"][0]["n"]}
+
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(
+            pool,
+            "d",
+            "def main(i: int):\n    return [imp.db()['c'].find_one({'n': i * 10 + k}) for k in range(3)]\n",
+        )
+        results = await asyncio.gather(
+            *(pool.invoke("d", invocation("d", json_body={"i": i})) for i in range(5))
+        )
+        assert [body_json(r) for r in results] == [[i * 10 + k for k in range(3)] for i in range(5)]
+        assert pool.worker_pids and pool.in_flight == 0
+
+    run(scenario, db_executor=executor)
 
 
 def test_queued_calls_each_get_their_own_answer_from_the_worker_that_frees_up() -> None:
@@ -295,7 +362,7 @@ def test_a_queued_call_cancelled_while_waiting_leaves_the_worker_to_the_next() -
         assert body_json(await pool.invoke("slow", invocation("slow", json_body={"i": 4}))) == 4
         assert pool.worker_pids == [pid]
 
-    run(scenario)
+    run(scenario, pipeline_depth=1)  # the second call waits in the queue, not behind the first
 
 
 def test_a_waiting_call_with_text_utf8_cannot_carry_fails_alone() -> None:
