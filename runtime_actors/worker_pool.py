@@ -60,6 +60,9 @@ __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
 logger = logging.getLogger(__name__)
 
 _RECYCLE_AT_CPU_SHARE: Final = 0.8
+_SHARE_BELOW_CPU_SHARE: Final = 0.5
+"""No call is sent behind another on a worker past this share of its CPU-time limit (it is recycled at
+``_RECYCLE_AT_CPU_SHARE``; a call behind must not start close to the limit)."""
 _NOT_STARTED_RETRIES: Final = 2
 """How often a call that never started (its worker died running the call ahead of it) goes again."""
 
@@ -88,6 +91,7 @@ class _Slot:
     generation: int = -1  # the pool generation this worker was last synchronised to
     retiring: str | None = None  # why it goes once its calls in flight are answered
     shared: bool = False  # its calls in flight are invokes, and another may be sent behind them
+    cpu_seconds: float = 0.0  # the worker's CPU time as of its last answer
 
 
 def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0) -> InvocationResult:
@@ -129,8 +133,8 @@ class WorkerPool:
         python: str = sys.executable,
         pipeline_depth: int = 2,
     ) -> None:
-        if size < 1 or pipeline_depth < 1:
-            raise ValueError("a worker pool needs at least one worker, taking at least one call at a time")
+        if size < 1 or pipeline_depth not in (1, 2):
+            raise ValueError("a worker pool needs at least one worker; pipeline_depth is 1 or 2")
         self.size = size
         self.limits = limits or WorkerLimits()
         self.insecure = insecure
@@ -402,7 +406,10 @@ class WorkerPool:
                     503, "unavailable", f"The function's worker stopped before running the call: {exc}."
                 )
             except (WorkerGone, ProtocolError) as exc:
-                self._retire(slot, str(exc))
+                if isinstance(exc, WorkerGone):
+                    self._retire(slot, str(exc))
+                else:  # a worker failure it reported, or an answer it got wrong: the call behind may finish
+                    self._retire_when_idle(slot, str(exc))
                 elapsed = (time.perf_counter() - started) * 1000
                 if self._closed:
                     return _error_result(
@@ -418,8 +425,10 @@ class WorkerPool:
                 self._retire(slot, "the call was cancelled")
                 raise
             cpu = answer["result"].get("cpu_seconds")
-            if isinstance(cpu, int | float) and cpu > _RECYCLE_AT_CPU_SHARE * self.limits.cpu_seconds:
-                self._retire_when_idle(slot, f"recycled after {cpu:.0f} s of CPU time")
+            if isinstance(cpu, int | float):
+                slot.cpu_seconds = float(cpu)
+            if slot.cpu_seconds > _RECYCLE_AT_CPU_SHARE * self.limits.cpu_seconds:
+                self._retire_when_idle(slot, f"recycled after {slot.cpu_seconds:.0f} s of CPU time")
             else:
                 self._offer(slot)
             elapsed = (time.perf_counter() - started) * 1000
@@ -448,7 +457,6 @@ class WorkerPool:
             insecure=self.insecure,
             min_landlock_abi=self._min_landlock_abi,
             python=self._python,
-            max_unread=self._depth + 1,  # an answer per call in flight, and a callback
         )
         return _Slot(worker)
 
@@ -462,8 +470,8 @@ class WorkerPool:
                 raise _Busy("the worker pool is closed")
             if self._idle:
                 slot = self._idle.popleft()
-            elif message is not None and message["op"] == "invoke" and self._shared:
-                slot = next(iter(self._shared))
+            elif message is not None and message["op"] == "invoke" and self._shared and not self._waiters:
+                slot = next(reversed(self._shared))  # the call ahead started last: likely done first
                 del self._shared[slot]
                 sent = self._send_behind(slot, message)
                 if sent is not None:
@@ -490,12 +498,12 @@ class WorkerPool:
                     return slot, sent
             if slot.worker.alive:
                 return slot, None
-            self._retire(slot, await slot.worker.death_reason())
+            self._retire(slot, "its socket closed while it was idle")
 
     def _send_behind(self, slot: _Slot, message: dict[str, Any]) -> int | None:
         """Send ``message`` to ``slot``, which runs invokes and has room for another: its request id, or
         None when the worker cannot take it (out of sync, dying: it is parked or retired instead)."""
-        if not (slot.shared and slot.retiring is None and slot.generation == self._generation):
+        if not self._can_share(slot):
             self._offer(slot)
             return None
         try:
@@ -503,7 +511,7 @@ class WorkerPool:
         except WorkerGone as exc:
             self._retire(slot, str(exc))
             return None
-        if slot.worker.in_flight < self._depth:
+        if not self._waiters and self._can_share(slot):
             self._shared[slot] = None
         return sent
 
@@ -541,11 +549,7 @@ class WorkerPool:
             busy = worker.in_flight
             in_sync = slot.generation == self._generation and worker.alive
             if busy and not (
-                slot.shared
-                and busy < self._depth
-                and in_sync
-                and waiter.message is not None
-                and waiter.message["op"] == "invoke"
+                self._can_share(slot) and waiter.message is not None and waiter.message["op"] == "invoke"
             ):
                 break
             self._waiters.popleft()
@@ -564,8 +568,19 @@ class WorkerPool:
             slot.shared = True
         if worker.in_flight == 0:
             self._idle.append(slot)
-        elif slot.shared and worker.in_flight < self._depth and slot.generation == self._generation:
+        elif not self._waiters and self._can_share(slot):  # a waiter (a load, a debug run) goes first
             self._shared[slot] = None
+
+    def _can_share(self, slot: _Slot) -> bool:
+        """Whether a call may be sent behind the invokes ``slot`` is running."""
+        return (
+            slot.shared
+            and slot.retiring is None
+            and slot.worker.in_flight < self._depth
+            and slot.generation == self._generation
+            and slot.worker.alive
+            and slot.cpu_seconds < _SHARE_BELOW_CPU_SHARE * self.limits.cpu_seconds
+        )
 
     def _retire_when_idle(self, slot: _Slot, reason: str) -> None:
         """Send ``slot`` nothing more and retire it once the calls in flight on it are answered (a

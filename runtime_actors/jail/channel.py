@@ -7,11 +7,11 @@ call and no second await for the payload, and ``send`` writes straight to the so
 only what the kernel did not take; ``drain`` waits while that is over the high-water mark). A frame
 that breaks the protocol closes the channel: the next ``receive`` raises ``ProtocolError``; a closed
 socket raises ``ConnectionError``. The worker answers what it is asked, one frame per request, and a
-callback frame waits for its reply, so no more than ``max_unread`` frames can legitimately be waiting
-here (1 when one request is in flight; the pool allows one per request in flight plus a callback):
-bytes arriving behind that many complete, unread frames break the protocol (the unread frames are
-still delivered), and a hostile worker cannot pile up decoded frames in the supervisor. The worker's
-end is ``wire.SyncChannel``.
+callback frame waits for its reply, so no more than one frame per request in flight can legitimately
+be waiting here (``max_unread``, kept up to date by ``launcher.WorkerProcess``): bytes arriving behind
+that many complete, unread frames break the protocol (the unread frames are still delivered), and a
+hostile worker cannot pile up decoded frames in the supervisor. The worker's end is
+``wire.SyncChannel``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ __all__ = ["FrameChannel"]
 
 
 class FrameChannel(asyncio.Protocol):
-    def __init__(self, max_frame: int, max_unread: int = 1) -> None:
+    def __init__(self, max_frame: int) -> None:
         self._max_frame = max_frame
-        self._max_unread = max_unread
+        self.max_unread = 1
+        """How many complete frames may wait unread (the worker's handle keeps it to what it asked for)."""
         self._loop = asyncio.get_running_loop()  # made by the loop's protocol factory
         self._buffer = bytearray()
         self._frames: deque[dict[str, Any]] = deque()
@@ -45,7 +46,7 @@ class FrameChannel(asyncio.Protocol):
         self._transport = cast(asyncio.WriteTransport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if len(self._frames) >= self._max_unread:  # nothing may follow as many unread frames
+        if len(self._frames) >= self.max_unread:  # nothing may follow as many unread frames
             self._refuse_unasked()
             return
         buffer = self._buffer
@@ -67,7 +68,7 @@ class FrameChannel(asyncio.Protocol):
             except ProtocolError as exc:
                 self._fail(exc)
                 return
-            if buffer and len(self._frames) >= self._max_unread:
+            if buffer and len(self._frames) >= self.max_unread:
                 self._refuse_unasked()
                 return
         if self._frames:

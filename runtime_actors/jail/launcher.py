@@ -8,12 +8,12 @@ serves the worker's ``db``/``fetch`` callbacks until the answer arrives; a close
 that breaks the protocol raises ``WorkerGone`` with the reason (exit status or signal). No timeouts
 here: the pool's watchdog wraps ``request`` and calls ``kill``.
 
-More than one request may be in flight (``start`` them, up to the channel's ``max_unread`` minus one):
-the worker runs them one after the other, so each caller first waits for its ``turn`` (every request
-sent before it has been answered, or given up) and only then reads frames. A request whose turn came
-after one ahead of it left without its answer — the worker then died or is being killed — and that
-finds the socket closed with nothing more in it, never started: ``answer`` raises ``NotStarted``, and
-the pool may send it to another worker.
+More than one request may be in flight (``start`` them): the worker runs them one after the other, so
+each caller first waits for its ``turn`` (every request sent before it has been answered, or given up)
+and only then reads frames; the channel accepts as many unread frames as there are requests in flight.
+A request behind one that was given up (the pool then replaces the worker) may find the worker gone
+or still busy with that one before any of its own frames: ``answer`` raises ``NotStarted``, and the
+pool may send it to another worker.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class WorkerProcess:
     _last_id: int = 0
     _in_flight: deque[int] = field(default_factory=deque)  # ids sent and not yet answered, in order
     _turn: asyncio.Future[None] | None = None  # resolved whenever the head of ``_in_flight`` leaves
-    _ahead_answered: bool = True  # False once a request left without its answer
+    _abandoned: set[int] = field(default_factory=set)  # left without their answer; the worker may run them
 
     @classmethod
     async def spawn(
@@ -90,7 +90,6 @@ class WorkerProcess:
         min_landlock_abi: int = 1,
         python: str = sys.executable,
         hello_timeout: float = 30.0,
-        max_unread: int = 1,
     ) -> WorkerProcess:
         scratch_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - one local mkdir
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,7 +121,7 @@ class WorkerProcess:
         finally:
             theirs.close()
         _, channel = await asyncio.get_running_loop().create_unix_connection(
-            lambda: FrameChannel(MAX_WORKER_FRAME, max_unread), sock=ours
+            lambda: FrameChannel(MAX_WORKER_FRAME), sock=ours
         )
         worker = cls(process, channel, JailReport(0, False, False, insecure), scratch_dir)
         try:
@@ -180,6 +179,7 @@ class WorkerProcess:
         self._last_id += 1
         self.send({**message, "id": self._last_id})
         self._in_flight.append(self._last_id)
+        self._limit_unread()
         return self._last_id
 
     async def turn(self, request_id: int) -> None:
@@ -196,32 +196,43 @@ class WorkerProcess:
 
     async def answer(self, request_id: int, callback: Callback) -> dict[str, Any]:
         """Serve the worker's callbacks until its answer to ``request_id``, which is returned (after
-        ``turn``). Leaving any other way — an exception, a cancellation — gives the request up."""
+        ``turn``). Leaving any other way — an exception, a cancellation — gives the request up.
+
+        When requests ahead of this one were given up, the worker may still be running one: its
+        callbacks are not served (``NotStarted``: the pool kills the worker, and since nothing of this
+        request was served — a jailed worker has no other way out — it can go to another worker), its
+        answer is dropped, and only then are the frames this request's."""
         answered = False
-        started = self._ahead_answered
+        started = not self._abandoned
         try:
             try:
                 await self.channel.drain()
-            except ConnectionError as exc:
+            except (ConnectionError, ProtocolError) as exc:
+                if not started:
+                    raise NotStarted(f"the worker stopped before this request: {exc}") from exc
+                if isinstance(exc, ProtocolError):
+                    raise WorkerGone(f"the worker broke the protocol: {exc}") from exc
                 raise WorkerGone(await self.death_reason()) from exc
-            except ProtocolError as exc:
-                raise WorkerGone(f"the worker broke the protocol: {exc}") from exc
             while True:
                 try:
                     frame = await self.read_frame()
                 except WorkerGone as exc:
-                    if not started:  # closed with nothing more in it: the worker never read this one
+                    if not started:
                         raise NotStarted(str(exc)) from exc
                     raise
-                started = True
-                if frame["op"] not in ("db", "fetch"):
-                    if frame.get("id") != request_id:
-                        raise WorkerGone(
-                            f"the worker answered request {frame.get('id')!r} while {request_id} was due"
-                        )
+                op, frame_id = frame["op"], frame.get("id")
+                if op in ("db", "fetch"):
+                    if not started:
+                        raise NotStarted("the worker is still running a request given up before this one")
+                    self.send(await callback(op, frame.get("request")))
+                elif frame_id == request_id:
                     answered = True
                     return frame
-                self.send(await callback(frame["op"], frame.get("request")))
+                elif not started and frame_id in self._abandoned:
+                    self._abandoned.discard(frame_id)  # its caller is gone; the worker moves on to ours
+                    started = not self._abandoned
+                else:
+                    raise WorkerGone(f"the worker answered request {frame_id!r} while {request_id} was due")
         finally:
             self._leave(request_id, answered)
 
@@ -233,12 +244,19 @@ class WorkerProcess:
         return oldest
 
     def _leave(self, request_id: int, answered: bool) -> None:
-        with contextlib.suppress(ValueError):
+        if request_id in self._in_flight:
             self._in_flight.remove(request_id)
-        self._ahead_answered = answered and self._ahead_answered
+            if not answered:
+                self._abandoned.add(request_id)
+        self._limit_unread()
         turn, self._turn = self._turn, None
         if turn is not None and not turn.done():
             turn.set_result(None)
+
+    def _limit_unread(self) -> None:
+        """What the worker may have sent and the supervisor not read yet: a frame per request in flight
+        or given up (an answer, or a callback that blocks it), and at least one."""
+        self.channel.max_unread = max(1, len(self._in_flight) + len(self._abandoned))
 
     async def death_reason(self) -> str:
         loop = asyncio.get_running_loop()

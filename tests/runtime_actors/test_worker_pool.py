@@ -301,6 +301,46 @@ def test_a_call_sent_behind_one_that_hangs_runs_on_the_replacement_worker() -> N
     run(scenario)
 
 
+def test_a_call_sent_behind_one_that_crashes_its_worker_runs_on_the_replacement() -> None:
+    from runtime_actors.jail.config import WorkerLimits
+
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "burn", "def main():\n    while True:\n        pass\n")
+        await load_one(pool, "echo", "def main(i: int):\n    return {'i': i}\n")
+        burn = asyncio.ensure_future(pool.invoke("burn", invocation("burn"), timeout=30))
+        assert await eventually(lambda: pool.in_flight == 1)
+        behind = asyncio.ensure_future(pool.invoke("echo", invocation("echo", json_body={"i": 7})))
+        assert await eventually(lambda: pool.in_flight == 2) and pool.queued == 0
+        assert (await burn).status == 500  # killed by its CPU-time limit
+        result = await behind
+        assert result.status == 200 and body_json(result) == {"i": 7}
+
+    run(scenario, limits=WorkerLimits(cpu_seconds=1))
+
+
+def test_a_load_is_not_starved_by_calls_sent_behind_busy_workers() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", "import time\n\ndef main(i: int):\n    time.sleep(0.05)\n    return i\n")
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 3 * QUEUE_TIMEOUT_S
+
+        async def keep_calling() -> None:
+            while loop.time() < until:
+                assert (await pool.invoke("slow", invocation("slow", json_body={"i": 1}))).status == 200
+
+        callers = [asyncio.ensure_future(keep_calling()) for _ in range(6)]
+        assert await eventually(lambda: pool.in_flight == 2)
+        errors = await pool.load([source("new", HELLO)], replace=False)  # needs the worker to itself
+        assert errors == {}  # not "no worker was free" after the queue timeout
+        await asyncio.gather(*callers)
+        assert (await pool.invoke("new", invocation("new"))).status == 200
+
+    run(scenario, queue_timeout=QUEUE_TIMEOUT_S)
+
+
+QUEUE_TIMEOUT_S = 1.0
+
+
 def test_a_call_given_up_while_it_waits_behind_another_costs_that_one_nothing() -> None:
     async def scenario(pool: WorkerPool) -> None:
         await load_one(pool, "slow", SLOW)
