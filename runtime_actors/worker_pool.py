@@ -498,7 +498,7 @@ class WorkerPool:
                     return slot, sent
             if slot.worker.alive:
                 return slot, None
-            self._retire(slot, "its socket closed while it was idle")
+            self._retire(slot, "it died while it was idle")
 
     def _send_behind(self, slot: _Slot, message: dict[str, Any]) -> int | None:
         """Send ``message`` to ``slot``, which runs invokes and has room for another: its request id, or
@@ -547,7 +547,7 @@ class WorkerPool:
                 self._waiters.popleft()
                 continue
             busy = worker.in_flight
-            in_sync = slot.generation == self._generation and worker.alive
+            in_sync = slot.generation == self._generation and worker.open
             if busy and not (
                 self._can_share(slot) and waiter.message is not None and waiter.message["op"] == "invoke"
             ):
@@ -578,7 +578,7 @@ class WorkerPool:
             and slot.retiring is None
             and slot.worker.in_flight < self._depth
             and slot.generation == self._generation
-            and slot.worker.alive
+            and slot.worker.open
             and slot.cpu_seconds < _SHARE_BELOW_CPU_SHARE * self.limits.cpu_seconds
         )
 

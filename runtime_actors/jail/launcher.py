@@ -144,8 +144,13 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        """Not known to be dead: not reaped and its socket still open (a dead worker's socket reads EOF
-        in the loop turn after it died). No ``waitpid`` on every call."""
+        """Running, with its socket open (asks the kernel: for a worker that sat idle)."""
+        return self.open and self.process.poll() is None
+
+    @property
+    def open(self) -> bool:
+        """Not known to be dead — not reaped, its socket open — without a system call: for a worker that
+        has just answered or is running a call (one that died reads EOF in the next loop turn)."""
         return self.process.returncode is None and self.channel.open
 
     async def read_frame(self) -> dict[str, Any]:
