@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import runtime_actors
 from runtime_actors.jail.callbacks import Callbacks, Executor
@@ -92,6 +92,11 @@ class _Slot:
     retiring: str | None = None  # why it goes once its calls in flight are answered
     shared: bool = False  # its calls in flight are invokes, and another may be sent behind them
     cpu_seconds: float = 0.0  # the worker's CPU time as of its last answer
+
+
+def _shareable(message: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    """Whether a call may share a worker with others: invokes may; debug runs and loads may not."""
+    return message is not None and message["op"] == "invoke"
 
 
 def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0) -> InvocationResult:
@@ -370,18 +375,17 @@ class WorkerPool:
                 except BaseException:
                     self._retire(slot, "cancelled while reloading")
                     raise
-            started = time.perf_counter()
             if sent is not None:  # sent behind another call: its watchdog starts when that one is done
                 try:
                     await slot.worker.turn(sent)
                 except BaseException:  # given up before it ran: the call ahead may finish in peace
                     self._retire_when_idle(slot, "a call sent behind another was given up")
                     raise
-                started = time.perf_counter()
+            started = time.perf_counter()
             try:
                 if sent is None:
                     sent = slot.worker.start(message)
-                    if message["op"] == "invoke":
+                    if _shareable(message):
                         slot.shared = True
                         self._offer(slot)  # room behind this call for the next one
                 async with asyncio.timeout(timeout):  # the watchdog: no extra task per call, unlike wait_for
@@ -470,7 +474,7 @@ class WorkerPool:
                 raise _Busy("the worker pool is closed")
             if self._idle:
                 slot = self._idle.popleft()
-            elif message is not None and message["op"] == "invoke" and self._shared and not self._waiters:
+            elif _shareable(message) and self._shared and not self._waiters:
                 slot = next(reversed(self._shared))  # the call ahead started last: likely done first
                 del self._shared[slot]
                 sent = self._send_behind(slot, message)
@@ -503,16 +507,13 @@ class WorkerPool:
     def _send_behind(self, slot: _Slot, message: dict[str, Any]) -> int | None:
         """Send ``message`` to ``slot``, which runs invokes and has room for another: its request id, or
         None when the worker cannot take it (out of sync, dying: it is parked or retired instead)."""
-        if not self._can_share(slot):
-            self._offer(slot)
-            return None
-        try:
-            sent = slot.worker.start(message)
-        except WorkerGone as exc:
-            self._retire(slot, str(exc))
-            return None
-        if not self._waiters and self._can_share(slot):
-            self._shared[slot] = None
+        sent: int | None = None
+        if self._can_share(slot):
+            try:
+                sent = slot.worker.start(message)
+            except WorkerGone as exc:
+                self._retire(slot, str(exc))
+        self._offer(slot)  # parks it again while it has room
         return sent
 
     def _give_back(self, waiter: _Waiter) -> None:
@@ -548,9 +549,7 @@ class WorkerPool:
                 continue
             busy = worker.in_flight
             in_sync = slot.generation == self._generation and worker.open
-            if busy and not (
-                self._can_share(slot) and waiter.message is not None and waiter.message["op"] == "invoke"
-            ):
+            if busy and not (self._can_share(slot) and _shareable(waiter.message)):
                 break
             self._waiters.popleft()
             sent: int | None = None
@@ -563,7 +562,7 @@ class WorkerPool:
                 self._waiters.appendleft(waiter)
                 break
             waiter.ready.set_result((slot, sent))
-            if sent is None or waiter.message is None or waiter.message["op"] != "invoke":
+            if sent is None or not _shareable(waiter.message):
                 return  # the waiter has the worker to itself (to bring it in sync, or for a debug run)
             slot.shared = True
         if worker.in_flight == 0:

@@ -208,7 +208,7 @@ class WorkerProcess:
         request was served — a jailed worker has no other way out — it can go to another worker), its
         answer is dropped, and only then are the frames this request's."""
         answered = False
-        started = not self._abandoned
+        started = self._nothing_abandoned_before(request_id)
         try:
             try:
                 await self.channel.drain()
@@ -234,12 +234,16 @@ class WorkerProcess:
                     answered = True
                     return frame
                 elif not started and frame_id in self._abandoned:
-                    self._abandoned.discard(frame_id)  # its caller is gone; the worker moves on to ours
-                    started = not self._abandoned
+                    self._abandoned.discard(frame_id)  # its caller is gone; the worker moves on
+                    started = self._nothing_abandoned_before(request_id)
                 else:
                     raise WorkerGone(f"the worker answered request {frame_id!r} while {request_id} was due")
         finally:
             self._leave(request_id, answered)
+
+    def _nothing_abandoned_before(self, request_id: int) -> bool:
+        """Whether the worker reads ``request_id`` right after answers the supervisor has read (ids grow)."""
+        return all(other > request_id for other in self._abandoned)
 
     def give_up(self, request_id: int) -> bool:
         """Forget a request that was sent but whose answer will not be read; True if it was the oldest

@@ -318,6 +318,9 @@ def test_a_call_sent_behind_one_that_crashes_its_worker_runs_on_the_replacement(
     run(scenario, limits=WorkerLimits(cpu_seconds=1))
 
 
+QUEUE_TIMEOUT_S = 1.0
+
+
 def test_a_load_is_not_starved_by_calls_sent_behind_busy_workers() -> None:
     async def scenario(pool: WorkerPool) -> None:
         await load_one(pool, "slow", "import time\n\ndef main(i: int):\n    time.sleep(0.05)\n    return i\n")
@@ -336,9 +339,6 @@ def test_a_load_is_not_starved_by_calls_sent_behind_busy_workers() -> None:
         assert (await pool.invoke("new", invocation("new"))).status == 200
 
     run(scenario, queue_timeout=QUEUE_TIMEOUT_S)
-
-
-QUEUE_TIMEOUT_S = 1.0
 
 
 def test_a_call_given_up_while_it_waits_behind_another_costs_that_one_nothing() -> None:
