@@ -1,5 +1,6 @@
-"""The function examples of ``README.md`` and ``docs/*.md`` run against the function runtime, and the
-README's ``imprun`` command lines against the CLI, so the documentation cannot drift from the code.
+"""The function examples of ``README.md`` and ``docs/*.md`` run against the function runtime, the
+README's ``imprun`` command lines against the CLI, and every local link of the documentation (Markdown
+files and notebooks) must resolve inside the repository: the documentation cannot drift from the code.
 
 **Marked examples.** A fenced ``python`` block right after an HTML comment opening with
 ``<!-- example`` is a function; the comment holds one ``key: <JSON>`` per line: ``env`` (the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import shlex
 from collections.abc import Iterator, Mapping
@@ -227,3 +229,47 @@ def test_every_imprun_command_of_the_readme_exists_with_its_options() -> None:
         assert used <= known, f"{where}: {sorted(used - known)} not options of imprun {' '.join(path)}"
         checked += 1
     assert checked >= 20, checked
+
+
+# --- links ------------------------------------------------------------------------------------------
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6} (.+)$", re.MULTILINE)
+
+
+def _documentation() -> Iterator[Path]:
+    """Every Markdown file and notebook of the project (hidden folders and node_modules left out)."""
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and d != "node_modules")
+        yield from (Path(folder, f) for f in sorted(files) if f.endswith((".md", ".ipynb")))
+
+
+def _markdown_files() -> Iterator[tuple[Path, str]]:
+    for path in _documentation():
+        if path.suffix == ".md":
+            yield path, path.read_text()
+        else:
+            cells = json.loads(path.read_text())["cells"]
+            yield path, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_of_the_documentation_stays_in_the_repository_and_resolves() -> None:
+    broken = []
+    for path, text in _markdown_files():
+        for target in _LINK.findall(text):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto: — outside links are fine, only local ones must resolve
+            file, _, anchor = target.partition("#")
+            resolved = (path.parent / file).resolve() if file else path
+            if not resolved.is_relative_to(REPO) or not resolved.exists():
+                broken.append(f"{path.relative_to(REPO)}: {target}")
+            elif anchor and resolved.suffix == ".md":
+                anchors = {_anchor(h) for h in _HEADING.findall(resolved.read_text())}
+                if anchor not in anchors:
+                    broken.append(f"{path.relative_to(REPO)}: {target} (no such heading)")
+    assert broken == []
