@@ -52,7 +52,7 @@ __all__ = [
 
 API_VERSION: Final = "apisix.apache.org/v2"
 KEY_HEADER: Final = "apikey"
-"""The request header callers put their API key in (API.md; also key-auth's default)."""
+"""The request header callers put their API key in (docs/api.md; also key-auth's default)."""
 
 AUTH_KEY: Final = "key-auth"
 AUTH_NONE: Final = "none"

@@ -1,4 +1,4 @@
-"""The imprun Python SDK: ``Client`` (sync, every route of API.md), ``AsyncClient`` (logs, debug, calls).
+"""The imprun Python SDK: ``Client`` (sync, every route of docs/api.md), ``AsyncClient`` (logs, debug, calls).
 
     from imprun import Client
     client = Client()                                   # IMPRUN_URL / IMPRUN_TOKEN or `imprun login`

@@ -1,4 +1,4 @@
-"""``imprun.Client``: every control-plane route of API.md as a typed method, plus data-plane calls.
+"""``imprun.Client``: every control-plane route of docs/api.md as a typed method, plus data-plane calls.
 
 Methods are named for what they do (``create_gateway``, ``publish_function``, ``create_grant``) and
 return the models of ``imprun.sdk.models``; errors are raised as the ``ImprunAPIError`` subclasses

@@ -4,7 +4,7 @@
     ├── ImprunConnectionError           the server could not be reached (names the URL tried)
     ├── NotLoggedInError                no token for a route that needs one
     └── ImprunAPIError                  the server answered an error (``code``, ``message``, ``details``,
-        │                               ``status``, ``request_id``); one subclass per API.md code:
+        │                               ``status``, ``request_id``); one subclass per docs/api.md code:
         ├── InvalidError                invalid           400 / 422 (bad code: ``details`` has line/column)
         ├── UnauthorizedError           unauthorized      401
         ├── ForbiddenError              forbidden         403

@@ -1,4 +1,4 @@
-"""Typed results of the SDK: pydantic models of API.md's response bodies, fields in snake_case.
+"""Typed results of the SDK: pydantic models of docs/api.md's response bodies, fields in snake_case.
 
 Every model reads the API's camelCase (``gatewayId`` → ``gateway_id``) and keeps fields the server
 adds later (``extra="allow"``), so a newer control plane never breaks an older SDK. ``to_json()``

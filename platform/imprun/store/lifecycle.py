@@ -1,7 +1,7 @@
 """Repositories for lifecycle resources (``api_gateways``, ``environments``) and their leases.
 
 Both kinds share one shape: a domain document plus the bookkeeping only the store sees — ``_id``,
-``lockedAt`` / ``lockedBy`` (the optimistic lease of ARCHITECTURE.md). A reconciler claims one
+``lockedAt`` / ``lockedBy`` (the optimistic lease of docs/architecture.md). A reconciler claims one
 resource with an atomic ``find_one_and_update`` on ``lockedAt < now - lease``; releasing sets
 ``lockedAt`` back to the epoch, or to a moment chosen so the lease runs out after a delay, which is
 how retries back off and how settled resources are re-observed now and then without a second queue.
