@@ -9,7 +9,7 @@
     ├── TooLarge                too_large       413
     ├── RateLimited             rate_limited    429  (carries ``retry_after`` seconds)
     ├── Timeout                 timeout         504
-    ├── Unavailable             unavailable     503  (a dependency is down; temporary)
+    ├── Unavailable             unavailable     503  (a dependency is down or busy; may carry ``retry_after``)
     ├── UpstreamFailed          unavailable     502  (an upstream service, e.g. an LLM provider, failed)
     └── Internal                internal        500
 
@@ -80,10 +80,15 @@ class Timeout(ImprunError):
 
 
 class Unavailable(ImprunError):
-    """A dependency (MongoDB, Redis, Ray) cannot be reached right now; retrying later may succeed."""
+    """A dependency (MongoDB, Redis, Ray) cannot be reached, or a bounded resource is busy, right now;
+    retrying later may succeed (after ``retry_after`` seconds when it is known)."""
 
     code = "unavailable"
     status = 503
+
+    def __init__(self, message: str, *, retry_after: int | None = None, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = None if retry_after is None else max(1, retry_after)
 
 
 class UpstreamFailed(ImprunError):

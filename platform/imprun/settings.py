@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
 
 def _default_data_dir() -> Path:
     """``./.imprun`` when the working directory already has one, else ``~/.imprun``."""
@@ -49,6 +51,13 @@ class Settings(BaseSettings):
 
     # Function runtime (what replicas get).
     worker_pool_size: int = Field(default=2, ge=1, le=16, description="Jailed worker processes per replica.")
+    replica_reserved_cpu: float = Field(
+        default=0.02,
+        ge=0,
+        le=16,
+        description="Most CPU a replica reserves on a local Ray cluster (a bundle asking less reserves "
+        "that); what tenant code uses is bounded by its jailed workers, not by this.",
+    )
     egress_allow: tuple[str, ...] = Field(
         default=(),
         description="Hosts or CIDRs imp.fetch may reach although private (comma-separated JSON list).",
@@ -118,10 +127,37 @@ class Settings(BaseSettings):
         default=(), description="Host header values /mcp accepts besides loopback (JSON list)."
     )
 
-    # Auth and sessions.
+    # Accounts, sign-in and sessions.
+    registration: Literal["open", "invite", "closed"] | None = Field(
+        default=None,
+        description="Who may register: anyone, holders of an admin's invite, or no one (the first user of "
+        "an empty platform always may, and becomes admin); unset = open on loopback, else invite.",
+    )
+    invite_ttl_seconds: int = Field(default=7 * 86_400, ge=60, description="How long an invite stays usable.")
+    registrations_per_client: int = Field(
+        default=20, ge=1, description="Registration attempts per client address per registration window."
+    )
+    registration_window_seconds: int = Field(default=3600, ge=1)
+    password_hash_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Argon2id hashes (64 MiB each) computed at once; the rest wait."
+    )
+    password_hash_wait_seconds: float = Field(
+        default=10.0, gt=0, description="How long a sign-in waits for a hashing slot before a 503."
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or CIDRs of proxies whose X-Forwarded-For names the client (JSON list).",
+    )
     session_ttl_seconds: int = Field(default=86_400, ge=60)
-    login_max_failures: int = Field(default=10, ge=1, description="Failed logins per window before 429.")
-    login_window_seconds: int = Field(default=300, ge=1)
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins of one user from one client before back-off starts."
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, description="How long failed logins are remembered (from the last one)."
+    )
+    login_max_lockout_seconds: int = Field(
+        default=900, ge=1, description="The longest back-off after repeated failed logins."
+    )
 
     # Lifecycle reconcilers.
     reconcile: bool = Field(default=True, description="Run the reconcilers in this control plane.")
@@ -141,6 +177,13 @@ class Settings(BaseSettings):
     # Deadlines (seconds) for the service checks behind /readyz and start-up.
     dependency_timeout_seconds: float = Field(default=2.0, gt=0)
     startup_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @property
+    def registration_mode(self) -> Literal["open", "invite", "closed"]:
+        """``registration``, or its default: open when the control plane listens on loopback only."""
+        if self.registration is not None:
+            return self.registration
+        return "open" if self.host in _LOOPBACK_HOSTS else "invite"
 
     @property
     def control_plane_url(self) -> str:

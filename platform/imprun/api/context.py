@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from imprun.access import AccessService
+from imprun.access.accounts import AccountService, SignInLimits
 from imprun.ai.config import AI_GATEWAY_APP, ai_gateway_spec
 from imprun.ai.registry import McpToolRegistry
 from imprun.drivers.cluster import ClusterDriver
@@ -38,7 +39,9 @@ from imprun.lifecycle.platform_apps import PlatformAppReconciler, PlatformAppSta
 from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
 from imprun.security.api_keys import KeyVault, api_key_pepper
+from imprun.security.client_address import TrustedProxies
 from imprun.security.master_key import MasterKey, load_master_key
+from imprun.security.passwords import PasswordHashing
 from imprun.security.variables import VariableCipher, variables_key
 from imprun.settings import Settings
 from imprun.store.applications import ApplicationRepository, GrantRepository
@@ -46,6 +49,7 @@ from imprun.store.consumers import IngressDocuments
 from imprun.store.events import Event, EventLog
 from imprun.store.function_logs import FunctionLogStreams
 from imprun.store.gateway_databases import GatewayDatabases
+from imprun.store.invites import InviteRepository
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
 from imprun.store.mcp_tools import McpToolRepository, published_tools
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping_mongo
@@ -53,7 +57,7 @@ from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.runtime_feed import RuntimeFeed
 from imprun.store.sessions import SessionStore
-from imprun.store.throttle import FailureCounter
+from imprun.store.throttle import FailureBackoff, WindowCounter
 from imprun.store.users import UserRecord, UserRepository
 from imprun.store.variables import VariableRepository
 
@@ -161,6 +165,42 @@ def open_ingress_driver(settings: Settings, mongo: Mongo, redis: Redis) -> Ingre
     return EmbeddedIngressDriver(IngressDocuments(mongo, feed))
 
 
+def open_accounts(settings: Settings, mongo: Mongo, redis: Redis, sessions: SessionStore) -> AccountService:
+    """Registration, sign-in and sessions with the throttles and the hashing pool of ``settings``."""
+    sys_db = mongo[settings.sys_db_name]
+    limits = SignInLimits(
+        registrations=WindowCounter(
+            redis,
+            prefix="imprun:register:client:",
+            limit=settings.registrations_per_client,
+            window_seconds=settings.registration_window_seconds,
+        ),
+        failures=FailureBackoff(
+            redis,
+            prefix="imprun:login-fail:pair:",
+            free=settings.login_max_failures,
+            memory_seconds=settings.login_window_seconds,
+            max_lockout_seconds=settings.login_max_lockout_seconds,
+        ),
+        client_failures=WindowCounter(
+            redis,
+            prefix="imprun:login-fail:client:",
+            limit=settings.login_max_failures * 10,
+            window_seconds=settings.login_window_seconds,
+        ),
+    )
+    return AccountService(
+        users=UserRepository(sys_db),
+        invites=InviteRepository(sys_db),
+        sessions=sessions,
+        hashing=PasswordHashing(settings.password_hash_concurrency, settings.password_hash_wait_seconds),
+        limits=limits,
+        mode=settings.registration_mode,
+        invite_ttl=timedelta(seconds=settings.invite_ttl_seconds),
+        clock=utc_now,
+    )
+
+
 def open_function_runtime(driver: ClusterDriver | None) -> FunctionRuntime | None:
     """Debug-runs go to the dev environment's replicas through Serve; None without a data plane."""
     if driver is None:
@@ -179,8 +219,8 @@ class ControlPlane:
     metrics: Metrics
     users: UserRepository
     sessions: SessionStore
-    login_failures_by_user: FailureCounter
-    login_failures_by_ip: FailureCounter
+    accounts: AccountService
+    trusted_proxies: TrustedProxies
     gateway_commands: GatewayCommands
     driver: ClusterDriver | None
     loop: ReconcileLoop | None
@@ -343,6 +383,7 @@ class ControlPlane:
                 ],
                 interval=settings.reconcile_interval_seconds,
             )
+        sessions = SessionStore(redis, settings.session_ttl_seconds)
         plane = cls(
             settings=settings,
             mongo=mongo,
@@ -350,19 +391,9 @@ class ControlPlane:
             master_key=master_key,
             metrics=metrics,
             users=UserRepository(sys_db),
-            sessions=SessionStore(redis, settings.session_ttl_seconds),
-            login_failures_by_user=FailureCounter(
-                redis,
-                prefix="imprun:login-fail:user:",
-                limit=settings.login_max_failures,
-                window_seconds=settings.login_window_seconds,
-            ),
-            login_failures_by_ip=FailureCounter(
-                redis,
-                prefix="imprun:login-fail:ip:",
-                limit=settings.login_max_failures * 5,
-                window_seconds=settings.login_window_seconds,
-            ),
+            sessions=sessions,
+            accounts=open_accounts(settings, mongo, redis, sessions),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
             gateway_commands=gateway_commands,
             driver=driver,
             loop=loop,

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from imprun.api.context import ControlPlane
 from imprun.errors import Unauthorized
+from imprun.security.client_address import client_address
 from imprun.store.users import UserRecord
 
 
@@ -29,7 +30,10 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def current_user(plane: Plane, token: Annotated[str, Depends(bearer_token)]) -> UserRecord:
+BearerToken = Annotated[str, Depends(bearer_token)]
+
+
+def current_user(plane: Plane, token: BearerToken) -> UserRecord:
     user_id = plane.sessions.resolve(token)
     user = plane.users.by_id(user_id) if user_id else None
     if user is None:
@@ -38,3 +42,12 @@ def current_user(plane: Plane, token: Annotated[str, Depends(bearer_token)]) -> 
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+def request_client(request: Request, plane: Plane) -> str:
+    """The caller's address: the peer, or what trusted proxies say it is (``IMPRUN_TRUSTED_PROXIES``)."""
+    peer = request.client.host if request.client else "unknown"
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), plane.trusted_proxies)
+
+
+ClientAddress = Annotated[str, Depends(request_client)]

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imprun.errors import ImprunError, RateLimited
+from imprun.errors import ImprunError, RateLimited, Unavailable
 from imprun.observability.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImprunError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable) else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if exc.status >= 500:
         log.warning("request failed: %s: %s", exc.code, exc.message, exc_info=exc.__cause__ or exc)
     return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=headers)

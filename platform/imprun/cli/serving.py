@@ -70,6 +70,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         port=settings.api_port,
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # the client address comes from IMPRUN_TRUSTED_PROXIES only (imprun.api.deps)
     )
     return uvicorn.Server(config)
 

@@ -6,8 +6,9 @@ same ownership up front, then yields ``LogEvent``s: first those newest entries, 
 as it arrives (a blocking read on a connection of its own), a keep-alive when ``keepalive_s`` passed
 without one, and — because an environment can be deleted under a follower — a re-check of the
 gateway and environment every ``recheck_s``: once either is gone or being deleted, one final
-``end`` event says so and the iteration stops. It also stops when the consumer stops iterating
-(the HTTP client went away).
+``end`` event says so and the iteration stops. The same re-check asks ``signed_in`` (when given)
+whether the follower's session still lives; once it was revoked or expired, a final ``end`` says
+so. It also stops when the consumer stops iterating (the HTTP client went away).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from imprun.store.users import UserRecord
 __all__ = ["FunctionLogService"]
 
 _GONE = (Phase.DELETING, Phase.DELETED)
+_SIGNED_OUT = "the session following these logs ended (logged out, revoked or expired); log in again"
 
 
 class FunctionLogService:
@@ -54,16 +56,27 @@ class FunctionLogService:
         return [r.public() for r in self._newest(gw, env, query)]
 
     def follow(
-        self, gateway_id: str, environment: str, user: UserRecord, query: LogQuery
+        self,
+        gateway_id: str,
+        environment: str,
+        user: UserRecord,
+        query: LogQuery,
+        signed_in: Callable[[], bool] | None = None,
     ) -> AsyncIterator[LogEvent]:
         """Check access now (raising before any byte is sent), then iterate lazily."""
         gw, env = self._place(gateway_id, environment, user)
         backlog = self._newest(gw, env, query)
         start = backlog[-1].id if backlog else self._streams.last_id(gw, env)
-        return self._follow(gw, env, query.function, backlog, start)
+        return self._follow(gw, env, query.function, backlog, start, signed_in)
 
     async def _follow(
-        self, gw: str, env: str, function: str | None, backlog: list[LogRecord], after: str
+        self,
+        gw: str,
+        env: str,
+        function: str | None,
+        backlog: list[LogRecord],
+        after: str,
+        signed_in: Callable[[], bool] | None,
     ) -> AsyncIterator[LogEvent]:
         for record in backlog:
             yield _entry(record)
@@ -82,6 +95,9 @@ class FunctionLogService:
                     gone = await asyncio.to_thread(self._gone, gw, env)
                     if gone is not None:
                         yield LogEvent("end", {"reason": "deleted", "message": gone})
+                        return
+                    if signed_in is not None and not await asyncio.to_thread(signed_in):
+                        yield LogEvent("end", {"reason": "signed-out", "message": _SIGNED_OUT})
                         return
                     next_check = now + self._recheck_s
                 if now - quiet_since >= self._keepalive_s:

@@ -107,6 +107,7 @@ def ensure_system_indexes(db: Database[Document]) -> None:
     """Create the indexes the API relies on; idempotent, run at control-plane start."""
     with mongo_errors():
         db.users.create_index([("username", ASCENDING)], unique=True, name="username_unique")
+        db.invites.create_index([("codeHash", ASCENDING)], unique=True, name="code_unique")
         db.api_gateways.create_index([("gatewayId", ASCENDING)], unique=True, name="gatewayId_unique")
         db.api_gateways.create_index([("ownerId", ASCENDING)], name="owner")
         db.api_gateways.create_index([("phase", ASCENDING), ("lockedAt", ASCENDING)], name="claim")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -13,10 +14,10 @@ from tests.fixtures.services import RunningServices
 from tests.platform.api.conftest import PASSWORD
 
 
-def register(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+def register(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
     response = client.post("/v1/auth/register", json={"username": username, "password": password})
     assert response.status_code == 201, response.text
-    body: dict[str, str] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
@@ -33,7 +34,7 @@ def test_register_login_me_round_trip(client: TestClient, unique_name: Callable[
 
     me = client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
-    assert me.json() == {"id": created["id"], "username": username}
+    assert me.json() == {"id": created["id"], "username": username, "admin": created["admin"]}
 
 
 def test_duplicate_username_is_409(client: TestClient, unique_name: Callable[[str], str]) -> None:
@@ -98,7 +99,7 @@ def test_token_expires(services: RunningServices, unique_name: Callable[[str], s
         assert eventually(lambda: short_lived.get("/v1/auth/me", headers=headers).status_code == 401)
 
 
-def test_brute_force_is_throttled_with_429(
+def test_failed_logins_back_off_per_user_and_client(
     services: RunningServices, unique_name: Callable[[str], str]
 ) -> None:
     settings = services.settings.model_copy(update={"login_max_failures": 3, "login_window_seconds": 120})
@@ -109,11 +110,62 @@ def test_brute_force_is_throttled_with_429(
             throttled.post(
                 "/v1/auth/login", json={"username": username, "password": f"guess-{i}"}
             ).status_code
-            for i in range(5)
+            for i in range(6)
         ]
-        assert statuses[:3] == [401, 401, 401]
-        assert statuses[3:] == [429, 429]
+        assert statuses[:4] == [401, 401, 401, 401], "three free failures, the fourth starts the back-off"
+        assert 429 in statuses[4:]
         blocked = throttled.post("/v1/auth/login", json={"username": username, "password": PASSWORD})
-        assert blocked.status_code == 429, "even the right password waits out the window"
+        assert blocked.status_code == 429, "even the right password waits out the back-off"
         assert int(blocked.headers["Retry-After"]) >= 1
         assert blocked.json()["error"]["code"] == "rate_limited"
+
+
+def test_a_stranger_cannot_lock_a_user_out(
+    services: RunningServices, unique_name: Callable[[str], str]
+) -> None:
+    """Failures from one address block that address for that user, never the user from elsewhere."""
+    settings = services.settings.model_copy(update={"login_max_failures": 2, "login_window_seconds": 600})
+    app = create_app(settings)
+    with TestClient(app, client=("203.0.113.66", 40000)) as stranger:
+        username = unique_name("victim")
+        register(stranger, username)
+        for i in range(12):
+            stranger.post("/v1/auth/login", json={"username": username, "password": f"guess-{i}"})
+        assert (
+            stranger.post("/v1/auth/login", json={"username": username, "password": PASSWORD}).status_code
+            == 429
+        )
+        owner = TestClient(app, client=("198.51.100.7", 40001))  # the same running app, another address
+        signed_in = owner.post("/v1/auth/login", json={"username": username, "password": PASSWORD})
+        assert signed_in.status_code == 200, signed_in.text
+
+
+def test_a_forwarded_address_counts_only_from_a_trusted_proxy(
+    services: RunningServices, unique_name: Callable[[str], str]
+) -> None:
+    settings = services.settings.model_copy(
+        update={"login_max_failures": 1, "login_window_seconds": 600, "trusted_proxies": ("10.0.0.0/8",)}
+    )
+    app = create_app(settings)
+    with TestClient(app, client=("10.1.2.3", 40000)) as proxy:
+        username = unique_name("proxied")
+        register(proxy, username)
+        attacker = {"X-Forwarded-For": "203.0.113.5"}
+        for i in range(4):
+            proxy.post("/v1/auth/login", json={"username": username, "password": f"no-{i}"}, headers=attacker)
+        right = {"username": username, "password": PASSWORD}
+        assert proxy.post("/v1/auth/login", json=right, headers=attacker).status_code == 429
+        # Behind the same proxy, another client is another subject: it signs in.
+        owner = {"X-Forwarded-For": "203.0.113.5, 198.51.100.20"}  # its own entry is the proxy's last
+        assert proxy.post("/v1/auth/login", json=right, headers=owner).status_code == 200
+
+        # A client that is not a proxy cannot pick its subject by writing the header itself.
+        direct = TestClient(app, client=("192.0.2.44", 40001))
+        for i in range(4):
+            direct.post(
+                "/v1/auth/login",
+                json={"username": username, "password": f"no-{i}"},
+                headers={"X-Forwarded-For": f"192.0.2.{100 + i}"},
+            )
+        spoofed = direct.post("/v1/auth/login", json=right, headers={"X-Forwarded-For": "192.0.2.200"})
+        assert spoofed.status_code == 429

@@ -96,3 +96,14 @@ def test_every_container_is_hardened() -> None:
                 "drop": ["ALL"]
             }
             assert container["resources"]["limits"]
+
+
+def test_the_control_plane_registers_by_invite_in_every_overlay() -> None:
+    """Exposed beyond loopback, registration needs an admin's invite (the first user excepted)."""
+    for overlay in ("overlays/dev", "overlays/prod"):
+        settings = next(
+            o
+            for o in render(overlay)
+            if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "imprun-settings"
+        )
+        assert settings["data"]["IMPRUN_REGISTRATION"] == "invite"

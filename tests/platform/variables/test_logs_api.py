@@ -167,3 +167,16 @@ def test_follow_ends_with_a_message_when_the_environment_is_deleted(functions_cl
         events = list(sse_events(response.iter_lines()))  # returns only because the stream ends
     assert events[-1][0] == "end"
     assert events[-1][1]["reason"] == "deleted" and gw in events[-1][1]["message"]
+
+
+def test_follow_ends_when_its_session_does(functions_client: TestClient) -> None:
+    headers = register(functions_client)
+    gw = new_gateway(functions_client, headers)
+    with functions_client.stream(
+        "GET", logs_url(gw, "dev"), params={"follow": "true"}, headers=headers
+    ) as response:
+        assert response.status_code == 200
+        assert functions_client.post("/v1/auth/logout", headers=headers).status_code == 204
+        events = list(sse_events(response.iter_lines()))  # returns only because the stream ends
+    assert events[-1][0] == "end"
+    assert events[-1][1]["reason"] == "signed-out"

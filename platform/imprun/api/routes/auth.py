@@ -1,22 +1,19 @@
-"""``/v1/auth``: register, login (throttled per username and client IP), me."""
+"""``/v1/auth``: register, login, logout, sessions, password, me, and the admin's invites.
+
+The rules (registration modes, throttles, the bounded hashing pool) are ``imprun.access.accounts``;
+routes that hash a password are ``async`` so a request waiting for a hashing slot holds no thread.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from imprun.api.deps import CurrentUser, Plane
-from imprun.errors import RateLimited, Unauthorized
-from imprun.security.passwords import (
-    DUMMY_HASH,
-    check_password_policy,
-    hash_password,
-    needs_rehash,
-    verify_password,
-)
-from imprun.security.tokens import new_session_token
+from imprun.access.accounts import RegistrationMode
+from imprun.api.deps import BearerToken, ClientAddress, CurrentUser, Plane
+from imprun.store.invites import InviteRecord
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -26,6 +23,9 @@ USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
 class RegisterRequest(BaseModel):
     username: str = Field(pattern=USERNAME_PATTERN, description="3 to 64 letters, digits, '_', '.', '-'")
     password: str = Field(min_length=1, max_length=1024)
+    invite: str | None = Field(
+        default=None, max_length=128, description="An admin's invite code (registration mode `invite`)."
+    )
 
 
 class LoginRequest(BaseModel):
@@ -33,9 +33,15 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class PasswordChange(BaseModel):
+    currentPassword: str = Field(min_length=1, max_length=1024)
+    newPassword: str = Field(min_length=1, max_length=1024)
+
+
 class UserPublic(BaseModel):
     id: str
     username: str
+    admin: bool = False
 
 
 class LoginResponse(BaseModel):
@@ -43,36 +49,93 @@ class LoginResponse(BaseModel):
     expiresAt: datetime
 
 
+class SessionsEnded(BaseModel):
+    ended: int = Field(description="How many sessions were ended.")
+
+
+class InvitePublic(BaseModel):
+    id: str
+    createdAt: datetime
+    expiresAt: datetime
+    usedBy: str | None
+    usedAt: datetime | None
+
+
+class IssuedInvitePublic(InvitePublic):
+    code: str = Field(description="Shown only now: pass it to POST /v1/auth/register as `invite`.")
+
+
+class RegistrationPublic(BaseModel):
+    mode: RegistrationMode
+
+
+def _invite_public(invite: InviteRecord) -> InvitePublic:
+    return InvitePublic(
+        id=invite.invite_id,
+        createdAt=invite.created_at,
+        expiresAt=invite.expires_at,
+        usedBy=invite.used_by,
+        usedAt=invite.used_at,
+    )
+
+
+@router.get("/registration")
+def registration(plane: Plane) -> RegistrationPublic:
+    return RegistrationPublic(mode=plane.accounts.mode)
+
+
 @router.post("/register", status_code=201)
-def register(body: RegisterRequest, plane: Plane) -> UserPublic:
-    check_password_policy(body.password, username=body.username)
-    user = plane.users.create(body.username, hash_password(body.password))
-    return UserPublic(id=user.id, username=user.username)
+async def register(body: RegisterRequest, plane: Plane, client: ClientAddress) -> UserPublic:
+    user = await plane.accounts.register(body.username, body.password, invite=body.invite, client=client)
+    return UserPublic(id=user.id, username=user.username, admin=user.admin)
 
 
 @router.post("/login")
-def login(body: LoginRequest, request: Request, plane: Plane) -> LoginResponse:
-    client_ip = request.client.host if request.client else "unknown"
-    wait = max(
-        plane.login_failures_by_user.retry_after(body.username),
-        plane.login_failures_by_ip.retry_after(client_ip),
+async def login(body: LoginRequest, plane: Plane, client: ClientAddress) -> LoginResponse:
+    signed_in = await plane.accounts.login(body.username, body.password, client=client)
+    return LoginResponse(token=signed_in.token, expiresAt=signed_in.session.expires_at)
+
+
+@router.post("/logout", status_code=204)
+def logout(plane: Plane, token: BearerToken) -> Response:
+    plane.accounts.logout(token)
+    return Response(status_code=204)
+
+
+@router.delete("/sessions")
+def end_all_sessions(user: CurrentUser, plane: Plane) -> SessionsEnded:
+    """Ends every session of the caller, this one included."""
+    return SessionsEnded(ended=plane.accounts.logout_everywhere(user))
+
+
+@router.post("/password")
+async def change_password(
+    body: PasswordChange, user: CurrentUser, token: BearerToken, plane: Plane, client: ClientAddress
+) -> SessionsEnded:
+    """Sets a new password; every other session of the caller ends, this one stays."""
+    ended = await plane.accounts.change_password(
+        user, body.currentPassword, body.newPassword, token=token, client=client
     )
-    if wait:
-        raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
-    user = plane.users.by_username(body.username)
-    ok = verify_password(user.password_hash if user else DUMMY_HASH, body.password)
-    if user is None or not ok:
-        plane.login_failures_by_user.record_failure(body.username)
-        plane.login_failures_by_ip.record_failure(client_ip)
-        raise Unauthorized("wrong username or password")
-    plane.login_failures_by_user.reset(body.username)
-    if needs_rehash(user.password_hash):
-        plane.users.set_password_hash(user.id, hash_password(body.password))
-    token = new_session_token()
-    session = plane.sessions.create(token, user.id)
-    return LoginResponse(token=token, expiresAt=session.expires_at)
+    return SessionsEnded(ended=ended)
 
 
 @router.get("/me")
 def me(user: CurrentUser) -> UserPublic:
-    return UserPublic(id=user.id, username=user.username)
+    return UserPublic(id=user.id, username=user.username, admin=user.admin)
+
+
+@router.post("/invites", status_code=201)
+def create_invite(user: CurrentUser, plane: Plane) -> IssuedInvitePublic:
+    issued = plane.accounts.create_invite(user)
+    return IssuedInvitePublic(**_invite_public(issued.invite).model_dump(), code=issued.code)
+
+
+@router.get("/invites")
+def list_invites(user: CurrentUser, plane: Plane) -> list[InvitePublic]:
+    return [_invite_public(invite) for invite in plane.accounts.list_invites(user)]
+
+
+@router.delete("/invites/{invite_id}", status_code=204)
+def delete_invite(invite_id: str, user: CurrentUser, plane: Plane) -> Response:
+    plane.accounts.delete_invite(user, invite_id)
+    return Response(status_code=204)

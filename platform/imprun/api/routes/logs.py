@@ -5,8 +5,9 @@ function's entries), ``since`` (an ISO-8601 time or an age such as ``5m``), ``li
 1 to 1000, default 100). Without ``follow`` the answer is JSON ``{"entries": [...]}``. With
 ``follow=true`` it is Server-Sent Events (``text/event-stream``): the same newest entries, then each
 new one as it is written, each as ``id: <stream id>`` + ``data: <entry JSON>``; a ``: keep-alive``
-comment when nothing happened for a while; and, if the environment is deleted meanwhile, a final
-``event: end`` whose data is ``{reason, message}`` before the stream closes.
+comment when nothing happened for a while; and, if the environment is deleted or the caller's
+session ends meanwhile, a final ``event: end`` whose data is ``{reason, message}`` before the
+stream closes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import BearerToken, CurrentUser, Plane
 from imprun.domain.logs import LogEvent, LogQuery
 
 router = APIRouter(prefix="/v1/api-gateways", tags=["logs"])
@@ -31,6 +32,7 @@ def environment_logs(
     gw: str,
     env: str,
     user: CurrentUser,
+    token: BearerToken,
     plane: Plane,
     function: str | None = Query(default=None, max_length=128),
     since: str | None = Query(default=None, max_length=64),
@@ -40,7 +42,7 @@ def environment_logs(
     logs, query = plane.function_logs, LogQuery(function, since, limit)
     if not follow:
         return {"entries": logs.entries(gw, env, user, query)}
-    events = logs.follow(gw, env, user, query)
+    events = logs.follow(gw, env, user, query, lambda: plane.sessions.resolve(token) == user.id)
     return StreamingResponse(_server_sent(events), media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
