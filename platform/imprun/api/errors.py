@@ -1,4 +1,4 @@
-"""The one place where exceptions become HTTP responses in API.md's error shape.
+"""The one place where exceptions become HTTP responses in the error shape of docs/api.md.
 
 ``{"error": {"code", "message", "details"?, "requestId"?}}`` — domain errors map by their class,
 request-validation failures become 422 ``invalid`` with the field path of each problem, Starlette's
@@ -80,7 +80,7 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "invalid")
     message = str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.method} {request.url.path}; see API.md for the routes"
+        message = f"no route {request.method} {request.url.path}; see /docs for the routes"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
