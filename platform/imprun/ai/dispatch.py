@@ -6,9 +6,11 @@ in that environment's jailed workers with the same limits, timeout and logs as a
 ``Caller`` (the presented API key and the client's address) travels with it, so the replica's key
 gate counts the call against the same rate limit as the key's HTTP calls (a refusal — 429 over the
 limit, 401 for a key the environment no longer knows — is a tool error like any other). Here
-the arguments are validated against the tool's input schema first (a violation is a tool error with
-the validation detail, the function never runs), and the function's answer becomes a ``ToolOutcome``:
-an error when the status is not 2xx (the function raised, timed out, rejected its input…).
+the arguments are validated against the tool's input schema first — in a worker thread, within a
+time bound, its regular expressions matched in linear time (``imprun.ai.schema_patterns``) — and a
+violation is a tool error with the validation detail (the function never runs); the function's
+answer becomes a ``ToolOutcome``: an error when the status is not 2xx (the function raised, timed
+out, rejected its input…).
 """
 
 from __future__ import annotations
@@ -24,9 +26,19 @@ from typing import Any, Protocol
 import jsonschema
 from jsonschema.exceptions import SchemaError, ValidationError
 
+from imprun.ai.schema_patterns import linear_validator
 from imprun.ai.tools import Tool
 
-__all__ = ["Caller", "ToolInvoker", "ToolOutcome", "call_tool", "schema_violation"]
+__all__ = [
+    "VALIDATION_TIMEOUT_SECONDS",
+    "Caller",
+    "ToolInvoker",
+    "ToolOutcome",
+    "call_tool",
+    "schema_violation",
+]
+
+VALIDATION_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +91,7 @@ def schema_violation(schema: Mapping[str, Any], arguments: Any) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def _validator(schema_json: str) -> Any:
     """A checked validator per distinct schema (checking a schema costs more than most validations)."""
-    schema = json.loads(schema_json)
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    return validator_class(schema)
+    return linear_validator(json.loads(schema_json))
 
 
 def _describe(error: ValidationError) -> str:
@@ -98,12 +107,20 @@ async def call_tool(
     caller: Caller,
     *,
     timeout_seconds: float,
+    validation_timeout_seconds: float = VALIDATION_TIMEOUT_SECONDS,
 ) -> ToolOutcome:
-    """Validate ``arguments`` and invoke ``tool``'s function within ``timeout_seconds``."""
+    """Validate ``arguments`` (off the event loop, within ``validation_timeout_seconds``) and invoke
+    ``tool``'s function within ``timeout_seconds``."""
     started = time.perf_counter()
     if not isinstance(arguments, Mapping):
         return _refused(started, "the arguments must be a JSON object")
-    problem = schema_violation(tool.input_schema, dict(arguments))
+    try:
+        problem = await asyncio.wait_for(
+            asyncio.to_thread(schema_violation, tool.input_schema, dict(arguments)),
+            validation_timeout_seconds,
+        )
+    except TimeoutError:
+        problem = f"checking them against the tool's input schema took over {validation_timeout_seconds:g} s"
     if problem is not None:
         return _refused(started, f"invalid arguments: {problem}")
     try:

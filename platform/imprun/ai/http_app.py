@@ -4,7 +4,8 @@ A plain ASGI app (the Serve deployment in ``ray_apps.ai_gateway`` is its ingress
 ``/`` so it also answers every path no environment claims — with a 404 in the API's error shape).
 Both endpoints take a grant's key (``apikey`` or ``Authorization: Bearer``): a missing, malformed,
 unknown or revoked key is a 401 before anything else runs; a key whose grants open no environment
-sees no tools. Errors use the API's shape, ``{"error": {code, message, details?, requestId?}}``.
+sees no tools. A body over ``max_request_bytes`` is a 413 on both, read before the MCP SDK sees it.
+Errors use the API's shape, ``{"error": {code, message, details?, requestId?}}``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from imprun.ai.catalog import ToolCatalog, presented_key
 from imprun.ai.chat import ChatService, parse_chat_request
@@ -55,10 +56,11 @@ class AiGatewayHttp:
             elif path == MCP_PATH:
                 key = presented_key(request.headers)
                 view = await self._catalog.view_of_async(key)
+                body = await _read_body(request, self._max_request_bytes)
                 scope.setdefault("state", {}).update(
                     {KEY_VIEW_STATE: view, CALLER_STATE: _caller(request, key)}
                 )
-                await self._mcp(scope, receive, send)
+                await self._mcp(scope, _replaying(body, receive), send)
                 return
             elif path == CHAT_PATH:
                 response = await self._chat_response(request, request_id)
@@ -92,7 +94,29 @@ def _caller(request: Request, key: str) -> Caller:
     return Caller(key, request.client.host if request.client else "")
 
 
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over the already-read ``body``, then waits for the disconnect."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 async def _json_body(request: Request, limit: int) -> Any:
+    body = await _read_body(request, limit)
+    try:
+        return json.loads(body or b"null")
+    except ValueError as exc:
+        raise Invalid(f"The body is not valid JSON: {exc}.") from exc
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"The request body is over the limit of {limit} bytes.")
@@ -103,10 +127,7 @@ async def _json_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise TooLarge(f"The request body is over the limit of {limit} bytes.")
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks) or b"null")
-    except ValueError as exc:
-        raise Invalid(f"The body is not valid JSON: {exc}.") from exc
+    return b"".join(chunks)
 
 
 def error_response(exc: ImprunError, request_id: str) -> JSONResponse:

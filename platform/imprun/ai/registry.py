@@ -5,7 +5,8 @@ of the caller's gateway a tool under ``name`` for keys granted to ``environment`
 function's default tools of the gateway's other environments, see ``imprun.ai.tools``). Names are
 valid MCP tool names and unique per owner; the gateway must be the caller's and the function must
 exist in it; an ``inputSchema`` given here must be a valid JSON Schema for an object (it is what the
-gateway validates arguments against), else the function's own derived schema is used.
+gateway validates arguments against) whose regular expressions RE2 can match in linear time, else
+the function's own derived schema is used.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
+from imprun.ai.schema_patterns import pattern_problems
 from imprun.ai.tools import tool_name_problem
 from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.errors import Invalid, NotFound
@@ -116,3 +118,9 @@ def _check_input_schema(schema: Mapping[str, Any]) -> None:
         raise Invalid(
             f"inputSchema is not a valid JSON Schema: {exc.message}.", details={"field": "inputSchema"}
         ) from exc
+    problems = pattern_problems(schema)
+    if problems:
+        raise Invalid(
+            f"inputSchema cannot be checked safely: {'; '.join(problems)}.",
+            details={"field": "inputSchema", "problems": problems},
+        )
