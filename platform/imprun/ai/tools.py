@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 MAX_TOOL_NAME_LENGTH: Final = 64
-_TOOL_NAME: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TOOL_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _INVALID_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9_.-]")
 _HASH_LENGTH: Final = 8
 
@@ -82,7 +82,7 @@ def tool_name_problem(name: str) -> str | None:
     """Why ``name`` is not a valid MCP tool name, or None."""
     if not 1 <= len(name) <= MAX_TOOL_NAME_LENGTH:
         return f"it must be 1 to {MAX_TOOL_NAME_LENGTH} characters long, not {len(name)}"
-    if not _TOOL_NAME.match(name):
+    if not _TOOL_NAME.fullmatch(name):
         return "it may contain only letters, digits, '_', '.' and '-'"
     return None
 

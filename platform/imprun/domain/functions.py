@@ -27,7 +27,7 @@ from imprun.errors import Conflict, Invalid
 FUNCTION_NAME_MAX_LENGTH: Final = 128
 RESERVED_LAST_SEGMENTS: Final = frozenset({"history", "publish", "deploy-to-stage", "debug"})
 """A name may not end in an action of the functions API (``…/functions/{fn}/publish`` would be ambiguous)."""
-_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*$")
+_NAME = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
 
 HTTP_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_METHODS: Final = ("GET", "POST")
@@ -46,7 +46,7 @@ def function_name_problem(name: str) -> str | None:
         return "it must not start or end with '/'"
     if "//" in name:
         return "it must not contain '//'"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "_-/"))})
         return f"it contains {', '.join(repr(c) for c in bad)}; use letters, digits, '_', '-' and '/'"
     if name.startswith("_"):

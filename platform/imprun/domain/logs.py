@@ -24,7 +24,13 @@ def parse_since(text: str, now: datetime) -> datetime:
     value = text.strip()
     age = _AGE.fullmatch(value)
     if age is not None:
-        return now - timedelta(seconds=int(age.group(1)) * _UNIT_SECONDS[age.group(2)])
+        try:
+            return now - timedelta(seconds=int(age.group(1)) * _UNIT_SECONDS[age.group(2)])
+        except OverflowError:
+            raise Invalid(
+                f"since={text[:64]!r} reaches back before the year 1; give a smaller age",
+                details=[{"loc": ["query", "since"], "msg": "the age is too large"}],
+            ) from None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:

@@ -106,7 +106,9 @@ class FunctionLogService:
 
     def _newest(self, gw: str, env: str, query: LogQuery) -> list[LogRecord]:
         since = query.since
-        since_ms = None if since is None else int(parse_since(since, self._clock()).timestamp() * 1000)
+        since_ms = (
+            None if since is None else max(0, int(parse_since(since, self._clock()).timestamp() * 1000))
+        )
         return self._streams.newest(
             gw, env, limit=query.limit, function=query.function or None, since_ms=since_ms
         )

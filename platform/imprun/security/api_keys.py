@@ -41,7 +41,7 @@ PEPPER_LABEL = "api-key-lookup"
 ENCRYPTION_LABEL = "api-key-encryption"
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
-_KEY_SHAPE = re.compile(rf"^{KEY_SCHEME}_([a-z]+)_([0-9A-Za-z]{{{RANDOM_DIGITS}}})$")
+_KEY_SHAPE = re.compile(rf"{KEY_SCHEME}_([a-z]+)_([0-9A-Za-z]{{{RANDOM_DIGITS}}})")
 
 
 def api_key_pepper(master_key: MasterKey) -> bytes:
@@ -155,7 +155,7 @@ class KeyVault:
 
 def is_well_formed(api_key: str) -> bool:
     """True for ``imp_<env>_<43 base-62 digits>`` with a known environment (no secret is consulted)."""
-    match = _KEY_SHAPE.match(api_key)
+    match = _KEY_SHAPE.fullmatch(api_key)
     return match is not None and match.group(1) in ENVIRONMENT_NAMES
 
 

@@ -85,7 +85,14 @@ def test_long_names_are_shortened_with_a_stable_hash() -> None:
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("calc_tax-1.v2", True), ("", False), ("a" * 65, False), ("has space", False), ("ü", False)],
+    [
+        ("calc_tax-1.v2", True),
+        ("", False),
+        ("a" * 65, False),
+        ("has space", False),
+        ("ü", False),
+        ("calc\n", False),
+    ],
 )
 def test_tool_name_rules(name: str, ok: bool) -> None:
     assert (tool_name_problem(name) is None) is ok

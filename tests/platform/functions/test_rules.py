@@ -50,6 +50,7 @@ def test_valid_names(name: str) -> None:
         ("a b", "' '"),
         ("a.b", "'.'"),
         ("café", "'é'"),
+        ("hello\n", "'\\n'"),
         ("_private", "reserved"),
         ("reports/publish", "last segment"),
         ("debug", "last segment"),

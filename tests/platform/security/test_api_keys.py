@@ -57,6 +57,7 @@ def test_keys_read_imp_env_random(vault: KeyVault, environment: str) -> None:
     key = vault.generate(environment)
     assert KEY_SHAPE.match(key) and key.startswith(f"imp_{environment}_")
     assert is_well_formed(key)
+    assert not is_well_formed(key + "\n")
     assert key_prefix(key) == key[: len(f"imp_{environment}_") + 4]
 
 

@@ -92,13 +92,23 @@ def test_listing_is_newest_n_oldest_first_and_filters_by_function_and_since(
 
 
 @pytest.mark.parametrize(
-    "params", [{"since": "yesterday"}, {"limit": 0}, {"limit": 5000}, {"follow": "sure"}]
+    "params",
+    [{"since": "yesterday"}, {"since": "999999999d"}, {"limit": 0}, {"limit": 5000}, {"follow": "sure"}],
 )
 def test_bad_queries_are_422(
     functions_client: TestClient, owner: Headers, logs_gateway: str, params: dict[str, Any]
 ) -> None:
     response = functions_client.get(logs_url(logs_gateway), params=params, headers=owner)
     assert response.status_code == 422 and response.json()["error"]["code"] == "invalid"
+
+
+def test_a_since_before_the_epoch_lists_everything(
+    functions_client: TestClient, owner: Headers, logs_gateway: str
+) -> None:
+    response = functions_client.get(
+        logs_url(logs_gateway), params={"since": "0001-01-01T00:00:00Z"}, headers=owner
+    )
+    assert response.status_code == 200, response.text
 
 
 def test_logs_of_another_users_gateway_are_not_found(functions_client: TestClient, logs_gateway: str) -> None:
