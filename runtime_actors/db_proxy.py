@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import uuid
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import pymongo
 from bson import Decimal128, ObjectId
 from bson.errors import BSONError
 from pymongo import MongoClient
@@ -41,13 +43,18 @@ from pymongo.database import Database
 from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
+    ExecutionTimeout,
     OperationFailure,
     PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
 )
 
 __all__ = ["DbAccessError", "DbProxy", "gateway_database_name", "to_json_able"]
 
 Document = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 _COLLECTION_NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}")
 _JAVASCRIPT_OPERATORS: Final = frozenset({"$where", "$function", "$accumulator"})
@@ -135,20 +142,21 @@ class DbProxy:
     def execute(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Run one operation: ``{"result": …}`` or ``{"error": {"code", "message"}}``; never raises."""
         try:
-            return {"result": self._execute(request)}
+            with pymongo.timeout(self.max_time_ms / 1000):  # every operation, writes included
+                return {"result": self._execute(request)}
         except DbAccessError as exc:
             return {"error": {"code": exc.code, "message": exc.message}}
         except DuplicateKeyError as exc:
             return {"error": {"code": "conflict", "message": f"duplicate key: {_first_line(exc)}"}}
+        except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
+            # The driver's message names internal hosts: it goes to this replica's log, not to tenant code.
+            log.warning("imp.db() %s failed: %s", request.get("method"), _first_line(exc))
+            if exc.timeout and not isinstance(exc, ServerSelectionTimeoutError):
+                message = f"the database did not answer within {self.max_time_ms / 1000:g} s"
+                return {"error": {"code": "timeout", "message": message}}
+            return {"error": {"code": "unavailable", "message": "the database is unavailable; retry shortly"}}
         except OperationFailure as exc:
             return {"error": {"code": "invalid", "message": _first_line(exc)}}
-        except ConnectionFailure as exc:
-            return {
-                "error": {
-                    "code": "unavailable",
-                    "message": f"the database is unavailable: {_first_line(exc)}",
-                }
-            }
         except (PyMongoError, BSONError, TypeError, ValueError) as exc:
             return {"error": {"code": "invalid", "message": f"{type(exc).__name__}: {_first_line(exc)}"}}
 

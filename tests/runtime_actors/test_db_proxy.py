@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 
 from runtime_actors.db_proxy import DbProxy, gateway_database_name, to_json_able
 from tests.fixtures.services import RunningServices
@@ -210,12 +210,50 @@ def test_values_become_json_able() -> None:
     }
 
 
-def test_an_unreachable_database_is_unavailable() -> None:
-    proxy = DbProxy.for_gateway("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300", "nowhere")
+def test_an_unreachable_database_is_unavailable_without_naming_its_host() -> None:
+    proxy = DbProxy.for_gateway(
+        "mongodb://db-7.cluster.invalid:27017/?serverSelectionTimeoutMS=300", "nowhere"
+    )
     try:
-        assert refused(proxy, "notes", "find_one", {})["code"] == "unavailable"
+        error = refused(proxy, "notes", "find_one", {})
+        assert error["code"] == "unavailable"
+        assert "db-7" not in error["message"] and "27017" not in error["message"]
     finally:
         proxy.close()
+
+
+class CommandLog(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[Document] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append({"name": event.command_name, **event.command})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_every_operation_writes_included_carries_the_time_limit(
+    services: RunningServices, gateway_id: str
+) -> None:
+    assert services.settings.mongo_url
+    commands = CommandLog()
+    client: MongoClient[Document] = MongoClient(services.settings.mongo_url, event_listeners=[commands])
+    proxy = DbProxy(lambda: client[gateway_database_name(gateway_id)], max_time_ms=4_000)
+    try:
+        call(proxy, "notes", "insert_one", {"n": 1})
+        call(proxy, "notes", "insert_many", [{"n": 2}, {"n": 3}])
+        call(proxy, "notes", "update_many", {}, {"$set": {"seen": True}})
+        call(proxy, "notes", "delete_one", {"n": 1})
+        call(proxy, "notes", "find", {})
+    finally:
+        client.close()
+    sent = [c for c in commands.commands if c["name"] in {"insert", "update", "delete", "find"}]
+    assert [c["name"] for c in sent] == ["insert", "insert", "update", "delete", "find"]
+    assert all(0 < c.get("maxTimeMS", 0) <= 4_000 for c in sent), sent
 
 
 def test_dates_and_bytes_from_the_worker_are_decoded(proxy: DbProxy) -> None:
