@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from imprun.cli import applications, environments, functions, gateway, tools
-from imprun.cli.auth import login, logout
+from imprun.cli.auth import invites, login, logout, password
 from imprun.cli.down import down
 from imprun.cli.logs import logs
 from imprun.cli.status import status
@@ -31,6 +31,7 @@ app.command()(down)
 app.command()(status)
 app.command()(login)
 app.command()(logout)
+app.command()(password)
 app.command()(logs)
 app.command()(tools.dashboard)
 app.add_typer(gateway.app, name="gateway")
@@ -40,6 +41,7 @@ app.add_typer(functions.app, name="fn")
 app.add_typer(applications.app, name="app")
 app.add_typer(applications.grant, name="grant")
 app.add_typer(tools.app, name="tools")
+app.add_typer(invites, name="invite")
 
 
 if __name__ == "__main__":

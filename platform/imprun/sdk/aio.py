@@ -78,6 +78,10 @@ class AsyncClient:
     async def me(self) -> User:
         return await self.run(routes.me())
 
+    async def logout(self) -> None:
+        await self.run(routes.logout())
+        self.token = None
+
     async def debug_function(
         self,
         gw: str,

@@ -114,8 +114,9 @@ class Client:
 
     # ---- auth and health -------------------------------------------------------------------------
 
-    def register(self, username: str, password: str) -> User:
-        return self.run(routes.register(username, password))
+    def register(self, username: str, password: str, *, invite: str | None = None) -> User:
+        """Create an account (``invite``: an admin's code, when registration is by invite)."""
+        return self.run(routes.register(username, password, invite))
 
     def login(self, username: str, password: str) -> LoginResult:
         """Log in and use the new token for the following calls."""
@@ -125,6 +126,35 @@ class Client:
 
     def me(self) -> User:
         return self.run(routes.me())
+
+    def logout(self) -> None:
+        """End this client's session on the server."""
+        self.run(routes.logout())
+        self.token = None
+
+    def end_sessions(self) -> int:
+        """End every session of the logged-in user, this one included; how many ended."""
+        ended = self.run(routes.end_sessions())
+        self.token = None
+        return ended
+
+    def change_password(self, current: str, new: str) -> int:
+        """Set a new password; the user's other sessions end (how many is returned), this one stays."""
+        return self.run(routes.change_password(current, new))
+
+    def registration_mode(self) -> str:
+        """``open``, ``invite`` or ``closed``."""
+        return self.run(routes.registration_mode())
+
+    def create_invite(self) -> IssuedInvite:
+        """A one-time registration invite (admins only); its code is shown only now."""
+        return self.run(routes.create_invite())
+
+    def list_invites(self) -> list[Invite]:
+        return self.run(routes.list_invites())
+
+    def delete_invite(self, invite_id: str) -> None:
+        self.run(routes.delete_invite(invite_id))
 
     def healthz(self) -> dict[str, Any]:
         return self.run(Spec("GET", "/healthz", auth=False))

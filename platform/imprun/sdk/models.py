@@ -25,6 +25,21 @@ class ApiModel(BaseModel):
 class User(ApiModel):
     id: str
     username: str
+    admin: bool = False
+
+
+class Invite(ApiModel):
+    """An admin's one-time registration invite (its code is shown only in ``IssuedInvite``)."""
+
+    id: str
+    created_at: datetime
+    expires_at: datetime
+    used_by: str | None = None
+    used_at: datetime | None = None
+
+
+class IssuedInvite(Invite):
+    code: str = Field(repr=False)
 
 
 class LoginResult(ApiModel):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from imprun.sdk._http import Spec, compact, function_path, log_entries, segment
-from imprun.sdk.models import DebugResult, LogEntry, LoginResult, User, Variable
+from imprun.sdk.models import DebugResult, Invite, IssuedInvite, LogEntry, LoginResult, User, Variable
 
 MCP_TOOLS = "/v1/ai-gateway/mcp-tools"
 
@@ -32,8 +32,8 @@ def function_path_of(gw: str, fn: str) -> str:
     return f"{functions_path(gw)}/{function_path(fn)}"
 
 
-def register(username: str, password: str) -> Spec[User]:
-    body = {"username": username, "password": password}
+def register(username: str, password: str, invite: str | None = None) -> Spec[User]:
+    body = compact(username=username, password=password, invite=invite)
     return Spec("POST", "/v1/auth/register", User.model_validate, json=body, auth=False)
 
 
@@ -44,6 +44,35 @@ def login(username: str, password: str) -> Spec[LoginResult]:
 
 def me() -> Spec[User]:
     return Spec("GET", "/v1/auth/me", User.model_validate)
+
+
+def logout() -> Spec[None]:
+    return Spec("POST", "/v1/auth/logout", lambda _: None)
+
+
+def end_sessions() -> Spec[int]:
+    return Spec("DELETE", "/v1/auth/sessions", lambda body: int(body["ended"]))
+
+
+def change_password(current: str, new: str) -> Spec[int]:
+    body = {"currentPassword": current, "newPassword": new}
+    return Spec("POST", "/v1/auth/password", lambda answer: int(answer["ended"]), json=body)
+
+
+def registration_mode() -> Spec[str]:
+    return Spec("GET", "/v1/auth/registration", lambda body: str(body["mode"]), auth=False)
+
+
+def create_invite() -> Spec[IssuedInvite]:
+    return Spec("POST", "/v1/auth/invites", IssuedInvite.model_validate)
+
+
+def list_invites() -> Spec[list[Invite]]:
+    return Spec("GET", "/v1/auth/invites", lambda body: [Invite.model_validate(i) for i in body])
+
+
+def delete_invite(invite_id: str) -> Spec[None]:
+    return Spec("DELETE", f"/v1/auth/invites/{segment(invite_id)}", lambda _: None)
 
 
 def debug(
