@@ -24,6 +24,14 @@ def _print_gateway(gateway: Gateway) -> None:
         ["environment", "phase", "auth", "url"],
         [(e.name, e.phase, e.auth_type, e.url) for e in gateway.environments],
     )
+    _print_failures(gateway)
+
+
+def _print_failures(gateway: Gateway) -> None:
+    """Why the gateway or an environment is not where it should be: ``prod InsufficientCapacity: …``."""
+    out = console()
+    for where, reason, message in gateway.failures():
+        out.print(f"[yellow]![/] {escape(where)} [bold]{escape(reason)}[/]: {escape(message)}")
 
 
 @app.command("create")
@@ -46,11 +54,16 @@ def create(
         if not no_wait:
             out = console()
             with out.status(f"{gateway.gateway_id}: {gateway.phase}…") as spinner:
+                shown_phase: list[str] = []
 
                 def show(seen: Gateway) -> None:
                     spinner.update(f"{seen.gateway_id}: {seen.phase}…")
-                    if not as_json:
+                    if as_json:
+                        return
+                    if shown_phase != [seen.phase]:
                         out.print(f"  [dim]phase[/] {seen.phase}")
+                        shown_phase[:] = [seen.phase]
+                    _print_failures(seen)
 
                 gateway = client.wait_for_gateway(gateway.gateway_id, timeout=timeout, on_change=show)
     if as_json:

@@ -1,7 +1,8 @@
 """Conditions: the small, typed facts about a resource that the API shows next to its phase.
 
 A phase says how far the reconciler got; a condition says why it is not further. The reconcilers set a
-``Failed`` condition (reason ``DeployFailed``, ``AppUnhealthy``, ``Unschedulable``, ``Stuck``, …) when
+``Failed`` condition (reason ``DeployFailed``, ``AppUnhealthy``, ``Unschedulable`` — no node could ever
+hold a replica —, ``InsufficientCapacity`` — a replica waits for room to free —, ``Stuck``, …) when
 an environment's app cannot be deployed or placed, or a phase lasts past its deadline, and clear it
 once things work again, so a user reading ``GET /gateways/{id}`` sees what went wrong without
 reading logs. Conditions are kept as an immutable tuple with at most one entry per type;
@@ -30,6 +31,7 @@ class FailureReason(StrEnum):
     DEPLOY_FAILED = "DeployFailed"
     APP_UNHEALTHY = "AppUnhealthy"
     UNSCHEDULABLE = "Unschedulable"
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
     ENVIRONMENT_FAILED = "EnvironmentFailed"
     STUCK = "Stuck"
 

@@ -12,7 +12,9 @@ desired state and waiting for all of them to settle, and it is torn down bottom-
 orphaned: environments (and their apps, including any app that outlived its record) first, then the
 database, then the environment records, then its own record. An environment deploys its Serve app while Starting, deletes it while Stopping or
 Deleting, and heals a Started environment whose app disappeared by starting it again; an app that
-fails, turns unhealthy or fits no node of the cluster raises a Failed condition naming why.
+fails, turns unhealthy, fits no node of the cluster (``Unschedulable``) or waits for room on one
+(``InsufficientCapacity``) raises a Failed condition naming why. A placement condition clears as soon
+as the driver stops reporting it (the replicas found a node), not only once the app runs.
 """
 
 from __future__ import annotations
@@ -126,11 +128,16 @@ def _tear_down_gateway(observed: GatewayObservation) -> list[GatewayStep]:
 
 def _waiting_failure(observed: GatewayObservation, target: Phase) -> list[GatewayStep]:
     """While waiting on environments: say which failed, or that the gateway is stuck."""
-    failed = [environment.name for environment in observed.environments if environment.failed]
+    failed = [environment for environment in observed.environments if environment.failed]
     if failed:
         if observed.failure_reason == FailureReason.ENVIRONMENT_FAILED:
             return []
-        names = ", ".join(failed)
+        names = ", ".join(
+            f"{environment.name} ({environment.failure_reason})"
+            if environment.failure_reason
+            else environment.name
+            for environment in failed
+        )
         return [
             MarkFailed(
                 FailureReason.ENVIRONMENT_FAILED.value,
@@ -181,8 +188,10 @@ def _bring_app_up(observed: EnvironmentObservation) -> list[EnvironmentStep]:
         steps.extend(_app_failure(FailureReason.DEPLOY_FAILED, observed))
     elif status is AppStatus.UNHEALTHY:
         steps.extend(_app_failure(FailureReason.APP_UNHEALTHY, observed))
-    elif status is AppStatus.UNSCHEDULABLE:
-        steps.extend(_app_failure(FailureReason.UNSCHEDULABLE, observed))
+    elif status in _PLACEMENT_FAILURES:
+        steps.extend(_app_failure(_PLACEMENT_FAILURES[status], observed))
+    elif observed.failure_reason in _PLACEMENT_REASONS:
+        steps.append(ClearFailed())  # placed now; a later Stuck deadline still counts from the phase
     else:
         steps.extend(_stuck_failure(observed.phase, observed.stuck, observed.failure_reason))
     if _app_needs_deploying(observed):
@@ -199,11 +208,11 @@ def _keep_app_up(observed: EnvironmentObservation) -> list[EnvironmentStep]:
     steps: list[EnvironmentStep] = []
     if status is AppStatus.UNHEALTHY:
         steps.extend(_app_failure(FailureReason.APP_UNHEALTHY, observed))
-    elif status is AppStatus.UNSCHEDULABLE:
+    elif status in _PLACEMENT_FAILURES:
         # Nothing to redeploy (unless the bundle changed): the cluster lacks a node that fits a
-        # replica; Serve places it as soon as one joins, and RUNNING then clears the condition.
-        steps.extend(_app_failure(FailureReason.UNSCHEDULABLE, observed))
-    elif status is AppStatus.RUNNING:
+        # replica, or room on one; Serve places it as soon as there is, and the condition clears.
+        steps.extend(_app_failure(_PLACEMENT_FAILURES[status], observed))
+    elif status is AppStatus.RUNNING or observed.failure_reason in _PLACEMENT_REASONS:
         steps.extend(_clear_failure(observed.failure_reason))
     if _app_needs_deploying(observed):
         steps.append(DeployApp())
@@ -241,19 +250,30 @@ def _app_needs_deleting(status: AppStatus) -> bool:
     return status not in (AppStatus.MISSING, AppStatus.DELETING)
 
 
-_FAILURE_WORDING: dict[FailureReason, str] = {
-    FailureReason.DEPLOY_FAILED: "failed to deploy",
-    FailureReason.APP_UNHEALTHY: "is unhealthy",
-    FailureReason.UNSCHEDULABLE: "cannot be scheduled",
+_PLACEMENT_FAILURES: dict[AppStatus, FailureReason] = {
+    AppStatus.UNSCHEDULABLE: FailureReason.UNSCHEDULABLE,
+    AppStatus.INSUFFICIENT_CAPACITY: FailureReason.INSUFFICIENT_CAPACITY,
+}
+_PLACEMENT_REASONS = frozenset(reason.value for reason in _PLACEMENT_FAILURES.values())
+
+_KEEPS_RETRYING = "The platform keeps retrying."
+_FAILURE_WORDING: dict[FailureReason, tuple[str, str]] = {
+    FailureReason.DEPLOY_FAILED: ("The Serve app failed to deploy", _KEEPS_RETRYING),
+    FailureReason.APP_UNHEALTHY: ("The Serve app is unhealthy", _KEEPS_RETRYING),
+    FailureReason.UNSCHEDULABLE: ("The Serve app cannot be scheduled", _KEEPS_RETRYING),
+    FailureReason.INSUFFICIENT_CAPACITY: (
+        "The cluster has no room for the Serve app now",
+        "It starts by itself once room frees (stop or delete another environment, or add a node).",
+    ),
 }
 
 
 def _app_failure(reason: FailureReason, observed: EnvironmentObservation) -> list[EnvironmentStep]:
     if observed.failure_reason == reason:
         return []
-    what = _FAILURE_WORDING[reason]
-    detail = f": {observed.app_message}" if observed.app_message else ""
-    return [MarkFailed(reason.value, f"The Serve app {what}{detail}. The platform keeps retrying.")]
+    what, then = _FAILURE_WORDING[reason]
+    detail = f": {observed.app_message.removesuffix('.')}" if observed.app_message else ""
+    return [MarkFailed(reason.value, f"{what}{detail}. {then}")]
 
 
 # --- shared ----------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ class AppStatus(StrEnum):
     DELETING = "Deleting"
     UNSCHEDULABLE = "Unschedulable"
     """Deployed, but no node of the cluster can ever hold one of its replicas (see ``placement``)."""
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    """Deployed, but a replica waits for room: a node could hold it, none has enough free now."""
 
     @property
     def exists(self) -> bool:
@@ -42,6 +44,8 @@ class ObservedEnvironment:
     state: DesiredState
     phase: Phase
     failed: bool = False
+    failure_reason: str | None = None
+    """Reason of its Failed condition (quoted in the gateway's), None when it is not failed."""
 
 
 @dataclass(frozen=True, slots=True)

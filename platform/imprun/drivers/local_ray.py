@@ -12,10 +12,16 @@ import ``imprun.security``: whoever builds the driver passes
 submits the application to the Serve controller and returns without waiting for replicas. Deployments carry a version derived from the ``ray_apps`` and
 ``runtime_actors`` sources and from that configuration, so applying an unchanged spec restarts
 nothing and a change of replica counts scales in place. A bundle's custom resources become the
-replicas' Ray resources, so replicas run only on nodes offering them. ``observe`` reports an app that
-Serve keeps deploying (or finds unhealthy) while no alive node's total resources fit one replica as
-``UNSCHEDULABLE``, with a message naming what is missing, instead of letting it look like a slow
-deploy; the check compares Serve's per-replica requirement with ``ray.nodes()``, not a timer. Ray's
+replicas' Ray resources, so replicas run only on nodes offering them. A replica reserves the bundle's
+memory and at most ``settings.replica_reserved_cpu`` of its CPU (``reserved_cpu``): an idle replica
+uses next to no CPU, and what tenant code burns is bounded by the jailed workers' limits, so the
+bundle's CPU is a ceiling, not a reservation (README, "bundles"). ``observe`` reports an app that
+Serve keeps deploying (or finds unhealthy) while replicas wait for a node as ``UNSCHEDULABLE`` (no
+alive node's total resources fit one) or ``INSUFFICIENT_CAPACITY`` (one would, but none has the room
+free and the cluster lists the request as pending), with a message naming what is asked, free and
+short, instead of letting it look like a slow deploy: one read of the cluster's resource state from
+the GCS (every node's total and free resources, the pending requests) against Serve's per-replica
+requirement and its replicas without a node (``imprun.domain.placement``), not a timer. Ray's
 exceptions are translated here: unreachable cluster or controller → ``Unavailable``; a spec Serve
 rejects → ``Invalid``. All calls block; async callers run them in a worker thread.
 """
@@ -31,18 +37,24 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import ray
 from ray import serve
+from ray._raylet import GcsClient  # type: ignore[attr-defined]
+from ray.core.generated.autoscaler_pb2 import (  # type: ignore[attr-defined]
+    GetClusterResourceStateReply,
+    NodeStatus,
+)
 from ray.exceptions import RayError
 from ray.serve.context import _get_global_client
 from ray.serve.exceptions import RayServeException
 from ray.serve.schema import ServeInstanceDetails
 
 from imprun.domain.naming import serve_app_name
-from imprun.domain.placement import unschedulable_reason
+from imprun.domain.placement import NodeResources, PlacementProblem, placement_problem
 from imprun.drivers.cluster import (
     ENVIRONMENT_REPLICA_ENV_VARS,
     AppSpec,
@@ -74,8 +86,15 @@ _CONTROLLER_TIMEOUT_S: Final = 15.0
 
 # Serve statuses of an app whose replicas may be waiting for a node that can hold them.
 _MAYBE_UNPLACED: Final = frozenset({AppStatus.DEPLOYING, AppStatus.UNHEALTHY})
+_STARTING: Final = "STARTING"  # Serve's ReplicaState of a replica not running yet (placed or not)
 
-"""Jailed workers per replica until ``Settings`` has its own field for it."""
+
+@dataclass(frozen=True, slots=True)
+class ClusterResources:
+    """What the cluster's resource state says: alive nodes' resources and the requests waiting for room."""
+
+    nodes: tuple[NodeResources, ...]
+    pending: tuple[dict[str, float], ...] = ()
 
 
 class LocalRayServeDriver:
@@ -96,9 +115,14 @@ class LocalRayServeDriver:
         self._connected = False
         self._owns_connection = False
         self._serve_started = False
+        self._gcs: GcsClient | None = None
+
+    def reserved_cpu(self, spec: AppSpec) -> float:
+        """The CPU one replica of ``spec`` reserves in Ray: its bundle's, capped by the settings."""
+        return min(spec.cpu, self._settings.replica_reserved_cpu)
 
     def apply(self, spec: AppSpec) -> None:
-        options = _deployment_options(spec)
+        options = _deployment_options(spec, self.reserved_cpu(spec))
         runtime = runtime_config(self._settings, self._api_key_pepper, self._variables_key)
         version = f"{_code_version()}-{runtime.digest()}"
         with self._translated(f"deploying {spec.app_name}"):
@@ -153,18 +177,17 @@ class LocalRayServeDriver:
             if status is None:
                 return ObservedApp(AppStatus.UNHEALTHY, f"unknown Serve status {serve_status}: {message}")
             if status in _MAYBE_UNPLACED:
-                reason = self._unschedulable_reason(client, name)
-                if reason is not None:
-                    return ObservedApp(AppStatus.UNSCHEDULABLE, reason)
+                problem = self._placement_problem(client, name)
+                if problem is not None:
+                    return ObservedApp(problem.status, problem.message)
         return ObservedApp(status, message)
 
-    def _unschedulable_reason(self, client: Any, name: str) -> str | None:
-        """Why no alive node can hold a replica of app ``name`` that Serve wants running, or None."""
+    def _placement_problem(self, client: Any, name: str) -> PlacementProblem | None:
+        """Why replicas of app ``name`` that Serve wants running have no node, or None."""
         application = ServeInstanceDetails(**client.get_serve_details()).applications.get(name)
         if application is None:
             return None
-        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
-        node_totals = [node["Resources"] for node in nodes if node.get("Alive")]
+        cluster: ClusterResources | None = None
         for deployment in application.deployments.values():
             if deployment.target_num_replicas < 1:
                 continue
@@ -173,10 +196,39 @@ class LocalRayServeDriver:
                 for key, value in deployment.required_resources.items()
                 if isinstance(value, int | float) and value > 0
             }
-            reason = unschedulable_reason(request, node_totals)
-            if reason is not None:
-                return reason
+            waiting = sum(
+                1 for replica in deployment.replicas if replica.state == _STARTING and not replica.node_id
+            )
+            cluster = cluster or self.cluster_resources()
+            problem = placement_problem(request, cluster.nodes, waiting=waiting, pending=cluster.pending)
+            if problem is not None:
+                return problem
         return None
+
+    def cluster_resources(self) -> ClusterResources:
+        """Every alive node's total and free resources and the requests waiting for room, read from
+        the GCS in one call (through a Ray client connection, ``ray://``, only the nodes' totals)."""
+        if self._address.startswith("ray://"):
+            nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+            totals = [dict(node["Resources"]) for node in nodes if node.get("Alive")]
+            return ClusterResources(tuple(NodeResources(total, total) for total in totals))
+        with self._lock:
+            if self._gcs is None:
+                self._gcs = GcsClient(address=self._address)
+            gcs = self._gcs
+        reply = GetClusterResourceStateReply()
+        reply.ParseFromString(gcs.get_cluster_resource_state(timeout_s=_CONTROLLER_TIMEOUT_S))
+        state = reply.cluster_resource_state
+        return ClusterResources(
+            nodes=tuple(
+                NodeResources(dict(node.total_resources), dict(node.available_resources))
+                for node in state.node_states
+                if node.status != NodeStatus.DEAD
+            ),
+            pending=tuple(
+                dict(request.request.resources_bundle) for request in state.pending_resource_requests
+            ),
+        )
 
     def delete(self, gateway_id: str, environment: str) -> None:
         validate_app_ref(gateway_id, environment)
@@ -213,6 +265,7 @@ class LocalRayServeDriver:
             if self._owns_connection and ray.is_initialized():
                 ray.shutdown()
             self._connected = self._owns_connection = self._serve_started = False
+            self._gcs = None
 
     def _connect(self) -> None:
         """Connect this process to the cluster once; fail fast when nothing listens there."""
@@ -290,10 +343,10 @@ def runtime_config(
     )
 
 
-def _deployment_options(spec: AppSpec) -> dict[str, Any]:
+def _deployment_options(spec: AppSpec, cpu: float) -> dict[str, Any]:
     options: dict[str, Any] = {
         "ray_actor_options": replica_actor_options(
-            spec.cpu, spec.memory_mb, spec.resources, env_vars=ENVIRONMENT_REPLICA_ENV_VARS
+            cpu, spec.memory_mb, spec.resources, env_vars=ENVIRONMENT_REPLICA_ENV_VARS
         )
     }
     if spec.autoscaling:

@@ -78,7 +78,13 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
             phase=resource.phase,
             database_exists=self.databases.exists(gw),
             environments=tuple(
-                ObservedEnvironment(name=e.name, state=e.state, phase=e.phase, failed=e.failed)
+                ObservedEnvironment(
+                    name=e.name,
+                    state=e.state,
+                    phase=e.phase,
+                    failed=e.failed,
+                    failure_reason=failure_reason(e),
+                )
                 for e in records
             ),
             apps_present=apps_present,  # type: ignore[arg-type]

@@ -209,14 +209,16 @@ class Client:
         interval: float = 0.5,
         on_change: Callable[[Gateway], None] | None = None,
     ) -> Gateway:
-        """Poll until the gateway reaches ``phase``; ``on_change`` sees each new phase on the way."""
+        """Poll until the gateway reaches ``phase``; ``on_change`` sees each new phase, and each change
+        of its or its environments' Failed conditions (``Gateway.failures``), on the way."""
         deadline = time.monotonic() + timeout
-        seen: str | None = None
+        seen: tuple[str, list[tuple[str, str, str]]] | None = None
         while True:
             gateway = self.get_gateway(gw)
-            if gateway.phase != seen and on_change is not None:
+            state = (gateway.phase, gateway.failures())
+            if state != seen and on_change is not None:
                 on_change(gateway)
-            seen = gateway.phase
+            seen = state
             if gateway.phase == phase:
                 return gateway
             if time.monotonic() >= deadline:

@@ -59,6 +59,7 @@ class Environment(ApiModel):
     url: str | None = None
     auth_type: str | None = None
     rate_limit: RateLimit | None = None
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Gateway(ApiModel):
@@ -73,6 +74,16 @@ class Gateway(ApiModel):
 
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """``(where, reason, message)`` of each Failed condition: the gateway's, then its environments'."""
+        owners = [(self.gateway_id, self.conditions), *((e.name, e.conditions) for e in self.environments)]
+        return [
+            (where, str(c.get("reason", "")), str(c.get("message", "")))
+            for where, conditions in owners
+            for c in conditions
+            if c.get("type") == "Failed" and c.get("status")
+        ]
 
 
 class GatewayEvent(ApiModel):

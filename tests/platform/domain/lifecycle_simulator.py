@@ -218,6 +218,8 @@ def advance_serve(world: World) -> None:
                 app.status = AppStatus.RUNNING
         elif app.status in (AppStatus.UNHEALTHY, AppStatus.UNSCHEDULABLE):  # a node that fits joins
             app.status = AppStatus.RUNNING
+        elif app.status is AppStatus.INSUFFICIENT_CAPACITY:  # room frees: the replicas get a node
+            app.status = AppStatus.DEPLOYING
         elif app.status is AppStatus.DELETING:
             app.status = AppStatus.MISSING
             app.up_to_date = True

@@ -1,4 +1,4 @@
-"""Custom resources in a bundle and the "no node can ever hold a replica" check, without a cluster."""
+"""Custom resources in a bundle, and why a replica has no node (never, or not now), without a cluster."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import pytest
 from pydantic import ValidationError
 
 from imprun.domain.gateway import Bundle
+from imprun.domain.observations import AppStatus
 from imprun.domain.placement import (
     MAX_CUSTOM_RESOURCES,
+    NodeResources,
     check_custom_resources,
+    placement_problem,
     replica_request,
     unschedulable_reason,
 )
@@ -105,3 +108,86 @@ def test_no_alive_node_at_all() -> None:
 
 def test_the_clusters_fixed_point_rounding_does_not_make_an_exact_fit_fail() -> None:
     assert unschedulable_reason({"CPU": 0.1 + 0.2}, [{"CPU": 0.3}]) is None
+
+
+# --- placement_problem: why replicas that want a node have none -------------------------------------
+
+ASK = {"CPU": 0.5, "memory": 256.0 * MIB}
+
+
+def busy(total: dict[str, float], **free: float) -> NodeResources:
+    """A node with ``total`` resources of which only ``free`` (by name; the rest 0) is free now."""
+    return NodeResources(total, {name: free.get(name, 0.0) for name in total})
+
+
+def test_a_request_no_node_could_ever_hold_is_unschedulable_whatever_is_pending() -> None:
+    problem = placement_problem(
+        {"CPU": 64.0}, [NodeResources(HEAD, HEAD)], waiting=1, pending=[{"CPU": 64.0}]
+    )
+    assert problem is not None and problem.status is AppStatus.UNSCHEDULABLE
+    assert problem.message == unschedulable_reason({"CPU": 64.0}, [HEAD])
+
+
+def test_a_waiting_replica_whose_request_is_pending_and_fits_no_free_room_lacks_capacity() -> None:
+    node = busy(HEAD, CPU=0.2, memory=3000.0 * MIB)
+    problem = placement_problem(ASK, [node], waiting=1, pending=[{"CPU": 0.5, "memory": 256.0 * MIB}])
+    assert problem is not None and problem.status is AppStatus.INSUFFICIENT_CAPACITY
+    assert problem.message == (
+        "1 replica waits for room: each needs {CPU: 0.5, memory: 256 MiB}, the only alive node has "
+        "{CPU: 0.2, memory: 3000 MiB} free (short of CPU by 0.3)."
+    )
+
+
+def test_every_short_resource_is_named_with_the_roomiest_nodes_shortfall() -> None:
+    ask = {"CPU": 1.0, "memory": 512.0 * MIB, "pool_a": 2.0}
+    nodes = [
+        busy(HEAD, CPU=0.25, memory=100.0 * MIB),
+        busy(POOL_NODE, CPU=0.5, memory=500.0 * MIB, pool_a=1.0),
+    ]
+    problem = placement_problem(ask, nodes, waiting=3, pending=[{"CPU": 0.1}, ask])
+    assert problem is not None and problem.status is AppStatus.INSUFFICIENT_CAPACITY
+    assert problem.message.startswith(
+        "3 replicas wait for room: each needs {CPU: 1, memory: 512 MiB, pool_a: 2}"
+    )
+    assert "the 2 alive nodes have {CPU: 0.25, memory: 100 MiB, pool_a: 0}; {CPU: 0.5, memory: 500 MiB" in (
+        problem.message
+    )
+    assert problem.message.endswith("(short of CPU by 0.5, memory by 12 MiB, pool_a by 1).")
+
+
+def test_room_split_across_nodes_is_said_to_be_split() -> None:
+    ask = {"CPU": 1.0, "pool_a": 1.0}
+    nodes = [busy(HEAD, CPU=2.0), busy(POOL_NODE, CPU=0.0, pool_a=4.0)]
+    problem = placement_problem(ask, nodes, waiting=1, pending=[ask])
+    assert problem is not None and problem.status is AppStatus.INSUFFICIENT_CAPACITY
+    assert problem.message.endswith("(no single node has all of it free at once).")
+
+
+@pytest.mark.parametrize(
+    ("waiting", "pending", "free_cpu"),
+    [
+        (0, [ASK], 0.0),  # every replica has a node (its worker may still be starting)
+        (1, [], 0.0),  # the cluster lists nothing pending: the replica is being placed
+        (1, [{"CPU": 0.5}], 0.0),  # something else is pending, not this shape
+        (1, [{**ASK, "pool_a": 1.0}], 0.0),
+        (1, [{"CPU": 0.25, "memory": 256.0 * MIB}], 0.0),
+        (1, [ASK], 0.5),  # room appeared since the cluster reported it: placed any moment
+    ],
+)
+def test_no_capacity_problem_unless_a_waiting_replicas_own_request_is_pending_without_room(
+    waiting: int, pending: list[dict[str, float]], free_cpu: float
+) -> None:
+    node = busy(HEAD, CPU=free_cpu, memory=4096.0 * MIB)
+    assert placement_problem(ASK, [node], waiting=waiting, pending=pending) is None
+
+
+def test_pending_shapes_match_within_the_clusters_rounding_and_ignore_zero_amounts() -> None:
+    node = busy(HEAD)
+    shape = {"CPU": 0.1 + 0.2, "memory": 256.0 * MIB, "GPU": 0.0}
+    problem = placement_problem({"CPU": 0.3, "memory": 256.0 * MIB}, [node], waiting=1, pending=[shape])
+    assert problem is not None and problem.status is AppStatus.INSUFFICIENT_CAPACITY
+
+
+def test_no_alive_node_is_unschedulable_not_a_capacity_problem() -> None:
+    problem = placement_problem(ASK, [], waiting=1, pending=[ASK])
+    assert problem is not None and problem.status is AppStatus.UNSCHEDULABLE
