@@ -159,6 +159,13 @@ class Settings(BaseSettings):
         default=900, ge=1, description="The longest back-off after repeated failed logins."
     )
 
+    # Each user's share of the control plane's long-running work.
+    debug_runs_per_user: int = Field(default=2, ge=1, description="Debug runs one user may have at once.")
+    debug_run_threads: int = Field(
+        default=8, ge=1, description="Debug runs in flight at once (threads apart from the request pool)."
+    )
+    log_followers_per_user: int = Field(default=4, ge=1, description="Followed log streams per user.")
+
     # Lifecycle reconcilers.
     reconcile: bool = Field(default=True, description="Run the reconcilers in this control plane.")
     lease_seconds: int = Field(default=60, ge=1, description="How long a reconciler holds a resource.")

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import anyio
+
 from imprun.access import AccessService
 from imprun.access.accounts import AccountService, SignInLimits
 from imprun.ai.config import AI_GATEWAY_APP, ai_gateway_spec
 from imprun.ai.registry import McpToolRegistry
+from imprun.api.admission import UserSlots
 from imprun.drivers.cluster import ClusterDriver
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
@@ -221,6 +224,9 @@ class ControlPlane:
     sessions: SessionStore
     accounts: AccountService
     trusted_proxies: TrustedProxies
+    debug_runs: UserSlots
+    debug_threads: anyio.CapacityLimiter
+    log_followers: UserSlots
     gateway_commands: GatewayCommands
     driver: ClusterDriver | None
     loop: ReconcileLoop | None
@@ -394,6 +400,9 @@ class ControlPlane:
             sessions=sessions,
             accounts=open_accounts(settings, mongo, redis, sessions),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            debug_runs=UserSlots("debug runs", settings.debug_runs_per_user, retry_after=5),
+            debug_threads=anyio.CapacityLimiter(settings.debug_run_threads),
+            log_followers=UserSlots("followed log streams", settings.log_followers_per_user, retry_after=30),
             gateway_commands=gateway_commands,
             driver=driver,
             loop=loop,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -209,9 +210,14 @@ def deploy_function(gw: str, fn: str, body: DeployRequest, user: CurrentUser, pl
 
 
 @router.post("/{gw}/functions/{fn:path}/debug")
-def debug_function(gw: str, fn: str, body: DebugRequest, user: CurrentUser, plane: Plane) -> dict[str, Any]:
-    """Run the draft (or the given code) in the dev sandbox without publishing it."""
-    code = plane.functions.debug_code(gw, fn, user, code=body.code)
+async def debug_function(
+    gw: str, fn: str, body: DebugRequest, user: CurrentUser, plane: Plane
+) -> dict[str, Any]:
+    """Run the draft (or the given code) in the dev sandbox without publishing it.
+
+    A user has at most ``IMPRUN_DEBUG_RUNS_PER_USER`` runs at once (429 past them); a run waits on
+    threads of its own (``IMPRUN_DEBUG_RUN_THREADS``), never on the pool serving the other routes."""
+    code = await anyio.to_thread.run_sync(lambda: plane.functions.debug_code(gw, fn, user, code=body.code))
     runtime = plane.function_runtime
     if runtime is None:
         raise Unavailable("the data plane is not running: debug-run needs Ray")
@@ -224,7 +230,13 @@ def debug_function(gw: str, fn: str, body: DebugRequest, user: CurrentUser, plan
         body=body.body,
         request_id=request_id_var.get() or uuid.uuid4().hex,
     )
-    result: dict[str, Any] = runtime.debug(gw, DEBUG_ENVIRONMENT, code, invocation)
+    release = plane.debug_runs.acquire(user.id)
+    try:
+        result: dict[str, Any] = await anyio.to_thread.run_sync(
+            lambda: runtime.debug(gw, DEBUG_ENVIRONMENT, code, invocation), limiter=plane.debug_threads
+        )
+    finally:
+        release()
     return result
 
 

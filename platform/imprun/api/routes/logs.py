@@ -7,13 +7,13 @@ function's entries), ``since`` (an ISO-8601 time or an age such as ``5m``), ``li
 new one as it is written, each as ``id: <stream id>`` + ``data: <entry JSON>``; a ``: keep-alive``
 comment when nothing happened for a while; and, if the environment is deleted or the caller's
 session ends meanwhile, a final ``event: end`` whose data is ``{reason, message}`` before the
-stream closes.
+stream closes. A user follows at most ``IMPRUN_LOG_FOLLOWERS_PER_USER`` streams at once (429 past).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Response
@@ -42,15 +42,25 @@ def environment_logs(
     logs, query = plane.function_logs, LogQuery(function, since, limit)
     if not follow:
         return {"entries": logs.entries(gw, env, user, query)}
-    events = logs.follow(gw, env, user, query, lambda: plane.sessions.resolve(token) == user.id)
-    return StreamingResponse(_server_sent(events), media_type="text/event-stream", headers=_SSE_HEADERS)
+    release = plane.log_followers.acquire(user.id)  # 429 past IMPRUN_LOG_FOLLOWERS_PER_USER
+    try:
+        events = logs.follow(gw, env, user, query, lambda: plane.sessions.resolve(token) == user.id)
+    except BaseException:
+        release()
+        raise
+    return StreamingResponse(
+        _server_sent(events, release), media_type="text/event-stream", headers=_SSE_HEADERS
+    )
 
 
-async def _server_sent(events: AsyncIterator[LogEvent]) -> AsyncIterator[str]:
-    async for event in events:
-        if event.kind == "keepalive":
-            yield ": keep-alive\n\n"
-        elif event.kind == "end":
-            yield f"event: end\ndata: {json.dumps(event.data)}\n\n"
-        else:
-            yield f"id: {event.id}\ndata: {json.dumps(event.data)}\n\n"
+async def _server_sent(events: AsyncIterator[LogEvent], release: Callable[[], None]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            if event.kind == "keepalive":
+                yield ": keep-alive\n\n"
+            elif event.kind == "end":
+                yield f"event: end\ndata: {json.dumps(event.data)}\n\n"
+            else:
+                yield f"id: {event.id}\ndata: {json.dumps(event.data)}\n\n"
+    finally:
+        release()
