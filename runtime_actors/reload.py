@@ -387,7 +387,7 @@ class ReloadChannelListener:
 
     def _follow(self) -> None:
         client = self._connect()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(RELOAD_CHANNEL)
             self.connected.set()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a development/run environment from nothing: a venv with imprun and its pinned dependencies,
+# Set up a development/run environment from nothing: a venv with imprun and the dependencies uv.lock pins,
 # and redis-server (via apt when missing). Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,17 +12,25 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
   exit 1
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  say "creating the virtual environment in .venv"
-  "$PYTHON" -m venv .venv
+# uv.lock pins every package of the dependency tree (hashes included); pyproject.toml keeps the
+# compatible ranges. `uv sync --frozen` installs exactly the lock and fails if it is out of date with
+# pyproject.toml. Upgrade with `.venv/bin/uv lock --upgrade` (or `--upgrade-package NAME`), then
+# run the tests and commit uv.lock.
+uv_version=$(sed -n '/^name = "uv"$/{n;s/^version = "\(.*\)"$/\1/p;q}' uv.lock)
+if [ ! -x .venv/bin/uv ] || [ "$(.venv/bin/uv --version | cut -d' ' -f2)" != "$uv_version" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    say "creating the virtual environment in .venv"
+    "$PYTHON" -m venv .venv
+  fi
+  say "installing uv $uv_version (the version uv.lock pins) into .venv"
+  PIP_CONFIG_FILE=/dev/null .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$uv_version"
 fi
 
 stamp=.venv/.imprun-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat uv.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  say "installing imprun and its pinned dependencies into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  say "installing imprun and the locked dependencies into .venv (first time: a few minutes)"
+  UV_PROJECT_ENVIRONMENT=.venv .venv/bin/uv sync --frozen --extra dev --python .venv/bin/python --quiet
   echo "$want" > "$stamp"
 fi
 
