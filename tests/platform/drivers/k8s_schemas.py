@@ -1,7 +1,7 @@
 """Validation of Kubernetes objects against upstream schemas, shared by the driver and manifest tests.
 
-Custom resources (``ray.io`` from ``../shared/schemas/kuberay``, ``apisix.apache.org`` from
-``../shared/schemas/apisix``) are checked against their CRD's ``openAPIV3Schema`` with ``jsonschema``
+Custom resources (``ray.io`` from ``tests/fixtures/crds/kuberay``, ``apisix.apache.org`` from
+``tests/fixtures/crds/apisix``, vendored upstream CRDs: see the README there) are checked against their CRD's ``openAPIV3Schema`` with ``jsonschema``
 after two adjustments: the ``x-kubernetes-*`` extensions are dropped (their CEL rules are not
 evaluated here), and every object schema that lists its properties and does not preserve unknown
 fields is closed (``additionalProperties: false``), because the API server would silently prune a
@@ -20,7 +20,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-SCHEMAS: Final = Path(__file__).resolve().parents[3].parent / "shared" / "schemas"
+SCHEMAS: Final = Path(__file__).resolve().parents[2] / "fixtures" / "crds"
 KUBERNETES_VERSION: Final = "1.33.0"
 DNS_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _CRD_FOLDERS: Final = {"ray.io": "kuberay", "apisix.apache.org": "apisix"}

@@ -1,6 +1,6 @@
 """The APISIX custom resources ``apisix_crds`` renders validate against the upstream CRDs.
 
-Each CRD's ``v2`` ``openAPIV3Schema`` (``../shared/schemas/apisix``, apisix-ingress-controller 2.2.0)
+Each CRD's ``v2`` ``openAPIV3Schema`` (``tests/fixtures/crds/apisix``, apisix-ingress-controller 2.2.0)
 is checked by ``tests.platform.drivers.k8s_schemas`` (strict ``jsonschema``, see there).
 """
 
@@ -23,16 +23,13 @@ from imprun.drivers.apisix_crds import (
 )
 from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
 from imprun.errors import Invalid
-from tests.platform.drivers.k8s_schemas import DNS_SUBDOMAIN, SCHEMAS, crd
+from tests.platform.drivers.k8s_schemas import DNS_SUBDOMAIN, crd
 from tests.platform.drivers.k8s_schemas import assert_valid as shared_assert_valid
 
-CRDS = SCHEMAS / "apisix"
 API_KEY = "imp_9f8e7d6c5b4a3928170615243342"
 DOMAIN = "api.example.com"
 SERVICE = "orders-api-dev-serve-svc"
 REDIS = RedisCounters("redis.imprun.svc", 6379)
-
-pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"the upstream CRDs are not at {CRDS}")
 
 ROUTE = EnvironmentRoute(
     gateway_id="orders-api",

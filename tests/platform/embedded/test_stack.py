@@ -33,6 +33,7 @@ from imprun.errors import Unavailable
 from imprun.settings import Settings
 from imprun.store.mongo import mongo_reachable
 from imprun.store.redis import redis_reachable
+from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices, free_port, service_settings
 
 pytestmark = pytest.mark.services
@@ -188,14 +189,8 @@ def test_redact_url_hides_only_the_password() -> None:
 
 
 @pytest.mark.ray
-def test_a_running_ray_head_is_reused_and_never_stopped(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    try:
-        running = request.getfixturevalue("ray_head")
-    except pytest.FixtureLookupError:
-        pytest.skip("the session Ray head fixture (tests.fixtures.ray) is not registered")
-    head_settings: Settings = running.settings
+def test_a_running_ray_head_is_reused_and_never_stopped(ray_head: RunningRayHead, tmp_path: Path) -> None:
+    head_settings: Settings = ray_head.settings
     settings = service_settings(
         tmp_path,
         mongo_url="mongodb://127.0.0.1:1/",  # only Ray matters here
@@ -207,7 +202,7 @@ def test_a_running_ray_head_is_reused_and_never_stopped(
     events: list[StackEvent] = []
     stack = EmbeddedStack(settings, on_progress=events.append)
     effective = stack.start()
-    assert effective.ray_address == running.address == embedded_ray_address(settings)
+    assert effective.ray_address == ray_head.address == embedded_ray_address(settings)
     assert (RAY, StepState.REUSED) in states(events)
     assert stack.reused == [RAY] and stack.started == []
     assert stack.ray_dashboard_url == f"http://127.0.0.1:{head_settings.dashboard_port}"
