@@ -355,8 +355,11 @@ def ray_driver(stack: Stack) -> Iterator[None]:
     """Connect this process to the stack's Ray head (for bare Serve baselines); disconnect on exit."""
     import ray
 
+    from imprun.drivers.local_ray import use_token_auth_from_environment
+
     logging.getLogger("ray").setLevel(logging.WARNING)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    use_token_auth_from_environment()
     ray.init(
         address=stack.head.address,
         namespace="imprun-bench",

@@ -33,6 +33,7 @@ import hashlib
 import importlib
 import importlib.util
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from typing import Any, Final
 
 import ray
 from ray import serve
+from ray._raylet import Config as RayConfig  # type: ignore[attr-defined]
 from ray._raylet import GcsClient  # type: ignore[attr-defined]
 from ray.core.generated.autoscaler_pb2 import (  # type: ignore[attr-defined]
     GetClusterResourceStateReply,
@@ -214,6 +216,7 @@ class LocalRayServeDriver:
             return ClusterResources(tuple(NodeResources(total, total) for total in totals))
         with self._lock:
             if self._gcs is None:
+                use_token_auth_from_environment()
                 self._gcs = GcsClient(address=self._address)
             gcs = self._gcs
         reply = GetClusterResourceStateReply()
@@ -278,6 +281,7 @@ class LocalRayServeDriver:
                     "IMPRUN_RAY_ADDRESS."
                 )
             if not ray.is_initialized():
+                use_token_auth_from_environment()
                 ray.init(
                     address=self._address,
                     namespace=_RAY_NAMESPACE,
@@ -377,6 +381,17 @@ def _code_version() -> str:
                 digest.update(source.relative_to(root.parent).as_posix().encode())
                 digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def use_token_auth_from_environment() -> None:
+    """Make this process present Ray's token if ``RAY_AUTH_MODE=token`` is set (see ``ray_head``).
+
+    Ray reads its authentication mode once, when it is imported, and ``ray.init`` with an explicit
+    address never switches to token mode by itself; a process that set the variable after importing
+    Ray (the control plane of ``imprun up``, a test session) has Ray read its configuration again.
+    """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        RayConfig.initialize("")
 
 
 def _reachable(host: str, port: int, timeout: float) -> bool:

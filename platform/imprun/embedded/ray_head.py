@@ -23,6 +23,7 @@ import importlib.util
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -105,7 +106,11 @@ def ray_head_running(settings: Settings) -> bool:
 
 
 def start_ray_head(settings: Settings) -> RayHead:
-    """Start the local Ray head with Serve's HAProxy ingress, or return the one already running."""
+    """Start the local Ray head with Serve's HAProxy ingress, or return the one already running.
+
+    Either way this process (and the processes it starts) authenticates to it with its token.
+    """
+    _use_auth_token(settings)
     if ray_head_running(settings):
         return _describe(settings, reused=True)  # creates nothing: the head may belong to another data dir
     if _head_pids(settings):
@@ -240,6 +245,30 @@ def _head_environment(settings: Settings, run_dir: Path, ports: list[int]) -> di
     env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     env[HEAD_MARKER_ENV] = str(settings.embedded_ray_port)
     return env
+
+
+def ray_auth_token_path(settings: Settings) -> Path:
+    """The embedded head's authentication token file: ``<data_dir>/ray-auth-token`` (mode 0600)."""
+    return settings.data_dir / "ray-auth-token"
+
+
+def _use_auth_token(settings: Settings) -> None:
+    """Create the head's token unless it exists, and point this process (and its children) at it.
+
+    Ray's GCS and agents listen on the node's address, not only loopback, so the embedded head always
+    runs with token authentication, with a token of its own rather than Ray's per-user default
+    (``~/.ray/auth_token``, which depends on ``HOME`` and which any local ``ray.init()`` creates).
+    Clients need both variables: ``ray.init`` with an address never turns token mode on by itself
+    (``drivers.local_ray`` has Ray re-read them in a process that imported it before).
+    """
+    path = ray_auth_token_path(settings)
+    if not path.is_file() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as token_file:
+            token_file.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _run_tool(args: list[str], *, env: Mapping[str, str], log_path: Path, deadline: float, what: str) -> None:
