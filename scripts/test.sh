@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # One command: set everything up, then run the quality gates and the whole test suite.
-# Extra arguments go to pytest (e.g. `scripts/test.sh -k auth`).
+# `--fast` runs only the tests that need neither the embedded services nor Ray (under two minutes).
+# Extra arguments go to pytest (e.g. `scripts/test.sh -k auth`, `scripts/test.sh --fast -x`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+fast=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  fast=(-m "not services and not ray")
+fi
+
 bash scripts/setup.sh || exit 1
 
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
@@ -18,7 +26,7 @@ step "import-linter (layer contracts)"
 .venv/bin/lint-imports || failed+=(import-linter)
 
 step "pytest"
-.venv/bin/pytest "$@"
+.venv/bin/pytest "${fast[@]}" "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2

@@ -1,6 +1,14 @@
-"""Test-suite wiring: the session fixtures live in ``tests/fixtures`` and are loaded as plugins."""
+"""Test-suite wiring: the session fixtures live in ``tests/fixtures`` and are loaded as plugins.
+
+Markers keep the fast layer honest: a test that uses the embedded services or the Ray head (directly
+or through another fixture) is marked ``services`` / ``ray`` at collection, so that
+``scripts/test.sh --fast`` (``-m "not services and not ray"``) never starts them. A test that starts
+such things by itself (a child process, a Ray head of its own) carries the marker explicitly.
+"""
 
 import os
+
+import pytest
 
 pytest_plugins = [
     "tests.fixtures.services",
@@ -12,3 +20,16 @@ pytest_plugins = [
 # One ai-gateway application per Ray cluster: control planes that tests start do not deploy it unless
 # they ask (``ai_gateway=True``: the e2e stack), so test modules never reconfigure it under each other.
 os.environ.setdefault("IMPRUN_AI_GATEWAY", "false")
+
+# The session fixtures that start something, and the marker every test using them gets.
+MARKER_OF_FIXTURE = {"services": "services", "ray_head": "ray"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the session fixtures it uses, directly or through other fixtures."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for fixture, marker in MARKER_OF_FIXTURE.items():
+            if fixture in fixtures and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)

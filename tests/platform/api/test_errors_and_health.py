@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from imprun.api.app import create_app
@@ -79,6 +80,7 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
     assert "imprun_http_request_duration_seconds_bucket" in text
 
 
+@pytest.mark.services  # starts its own nx-27017 and redis-server
 def test_readyz_reports_mongo_down_then_recovers(tmp_path: Path) -> None:
     """Stop nx-27017 under a running control plane: /readyz and Mongo-backed routes say 503, then heal."""
     own = start_services(service_settings(tmp_path, dependency_timeout_seconds=0.5))
@@ -111,6 +113,7 @@ def test_readyz_reports_mongo_down_then_recovers(tmp_path: Path) -> None:
         own.mongo.stop()
 
 
+@pytest.mark.services  # starts its own nx-27017 and redis-server
 def test_readyz_reports_redis_down(tmp_path: Path) -> None:
     own = start_services(service_settings(tmp_path, dependency_timeout_seconds=0.5))
     try:

@@ -5,8 +5,8 @@ starts ``imprun up`` in the background with its output in files under the test's
 ``wait_ready`` polls ``/readyz`` with a deadline. At teardown every process the test left behind is
 killed: the ``up`` processes and every pid recorded under the data dir.
 
-Ray: when the session's ``ray_head`` fixture is registered, ``IMPRUN_RAY_ADDRESS`` points at it so
-``imprun up`` does not start a second head; otherwise the commands run with ``--no-ray``.
+Ray: for a test marked ``ray``, ``IMPRUN_RAY_ADDRESS`` points at the session's ``ray_head`` so
+``imprun up`` does not start a second head; other tests run the commands with ``--no-ray``.
 """
 
 from __future__ import annotations
@@ -136,11 +136,10 @@ class ImprunCli:
 
 @pytest.fixture
 def ray_address(request: pytest.FixtureRequest) -> str | None:
-    """The session Ray head's address, or None (commands then run with ``--no-ray``)."""
-    try:
-        head = request.getfixturevalue("ray_head")
-    except pytest.FixtureLookupError:
+    """The session Ray head's address for a test marked ``ray``; else None (commands run ``--no-ray``)."""
+    if request.node.get_closest_marker("ray") is None:
         return None
+    head = request.getfixturevalue("ray_head")
     address: str = head.address
     return address
 

@@ -15,7 +15,7 @@ from imprun.embedded.process import port_open
 from tests.fixtures.polling import eventually
 from tests.platform.cli.conftest import ImprunCli, pid_alive
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.ray]  # `up` reuses the session head (covers the Ray rows)
 
 PASSWORD = "correct-horse-battery"
 SERVICES = ("nx-27017", "redis-server")
