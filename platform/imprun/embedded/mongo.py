@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from imprun.embedded.process import ServiceProcess
+from imprun.embedded.process import LOOPBACK, ServiceProcess
 from imprun.settings import Settings
 from imprun.store.mongo import mongo_reachable
 
 
 def embedded_mongo_url(settings: Settings) -> str:
-    return f"mongodb://{settings.host}:{settings.embedded_mongo_port}/?directConnection=true"
+    return f"mongodb://{LOOPBACK}:{settings.embedded_mongo_port}/?directConnection=true"
 
 
 def mongo_service(settings: Settings) -> ServiceProcess:
@@ -30,7 +30,7 @@ def mongo_service(settings: Settings) -> ServiceProcess:
             "--data-dir",
             str(data),
             "--host",
-            settings.host,
+            LOOPBACK,
             "--port",
             str(settings.embedded_mongo_port),
             "--log-file",
@@ -38,7 +38,7 @@ def mongo_service(settings: Settings) -> ServiceProcess:
             "--pid-file",
             str(run_dir / "nx-27017.server.pid"),
         ],
-        host=settings.host,
+        host=LOOPBACK,
         port=settings.embedded_mongo_port,
         run_dir=run_dir,
         ready=lambda: mongo_reachable(url, timeout=0.5),

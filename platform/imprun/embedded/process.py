@@ -19,6 +19,10 @@ from pathlib import Path
 
 from imprun.errors import Unavailable
 
+# The embedded databases listen here whatever IMPRUN_HOST says: they have no credentials, and exposing
+# the API (IMPRUN_HOST=0.0.0.0) must not expose them.
+LOOPBACK = "127.0.0.1"
+
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     """True when something accepts TCP connections on ``host:port``."""

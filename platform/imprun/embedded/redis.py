@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from imprun.embedded.process import ServiceProcess
+from imprun.embedded.process import LOOPBACK, ServiceProcess
 from imprun.settings import Settings
 from imprun.store.redis import redis_reachable
 
@@ -12,7 +12,7 @@ REDIS_INSTALL_HINT = "redis-server was not found on PATH; install it with `sudo 
 
 
 def embedded_redis_url(settings: Settings) -> str:
-    return f"redis://{settings.host}:{settings.embedded_redis_port}/0"
+    return f"redis://{LOOPBACK}:{settings.embedded_redis_port}/0"
 
 
 def redis_service(settings: Settings) -> ServiceProcess:
@@ -24,7 +24,7 @@ def redis_service(settings: Settings) -> ServiceProcess:
         command=[
             binary,
             "--bind",
-            settings.host,
+            LOOPBACK,
             "--port",
             str(settings.embedded_redis_port),
             "--dir",
@@ -39,7 +39,7 @@ def redis_service(settings: Settings) -> ServiceProcess:
             "--daemonize",
             "no",
         ],
-        host=settings.host,
+        host=LOOPBACK,
         port=settings.embedded_redis_port,
         run_dir=settings.data_dir / "run",
         ready=lambda: redis_reachable(url, timeout=0.5),

@@ -1,0 +1,59 @@
+"""The embedded databases listen on loopback only, whatever ``IMPRUN_HOST`` says.
+
+nx-27017 and redis-server have no credentials: exposing the API with ``IMPRUN_HOST=0.0.0.0`` must not
+expose them. Listening sockets are read from ``/proc/net/tcp{,6}`` (what ``ss -ltn`` shows).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import service_settings, start_services
+
+pytestmark = pytest.mark.services  # starts its own nx-27017 and redis-server
+
+_LISTEN = "0A"
+
+
+def _address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(struct.pack("<I", int(hex_address, 16))))
+    words = struct.unpack("<4I", raw)  # four host-order 32-bit words
+    return str(ipaddress.IPv6Address(b"".join(struct.pack(">I", word) for word in words)))
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Every local address with a socket listening on TCP ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            hex_address, hex_port = local.split(":")
+            if state == _LISTEN and int(hex_port, 16) == port:
+                found.add(_address(hex_address))
+    return found
+
+
+def test_the_address_reader_sees_a_wildcard_listener() -> None:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        sock.listen()
+        assert listening_addresses(sock.getsockname()[1]) == {"0.0.0.0"}
+
+
+def test_nx_27017_and_redis_bind_loopback_when_the_api_is_exposed(tmp_path: Path) -> None:
+    running = start_services(service_settings(tmp_path, host="0.0.0.0"))
+    try:
+        settings = running.settings
+        assert listening_addresses(settings.embedded_mongo_port) == {"127.0.0.1"}
+        assert listening_addresses(settings.embedded_redis_port) == {"127.0.0.1"}
+    finally:
+        running.redis.stop()
+        running.mongo.stop()
