@@ -3,7 +3,7 @@
 ``FunctionLogService.entries`` answers the newest entries of an environment's log stream (at most
 ``limit``, optionally of one function and from ``since`` on), oldest first. ``follow`` checks the
 same ownership up front, then yields ``LogEvent``s: first those newest entries, then every new entry
-as it arrives (a blocking read on a connection of its own), a keep-alive when ``keepalive_s`` passed
+as it arrives (through the process's one log reader), a keep-alive when ``keepalive_s`` passed
 without one, and — because an environment can be deleted under a follower — a re-check of the
 gateway and environment every ``recheck_s``: once either is gone or being deleted, one final
 ``end`` event says so and the iteration stops. The same re-check asks ``signed_in`` (when given)
@@ -82,9 +82,9 @@ class FunctionLogService:
             yield _entry(record)
         loop = asyncio.get_running_loop()
         quiet_since = next_check = loop.time()  # the first check comes after the first read
-        async with self._streams.tail(gw, env, block_s=self._block_s) as tail:
+        async with self._streams.tail(gw, env, block_s=self._block_s, after=after) as tail:
             while True:
-                records = await tail.read(after)
+                records = await tail.read()
                 now = loop.time()
                 for record in records:
                     after = record.id

@@ -4,22 +4,21 @@ Each replica's supervisor appends ``{time, function, requestId, level, message}`
 stream ``imprun:logs:<gw>/<env>`` (``runtime_actors.supervisor.RedisLogStream``) with an approximate
 ``MAXLEN`` — the environment's retention cap. ``FunctionLogStreams`` is the control plane's reader:
 ``newest`` pages backwards through a stream (``XREVRANGE``, optionally down to a ``since`` time and
-for one function), ``last_id`` is where a follower starts, and ``tail`` opens a dedicated
-``redis.asyncio`` connection for one follower, whose ``read`` blocks in ``XREAD BLOCK`` without
-holding a thread. Redis errors become ``Unavailable``.
+for one function), ``last_id`` is where a follower starts, and ``tail`` subscribes one follower to
+the process's ``LogFanout`` (every follower shares one ``redis.asyncio`` connection blocked in
+``XREAD``, without holding a thread). Redis errors become ``Unavailable``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from imprun.errors import Unavailable
+from imprun.store.log_fanout import READER_NAME, FanoutTail, LogFanout
 from imprun.store.redis import Redis, redis_errors
 from runtime_actors.protocol import LOG_STREAM_PREFIX
 
@@ -52,10 +51,12 @@ def _records(raw: Any) -> list[LogRecord]:
 
 
 class FunctionLogStreams:
-    def __init__(self, redis: Redis, redis_url: str, *, timeout: float) -> None:
+    def __init__(self, redis: Redis, redis_url: str, *, timeout: float, block_s: float = 1.0) -> None:
         self._redis = redis
         self._redis_url = redis_url
         self._timeout = timeout
+        self._block_s = block_s
+        self._fanout = LogFanout(self._connect_reader, block_s=block_s)
 
     def newest(
         self,
@@ -86,37 +87,35 @@ class FunctionLogStreams:
             newest = self._redis.xrevrange(log_stream_key(gateway_id, environment), count=1)
         return str(newest[0][0]) if newest else "0-0"
 
+    def forget(self, gateway_id: str, environments: Iterable[str]) -> None:
+        """Delete the environments' log streams (a deleted gateway's logs outlive no one)."""
+        keys = [log_stream_key(gateway_id, environment) for environment in environments]
+        with redis_errors():
+            self._redis.delete(*keys)
+
     @contextlib.asynccontextmanager
-    async def tail(self, gateway_id: str, environment: str, *, block_s: float) -> AsyncIterator[LogTail]:
-        """A follower's own connection (closed on exit, also when the client goes away)."""
-        client = aioredis.Redis.from_url(
+    async def tail(
+        self, gateway_id: str, environment: str, *, block_s: float, after: str = "0-0"
+    ) -> AsyncIterator[LogTail]:
+        """A follower of the stream from ``after`` on, through the shared fan-out (left on exit)."""
+        async with self._fanout.tail(log_stream_key(gateway_id, environment), after) as tail:
+            tail.block_s = block_s
+            yield LogTail(tail)
+
+    def _connect_reader(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
             self._redis_url,
             decode_responses=True,
-            socket_timeout=block_s + self._timeout,
+            socket_timeout=self._block_s + self._timeout,
             socket_connect_timeout=self._timeout,
+            client_name=READER_NAME,
         )
-        try:
-            yield LogTail(client, log_stream_key(gateway_id, environment), block_s)
-        finally:
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
 
 
 class LogTail:
-    def __init__(self, client: aioredis.Redis, key: str, block_s: float) -> None:
-        self._client = client
-        self._key = key
-        self._block_ms = max(1, int(block_s * 1000))
+    def __init__(self, tail: FanoutTail) -> None:
+        self._tail = tail
 
-    async def read(self, after_id: str, *, count: int = _PAGE) -> list[LogRecord]:
-        """Entries after ``after_id``, waiting up to the block time for one; [] when none came."""
-        try:
-            answer = await self._client.xread({self._key: after_id}, count=count, block=self._block_ms)
-        except RedisError as exc:
-            raise Unavailable("Redis is unreachable; the log stream stopped (retry shortly)") from exc
-        if not answer:
-            return []
-        if isinstance(answer, dict):  # RESP3 answers {stream: entries}
-            return _records(next(iter(answer.values())))
-        streams: Any = answer
-        return _records(streams[0][1])
+    async def read(self) -> list[LogRecord]:
+        """Entries after the follower's position, waiting up to the block time for one; [] when none came."""
+        return _records(await self._tail.read_raw())
