@@ -36,8 +36,11 @@ from imprun.errors import Invalid
 
 __all__ = [
     "ENVIRONMENT_IMPORT_PATH",
+    "ENVIRONMENT_LABEL",
+    "GATEWAY_LABEL",
     "MANAGED_BY_LABEL",
     "MONGO_SECRET",
+    "PLATFORM_APP_LABEL",
     "RayPods",
     "gateway_objects",
     "namespace_name",
@@ -54,6 +57,7 @@ FUNCTION_DEPLOYMENT: Final = "FunctionActor"  # ray_apps.environment.DEPLOYMENT_
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 GATEWAY_LABEL: Final = "imprun.io/gateway"
 ENVIRONMENT_LABEL: Final = "imprun.io/environment"
+PLATFORM_APP_LABEL: Final = "imprun.io/platform-app"
 MONGO_SECRET: Final = "imprun-gateway-mongo"  # noqa: S105  (a Secret's name)
 MONGO_URL_KEY: Final = "mongo-url"
 NETWORK_POLICY: Final = "imprun-default-deny"
@@ -370,7 +374,7 @@ def render_platform_rayservice(spec: PlatformAppSpec, pods: RayPods) -> dict[str
         "route_prefix": spec.route_prefix,
         "args": args,
     }
-    labels = {**_labels(), "imprun.io/platform-app": spec.name}
+    labels = {**_labels(), PLATFORM_APP_LABEL: spec.name}
     worker = (spec.cpu, spec.memory_mb, spec.replicas, spec.replicas)
     return {
         "apiVersion": "ray.io/v1",

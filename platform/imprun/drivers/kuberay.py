@@ -3,7 +3,9 @@
 It talks to the Kubernetes API server with the official ``kubernetes`` client and keeps the objects
 ``imprun.drivers.k8s_objects`` renders: ``apply`` first makes sure the gateway's namespace
 ``imprun-<gw>`` holds its ResourceQuota, default-deny NetworkPolicy and MongoDB Secret, then writes
-the RayService ``<gw>-<env>``; ``observe`` reads the RayService's readiness (``kuberay_status``);
+the RayService ``<gw>-<env>``; ``observe`` reads the RayService's readiness (``kuberay_status``)
+and, while it is not Ready, its pods: one the scheduler cannot place makes the application
+``INSUFFICIENT_CAPACITY`` or ``UNSCHEDULABLE`` with the scheduler's reason;
 ``delete`` removes the RayService and ``release_gateway`` the whole namespace once the gateway is
 gone. Platform-wide applications are RayServices in the system namespace.
 
@@ -35,10 +37,12 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from imprun.domain.naming import serve_app_name
-from imprun.drivers.cluster import AppSpec, ObservedApp, PlatformAppSpec, validate_app_ref
+from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, PlatformAppSpec, validate_app_ref
 from imprun.drivers.k8s_objects import (
     ENVIRONMENT_LABEL,
+    GATEWAY_LABEL,
     MANAGED_BY_LABEL,
+    PLATFORM_APP_LABEL,
     RayPods,
     gateway_objects,
     namespace_name,
@@ -48,11 +52,13 @@ from imprun.drivers.k8s_objects import (
 from imprun.drivers.kuberay_status import (
     APPLIED_SPEC,
     CHANGED_AT,
+    DRIFT_MESSAGE,
     AppChange,
     applied_spec,
     change_of,
     contains,
     observed_app,
+    unplaced_pods,
 )
 from imprun.errors import Invalid, Unavailable
 from imprun.settings import Settings
@@ -75,6 +81,8 @@ GROUP, VERSION, PLURAL = "ray.io", "v1", "rayservices"
 _CONFLICT_ATTEMPTS: Final = 5
 _MAX_BACKOFF_S: Final = 5.0
 _PROBLEM_MAX: Final = 500
+# Statuses of a RayService whose pods may be waiting for a node (DEPLOY_FAILED: not Ready in time).
+_MAYBE_UNPLACED: Final = frozenset({AppStatus.DEPLOYING, AppStatus.UNHEALTHY, AppStatus.DEPLOY_FAILED})
 
 
 class _Missing(Exception):
@@ -189,7 +197,8 @@ class KubeRayDriver:
     def observe(self, gateway_id: str, environment: str) -> ObservedApp:
         validate_app_ref(gateway_id, environment)
         name = serve_app_name(gateway_id, environment)
-        return self._observe(namespace_name(gateway_id), name)
+        pods = f"{MANAGED_BY_LABEL}=imprun,{GATEWAY_LABEL}={gateway_id},{ENVIRONMENT_LABEL}={environment}"
+        return self._observe(namespace_name(gateway_id), name, pods)
 
     def delete(self, gateway_id: str, environment: str) -> None:
         validate_app_ref(gateway_id, environment)
@@ -211,7 +220,9 @@ class KubeRayDriver:
         self._ensure_rayservice(None, render_platform_rayservice(spec, self._pods))
 
     def observe_platform_app(self, name: str) -> ObservedApp:
-        return self._observe(self._pods.system_namespace, name)
+        return self._observe(
+            self._pods.system_namespace, name, f"{MANAGED_BY_LABEL}=imprun,{PLATFORM_APP_LABEL}={name}"
+        )
 
     def delete_platform_app(self, name: str) -> None:
         self._delete_rayservice(self._pods.system_namespace, name)
@@ -235,7 +246,8 @@ class KubeRayDriver:
 
     # RayServices ------------------------------------------------------------------------------
 
-    def _observe(self, namespace: str, name: str) -> ObservedApp:
+    def _observe(self, namespace: str, name: str, pod_selector: str) -> ObservedApp:
+        """The RayService's status; while it deploys, why its pods have no node, if that is why."""
         try:
             resource = self._call(
                 f"reading RayService {namespace}/{name}",
@@ -245,7 +257,16 @@ class KubeRayDriver:
             )
         except _Missing:
             resource = None
-        return observed_app(resource, name, now=self._clock(), ready_timeout=self._ready_timeout)
+        observed = observed_app(resource, name, now=self._clock(), ready_timeout=self._ready_timeout)
+        if observed.status not in _MAYBE_UNPLACED or observed.message == DRIFT_MESSAGE:
+            return observed
+        listing = self._call(
+            f"listing the pods of {namespace}/{name}",
+            lambda: _json(
+                self._core.list_namespaced_pod(namespace, label_selector=pod_selector, **self._raw)
+            ),
+        )
+        return unplaced_pods(listing.get("items") or []) or observed
 
     def _delete_rayservice(self, namespace: str, name: str) -> None:
         try:

@@ -11,6 +11,13 @@ else in ``rayClusterConfig`` differs: KubeRay builds a new Ray cluster and moves
 ready). A RayService whose spec no longer holds what imprun wrote (``imprun.io/applied-spec``) was
 edited by hand: it reads as ``DEPLOY_FAILED`` so the reconciler applies it again, which puts it back.
 Comparisons ignore fields the API server adds (defaults): only what imprun set counts.
+``unplaced_pods`` reads the pods of a RayService that is not Ready yet: a pod the scheduler could not
+place (``PodScheduled`` False, reason ``Unschedulable``) makes the application ``INSUFFICIENT_CAPACITY``
+when the scheduler found nodes short of room (``Insufficient cpu``, ``Insufficient memory``, …: room
+may free, or the cluster autoscaler add a node) and ``UNSCHEDULABLE`` otherwise (no node matches its
+selector, affinity or taints), quoting the pod's requests and the scheduler's message. The scheduler
+does not say how much is free, and cannot tell a node too small from a full one: both are
+"Insufficient".
 """
 
 from __future__ import annotations
@@ -23,7 +30,17 @@ from typing import Any, Final
 
 from imprun.drivers.cluster import AppStatus, ObservedApp
 
-__all__ = ["APPLIED_SPEC", "CHANGED_AT", "AppChange", "applied_spec", "change_of", "contains", "observed_app"]
+__all__ = [
+    "APPLIED_SPEC",
+    "CHANGED_AT",
+    "DRIFT_MESSAGE",
+    "AppChange",
+    "applied_spec",
+    "change_of",
+    "contains",
+    "observed_app",
+    "unplaced_pods",
+]
 
 CHANGED_AT: Final = "imprun.io/changed-at"
 """Annotation: when imprun last wrote the RayService's spec (ISO 8601, UTC)."""
@@ -162,3 +179,42 @@ def observed_app(
         waited = f"not Ready {ready_timeout:g} s after the last change"
         return ObservedApp(AppStatus.DEPLOY_FAILED, f"{waited}: {_operator_reason(status)}")
     return ObservedApp(AppStatus.DEPLOYING, message or _operator_reason(status))
+
+
+def unplaced_pods(pods: list[Mapping[str, Any]]) -> ObservedApp | None:
+    """Why pods of an application wait for a node (``INSUFFICIENT_CAPACITY`` or ``UNSCHEDULABLE``), or None."""
+    reasons = []
+    short_of_room = False
+    for pod in pods:
+        waiting = _unscheduled(pod)
+        if waiting is None:
+            continue
+        short_of_room = short_of_room or "Insufficient " in waiting
+        name = str((pod.get("metadata") or {}).get("name") or "?")
+        reasons.append(f"pod {name} (requests {_requests(pod)}) is not scheduled: {waiting}")
+    if not reasons:
+        return None
+    status = AppStatus.INSUFFICIENT_CAPACITY if short_of_room else AppStatus.UNSCHEDULABLE
+    return ObservedApp(status, "; ".join(reasons)[:_MESSAGE_MAX])
+
+
+_MESSAGE_MAX: Final = 480
+
+
+def _unscheduled(pod: Mapping[str, Any]) -> str | None:
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Pending"):
+        return None
+    for condition in status.get("conditions") or []:
+        scheduled = (condition.get("type"), condition.get("status"), condition.get("reason"))
+        if scheduled == ("PodScheduled", "False", "Unschedulable"):
+            return str(condition.get("message") or "the scheduler found no node for it").strip()
+    return None
+
+
+def _requests(pod: Mapping[str, Any]) -> str:
+    wanted: dict[str, str] = {}
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for name, amount in ((container.get("resources") or {}).get("requests") or {}).items():
+            wanted.setdefault(str(name), str(amount))
+    return "{" + ", ".join(f"{name}: {amount}" for name, amount in sorted(wanted.items())) + "}"

@@ -12,6 +12,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from imprun.drivers.cluster import AppSpec, AppStatus, PlatformAppSpec
+from imprun.drivers.k8s_objects import WORKER_OVERHEAD_MB
 from imprun.drivers.kuberay import AppChange, KubeRayDriver, open_api_client
 from imprun.drivers.kuberay_status import DRIFT_MESSAGE
 from imprun.errors import Invalid, Unavailable
@@ -226,6 +227,34 @@ def test_a_rayservice_never_ready_fails_with_the_operators_reason(
     kubernetes_cluster.operator.release("orders-api-dev")
     assert eventually(lambda: driver.observe("orders-api", "dev").status is AppStatus.RUNNING)
     driver.close()
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "status"),
+    [
+        ("0/3 nodes are available: 3 Insufficient cpu.", AppStatus.INSUFFICIENT_CAPACITY),
+        (
+            "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+            AppStatus.UNSCHEDULABLE,
+        ),
+    ],
+)
+def test_worker_pods_the_scheduler_cannot_place_say_why_until_they_are_placed(
+    driver: KubeRayDriver, kubernetes_cluster: Cluster, scheduler: str, status: AppStatus
+) -> None:
+    kubernetes_cluster.operator.starve("orders-api-dev", scheduler)
+    driver.apply(SPEC)
+    driver.apply(replace(SPEC, environment="prod"))
+    assert eventually(lambda: driver.observe("orders-api", "dev").status is status, timeout=10)
+    observed = driver.observe("orders-api", "dev")
+    assert observed.message == (
+        f"pod orders-api-dev-worker-replicas-0 (requests {{cpu: 500m, memory: {256 + WORKER_OVERHEAD_MB}Mi}}) "
+        f"is not scheduled: {scheduler}"
+    )
+    assert eventually(lambda: driver.observe("orders-api", "prod").status is AppStatus.RUNNING, timeout=10)
+
+    kubernetes_cluster.operator.release("orders-api-dev")  # room freed: the pods are placed
+    assert eventually(lambda: driver.observe("orders-api", "dev").status is AppStatus.RUNNING, timeout=10)
 
 
 def test_delete_and_release_are_idempotent(driver: KubeRayDriver, kubernetes_cluster: Cluster) -> None:

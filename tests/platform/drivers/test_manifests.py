@@ -22,7 +22,7 @@ from tests.platform.drivers.k8s_schemas import assert_valid
 MANIFESTS = Path(__file__).resolve().parents[3] / "manifests"
 TREES = ["base", "data", "overlays/dev", "overlays/prod"]
 DRIVER_RESOURCES = {
-    "": {"namespaces", "resourcequotas", "secrets"},
+    "": {"namespaces", "resourcequotas", "secrets", "pods"},
     "networking.k8s.io": {"networkpolicies"},
     "ray.io": {"rayservices", "rayservices/status"},
     "apisix.apache.org": {"apisixroutes", "apisixupstreams", "apisixconsumers", "apisixpluginconfigs"},
