@@ -139,7 +139,11 @@ class Settings(BaseSettings):
     )
     registration_window_seconds: int = Field(default=3600, ge=1)
     password_hash_concurrency: int = Field(
-        default=4, ge=1, le=64, description="Argon2id hashes (64 MiB each) computed at once; the rest wait."
+        default=4,
+        ge=2,
+        le=256,
+        description="Argon2id hashes (64 MiB each) computed at once, half for registrations and half for "
+        "sign-ins; the rest wait.",
     )
     password_hash_wait_seconds: float = Field(
         default=10.0, gt=0, description="How long a sign-in waits for a hashing slot before a 503."

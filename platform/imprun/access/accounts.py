@@ -6,8 +6,10 @@ of an empty platform may always register, and becomes its admin (claimed once, a
 Attempts are counted per client address. A login is throttled per (user, client): failures past a
 few free ones block that pair with a doubling back-off, so a stranger guessing a user's password
 from one address cannot lock the user out of another; a second, looser counter per client address
-caps how many accounts one address can try. Argon2id work runs in ``PasswordHashing``'s bounded
-pool; the store calls run in threads, so the event loop never waits on MongoDB, Redis or a hash.
+caps how many accounts one address can try. Argon2id work runs in bounded ``PasswordHashing``
+pools, one for registrations and one for sign-ins (logins, password changes), so a burst of
+registrations never makes a login wait; the store calls run in threads, so the event loop never
+waits on MongoDB, Redis or a hash.
 A password change ends the user's other sessions; ``logout_everywhere`` ends all of them.
 """
 
@@ -74,6 +76,7 @@ class AccountService:
         invites: InviteRepository,
         sessions: SessionStore,
         hashing: PasswordHashing,
+        registration_hashing: PasswordHashing,
         limits: SignInLimits,
         mode: RegistrationMode,
         invite_ttl: timedelta,
@@ -83,6 +86,7 @@ class AccountService:
         self._invites = invites
         self._sessions = sessions
         self.hashing = hashing
+        self.registration_hashing = registration_hashing
         self._limits = limits
         self.mode: RegistrationMode = mode
         self._invite_ttl = invite_ttl
@@ -93,7 +97,7 @@ class AccountService:
     async def register(self, username: str, password: str, *, invite: str | None, client: str) -> UserRecord:
         check_password_policy(password, username=username)
         await _blocking(self._admit_registration, invite, client)
-        password_hash = await self.hashing.hash(password)
+        password_hash = await self.registration_hashing.hash(password)
         return await _blocking(self._create_user, username, password_hash, invite)
 
     def _admit_registration(self, invite: str | None, client: str) -> None:

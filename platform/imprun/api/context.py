@@ -171,6 +171,8 @@ def open_ingress_driver(settings: Settings, mongo: Mongo, redis: Redis) -> Ingre
 def open_accounts(settings: Settings, mongo: Mongo, redis: Redis, sessions: SessionStore) -> AccountService:
     """Registration, sign-in and sessions with the throttles and the hashing pool of ``settings``."""
     sys_db = mongo[settings.sys_db_name]
+    # Registrations and sign-ins hash in pools of their own: a burst of one never queues the other.
+    sign_in_slots = max(1, settings.password_hash_concurrency // 2)
     limits = SignInLimits(
         registrations=WindowCounter(
             redis,
@@ -196,7 +198,10 @@ def open_accounts(settings: Settings, mongo: Mongo, redis: Redis, sessions: Sess
         users=UserRepository(sys_db),
         invites=InviteRepository(sys_db),
         sessions=sessions,
-        hashing=PasswordHashing(settings.password_hash_concurrency, settings.password_hash_wait_seconds),
+        hashing=PasswordHashing(sign_in_slots, settings.password_hash_wait_seconds),
+        registration_hashing=PasswordHashing(
+            settings.password_hash_concurrency - sign_in_slots, settings.password_hash_wait_seconds
+        ),
         limits=limits,
         mode=settings.registration_mode,
         invite_ttl=timedelta(seconds=settings.invite_ttl_seconds),
