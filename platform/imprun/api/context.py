@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -25,6 +25,7 @@ from imprun.access.accounts import AccountService, SignInLimits
 from imprun.ai.config import AI_GATEWAY_APP, ai_gateway_spec
 from imprun.ai.registry import McpToolRegistry
 from imprun.api.admission import UserSlots
+from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.drivers.cluster import ClusterDriver
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
@@ -59,6 +60,7 @@ from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping
 from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.runtime_feed import RuntimeFeed
+from runtime_actors.protocol import RUNTIME_PARTS
 from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureBackoff, WindowCounter
 from imprun.store.users import UserRecord, UserRepository
@@ -308,11 +310,12 @@ class ControlPlane:
             cipher=VariableCipher.from_master_key(master_key),
             clock=utc_now,
         )
+        log_streams = FunctionLogStreams(
+            redis, settings.redis_url, timeout=settings.dependency_timeout_seconds
+        )
         function_logs = FunctionLogService(
             gateways=gateway_commands,
-            streams=FunctionLogStreams(
-                redis, settings.redis_url, timeout=settings.dependency_timeout_seconds
-            ),
+            streams=log_streams,
             clock=utc_now,
             keepalive_s=settings.log_keepalive_seconds,
             recheck_s=settings.log_recheck_seconds,
@@ -332,6 +335,17 @@ class ControlPlane:
             functions.forget_gateway(gateway_id)
             variables.forget_gateway(gateway_id)
             mcp_tools.forget_gateway(gateway_id)
+            log_streams.forget(gateway_id, ENVIRONMENT_NAMES)
+
+        def forget_previous_incarnation(gateway_id: str, created_at: datetime) -> None:
+            """A new gateway inherits nothing of a deleted one with its id: no logs, no events, and
+            every replica and reload hub that still holds its code re-reads the new, empty database."""
+            log_streams.forget(gateway_id, ENVIRONMENT_NAMES)
+            events.forget_gateway_before(gateway_id, created_at)
+            feed = RuntimeFeed(sys_db, redis)
+            for environment in ENVIRONMENT_NAMES:
+                for part in RUNTIME_PARTS:
+                    feed.changed(gateway_id, environment, part)
 
         access = AccessService(
             applications=applications,
@@ -368,6 +382,7 @@ class ControlPlane:
                         GatewayDatabases(mongo),
                         driver,
                         forget_functions=forget_gateway,
+                        forget_previous_incarnation=forget_previous_incarnation,
                         mongo_users=mongo_users,
                         **common,
                     ),

@@ -42,6 +42,11 @@ def failure_reason(resource: Gateway | Environment) -> str | None:
     return failed.reason if failed is not None and failed.status else None
 
 
+def _incarnation(gateway: Gateway) -> str:
+    """Tells a gateway from an earlier one of the same id (ids are reused once deleted)."""
+    return gateway.created_at.isoformat()
+
+
 class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
     kind = "gateway"
 
@@ -53,11 +58,13 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         driver: ClusterDriver,
         *,
         forget_functions: Callable[[str], None] = lambda gateway_id: None,
+        forget_previous_incarnation: Callable[[str, datetime], None] = lambda gateway_id, before: None,
         mongo_users: GatewayMongoUsers | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(gateways, **kwargs)  # type: ignore[arg-type]
         self.forget_functions = forget_functions
+        self.forget_previous_incarnation = forget_previous_incarnation
         self.gateways = gateways
         self.environments = environments
         self.databases = databases
@@ -76,7 +83,13 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
             apps_present = tuple(env for env in ENVIRONMENT_NAMES if serve_app_name(gw, env) in live)
         return GatewayObservation(
             phase=resource.phase,
-            database_exists=self.databases.exists(gw),
+            # While it is created, only a database of this incarnation counts: one a deleted
+            # namesake left behind is dropped and made anew (CreateDatabase), never adopted.
+            database_exists=(
+                self.databases.belongs_to(gw, _incarnation(resource))
+                if resource.phase is Phase.CREATING
+                else self.databases.exists(gw)
+            ),
             environments=tuple(
                 ObservedEnvironment(
                     name=e.name,
@@ -99,9 +112,11 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         gw = resource.gateway_id
         match step:
             case CreateDatabase():
+                self.databases.drop(gw)  # one a deleted gateway of the same id left behind
                 if self.mongo_users is not None:  # its own user first: a crash leaves no database without one
                     self.mongo_users.ensure(gw)
-                self.databases.create(gw)
+                self.databases.create(gw, _incarnation(resource))
+                self.forget_previous_incarnation(gw, resource.created_at)
             case CreateEnvironments(names=names, state=state):
                 for name in names:
                     try:

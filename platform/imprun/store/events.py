@@ -68,6 +68,11 @@ class EventLog:
             docs = list(self._events.find({"gatewayId": gateway_id}).sort("at", DESCENDING).limit(limit))
         return [_from_doc(d) for d in docs]
 
+    def forget_gateway_before(self, gateway_id: str, before: datetime) -> None:
+        """Delete the gateway id's events older than ``before``: a deleted namesake's history."""
+        with mongo_errors():
+            self._events.delete_many({"gatewayId": gateway_id, "at": {"$lt": before}})
+
 
 def _from_doc(doc: Document) -> Event:
     values = {k: v for k, v in doc.items() if k not in ("_id", "gatewayId")}

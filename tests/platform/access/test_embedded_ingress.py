@@ -55,7 +55,7 @@ def harness(services: RunningServices) -> Iterator[Harness]:
     sys_db = mongo[f"imprun_sys_ingress_{uuid.uuid4().hex[:6]}"]
     feed = RuntimeFeed(sys_db, redis)
     gw = f"ei-{uuid.uuid4().hex[:8]}"
-    GatewayDatabases(mongo).create(gw)
+    GatewayDatabases(mongo).create(gw, "test")
     yield Harness(mongo, redis, feed, EmbeddedIngressDriver(IngressDocuments(mongo, feed)), gw)
     mongo.drop_database(gateway_db_name(gw))
     mongo.drop_database(sys_db.name)
