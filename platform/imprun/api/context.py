@@ -60,11 +60,11 @@ from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes, ping
 from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import RUNTIME_PARTS
 from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureBackoff, WindowCounter
 from imprun.store.users import UserRecord, UserRepository
 from imprun.store.variables import VariableRepository
+from runtime_actors.protocol import RUNTIME_PARTS
 
 if TYPE_CHECKING:
     from imprun.drivers.function_runtime import FunctionRuntime
