@@ -146,6 +146,7 @@ def _launch(settings: Settings, head: RayHead) -> None:
     _run_tool(
         [
             "ray", "start", "--head",
+            "--node-ip-address", "127.0.0.1",
             "--port", str(settings.embedded_ray_port),
             "--dashboard-host", "127.0.0.1",
             "--dashboard-port", str(settings.dashboard_port),
