@@ -24,7 +24,7 @@ from imprun.security.api_keys import lookup_hash
 from imprun.store.applications import GrantRepository
 from imprun.store.mcp_tools import McpToolRepository, PublishedToolRow
 
-__all__ = ["KeyView", "ToolCatalog", "presented_key"]
+__all__ = ["KeyView", "ToolCatalog", "presented_key", "tools_of_environments"]
 
 KEY_HEADER: Final = "apikey"
 _MAX_KEY_LENGTH: Final = 256
@@ -146,24 +146,33 @@ class ToolCatalog:
         )
 
     def _load_tools(self, environments: frozenset[tuple[str, str]]) -> list[Tool]:
-        by_gateway: dict[str, set[str]] = {}
-        for gateway_id, environment in environments:
-            by_gateway.setdefault(gateway_id, set()).add(environment)
-        published = [
-            PublishedTool(**asdict(row))  # the store's row has exactly the catalog's fields
-            for gateway_id, envs in sorted(by_gateway.items())
-            for row in self._published(gateway_id, envs)
-        ]
-        registry = [
-            RegistryEntry(
-                name=r.name,
-                gateway_id=r.gateway_id,
-                environment=r.environment,
-                function=r.function,
-                description=r.description,
-                input_schema=r.input_schema,
-            )
-            for r in self._registry.of_gateways(by_gateway)
-            if (r.gateway_id, r.environment) in environments
-        ]
-        return build_catalog(published, registry)
+        return tools_of_environments(environments, self._published, self._registry)
+
+
+def tools_of_environments(
+    environments: frozenset[tuple[str, str]],
+    published: Callable[[str, Iterable[str]], list[PublishedToolRow]],
+    registry: McpToolRepository,
+) -> list[Tool]:
+    """The tools a key granted exactly ``environments`` sees, sorted by name (blocking)."""
+    by_gateway: dict[str, set[str]] = {}
+    for gateway_id, environment in environments:
+        by_gateway.setdefault(gateway_id, set()).add(environment)
+    rows = [
+        PublishedTool(**asdict(row))  # the store's row has exactly the catalog's fields
+        for gateway_id, envs in sorted(by_gateway.items())
+        for row in published(gateway_id, envs)
+    ]
+    entries = [
+        RegistryEntry(
+            name=r.name,
+            gateway_id=r.gateway_id,
+            environment=r.environment,
+            function=r.function,
+            description=r.description,
+            input_schema=r.input_schema,
+        )
+        for r in registry.of_gateways(by_gateway)
+        if (r.gateway_id, r.environment) in environments
+    ]
+    return build_catalog(rows, entries)

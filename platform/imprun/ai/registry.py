@@ -11,6 +11,7 @@ the function's own derived schema is used.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -19,8 +20,9 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import SchemaError
 
+from imprun.ai.catalog import tools_of_environments
 from imprun.ai.schema_patterns import pattern_problems
-from imprun.ai.tools import tool_name_problem
+from imprun.ai.tools import Tool, tool_name_problem
 from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.errors import Invalid, NotFound
 from imprun.store.mcp_tools import McpToolRecord, McpToolRepository, PublishedToolRow
@@ -105,6 +107,11 @@ class McpToolRegistry:
 
     def forget_gateway(self, gateway_id: str) -> None:
         self._tools.delete_of_gateway(gateway_id)
+
+    def tools_of_environment(self, gateway_id: str, environment: str) -> builtins.list[Tool]:
+        """The tools a key granted to this one environment sees (the console's agents page)."""
+        published = self._published or (lambda _gateway_id, _environments: [])
+        return tools_of_environments(frozenset({(gateway_id, environment)}), published, self._tools)
 
 
 def _check_input_schema(schema: Mapping[str, Any]) -> None:

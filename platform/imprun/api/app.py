@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -16,7 +17,20 @@ import imprun
 from imprun.api.context import ControlPlane
 from imprun.api.errors import install_error_handlers
 from imprun.api.middleware import RequestContextMiddleware
-from imprun.api.routes import ai_gateway, applications, auth, functions, gateways, health, logs, variables
+from imprun.api.routes import (
+    ai_gateway,
+    applications,
+    auth,
+    definitions,
+    function_metrics,
+    functions,
+    gateways,
+    health,
+    logs,
+    try_it,
+    variables,
+)
+from imprun.api.routes.console import default_console_dir, install_console
 from imprun.drivers.cluster import ClusterDriver
 from imprun.errors import ImprunError
 from imprun.observability.logs import configure_logging
@@ -27,9 +41,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings, *, plane: ControlPlane | None = None, driver: ClusterDriver | None = None
+    settings: Settings,
+    *,
+    plane: ControlPlane | None = None,
+    driver: ClusterDriver | None = None,
+    console_dir: Path | None = None,
 ) -> FastAPI:
-    """Build the app; ``plane`` shares an already-open ``ControlPlane``, ``driver`` a cluster driver."""
+    """Build the app; ``plane`` shares an already-open ``ControlPlane``, ``driver`` a cluster driver,
+    ``console_dir`` is the built web console served at ``/`` (default: the checkout's ``console/dist``)."""
     owned = plane is None
     metrics = plane.metrics if plane is not None else Metrics()
 
@@ -69,6 +88,10 @@ def create_app(
     app.include_router(ai_gateway.router)
     app.include_router(variables.router)
     app.include_router(logs.router)
+    app.include_router(definitions.router)
+    app.include_router(function_metrics.router)
+    app.include_router(try_it.router)
+    install_console(app, console_dir or default_console_dir())
     return app
 
 

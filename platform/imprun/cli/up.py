@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from imprun.api.routes.console import default_console_dir
 from imprun.cli.control_plane import control_plane_pid, control_plane_record, forget_own_pid, record_own_pid
 from imprun.cli.output import error_console, exit_on_error, load_settings
 from imprun.cli.progress import StackProgress
@@ -93,6 +94,11 @@ def run_up(settings: Settings, console: Console, *, with_ray: bool, keep_ray: bo
 def announce(console: Console, settings: Settings, stack: EmbeddedStack, *, keep_ray: bool) -> None:
     urls = Table.grid(padding=(0, 2))
     urls.add_row("control plane", settings.control_plane_url)
+    console_built = (default_console_dir() / "index.html").is_file()
+    urls.add_row(
+        "web console",
+        f"{settings.control_plane_url}/" if console_built else "[yellow]not built: bash console/setup.sh[/]",
+    )
     if settings.ray_address is None:
         urls.add_row("data plane", "[yellow]none (--no-ray)[/]")
     else:

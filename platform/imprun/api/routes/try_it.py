@@ -1,0 +1,133 @@
+"""What the console tries on the data plane, through the control plane.
+
+``POST /v1/api-gateways/{gw}/environments/{env}/call`` calls a published function exactly as a client
+would — method, query, headers (the page's ``apikey`` included) and JSON body — and returns the
+answer: the data plane serves no CORS headers, so a page from the control plane cannot read its
+answers itself. The call goes to the data plane's own address (``IMPRUN_DATA_PLANE_URL``'s host and
+port, never one from the request), only for the caller's own gateway.
+
+``GET /v1/applications/{app}/grants/{grant}/tools`` lists the MCP tools the grant's key sees (its
+environment's published functions and the registry's entries), with their ``inputSchema``, and
+where the MCP endpoint answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field
+
+from imprun.api.deps import CurrentUser, Plane
+from imprun.domain.functions import FunctionName
+from imprun.drivers.data_plane import DataPlaneCaller
+from imprun.errors import NotFound
+
+router = APIRouter(tags=["console"])
+
+
+class CallRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    function: FunctionName
+    method: str = Field(default="POST", pattern=r"^[A-Za-z]{1,16}$", description="The data plane judges it.")
+    query: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = Field(default=None, description="Sent as JSON unless null (no body).")
+
+
+class CallAnswerPublic(BaseModel):
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: str
+    json_: Any = Field(default=None, alias="json", serialization_alias="json")
+    truncated: bool
+    durationMs: float
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ToolPublic(BaseModel):
+    name: str
+    description: str
+    inputSchema: dict[str, Any]
+    outputSchema: dict[str, Any] | None
+    gatewayId: str
+    environment: str
+    function: str
+    fromRegistry: bool
+
+
+class GrantTools(BaseModel):
+    grantId: str
+    gatewayId: str
+    environment: str
+    mcpUrl: str
+    tools: list[ToolPublic]
+
+
+@router.post("/v1/api-gateways/{gw}/environments/{env}/call", response_model_by_alias=True)
+def call_function(
+    gw: str, env: str, user: CurrentUser, plane: Plane, request: CallRequest = Body()
+) -> CallAnswerPublic:
+    commands = plane.gateway_commands
+    gateway = commands.get_owned(gw, user.id)
+    environment = commands.get_environment(gateway, env)
+    path = f"{gateway.gateway_id}/{environment.name}/{request.function}"
+    headers = dict(request.headers)
+    content: bytes | None = None
+    if request.body is not None:
+        content = json.dumps(request.body).encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = "application/json"
+    base = plane.settings.data_plane_url
+    answer = DataPlaneCaller(base).call(
+        path, method=request.method.upper(), query=request.query, headers=headers, body=content
+    )
+    text = answer.body.decode("utf-8", "replace")
+    parsed: Any = None
+    if "json" in answer.headers.get("content-type", "") and not answer.truncated:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+    return CallAnswerPublic(
+        url=f"{plane.settings.function_base_url}/{path}",
+        status=answer.status,
+        headers=answer.headers,
+        body=text,
+        json_=parsed,
+        truncated=answer.truncated,
+        durationMs=answer.duration_ms,
+    )
+
+
+@router.get("/v1/applications/{app}/grants/{grant}/tools")
+def grant_tools(app: str, grant: str, user: CurrentUser, plane: Plane) -> GrantTools:
+    found = next((g for g in plane.access.grants_of(app, user) if g.grant_id == grant), None)
+    if found is None:
+        raise NotFound(
+            f"no grant {grant!r} in application {app!r}; list them with GET /v1/applications/{app}/grants"
+        )
+    tools = plane.mcp_tools.tools_of_environment(found.gateway_id, found.environment)
+    return GrantTools(
+        grantId=found.grant_id,
+        gatewayId=found.gateway_id,
+        environment=found.environment,
+        mcpUrl=f"{plane.settings.function_base_url}/mcp",
+        tools=[
+            ToolPublic(
+                name=t.name,
+                description=t.description,
+                inputSchema=dict(t.input_schema),
+                outputSchema=dict(t.output_schema) if t.output_schema is not None else None,
+                gatewayId=t.gateway_id,
+                environment=t.environment,
+                function=t.function,
+                fromRegistry=t.from_registry,
+            )
+            for t in tools
+        ],
+    )
