@@ -4,6 +4,7 @@
     ├── Invalid                 invalid         422 (or 400 for bad code: ``status`` may be overridden)
     ├── Unauthorized            unauthorized    401
     ├── Forbidden               forbidden       403
+    │   └── QuotaExceeded       quota_exceeded  403  (``details``: the quota's name, limit and use)
     ├── NotFound                not_found       404
     ├── Conflict                conflict        409
     ├── TooLarge                too_large       413
@@ -48,6 +49,16 @@ class Unauthorized(ImprunError):
 class Forbidden(ImprunError):
     code = "forbidden"
     status = 403
+
+
+class QuotaExceeded(Forbidden):
+    """The request would take a user past one of their quotas (``IMPRUN_QUOTA_*``)."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, quota: str, limit: float, used: float) -> None:
+        super().__init__(message, details={"quota": quota, "limit": limit, "used": used})
+        self.quota = quota
 
 
 class NotFound(ImprunError):

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8265, description="Ray dashboard port.")
     embedded_mongo_port: int = 27117
     embedded_redis_port: int = 6479
+    embedded_redis_maxmemory_mb: int = Field(
+        default=256, ge=16, description="Memory of the embedded Redis; full, it refuses writes (noeviction)."
+    )
     embedded_ray_port: int = 6380
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Embedded data, keys and logs.")
@@ -169,6 +172,23 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Debug runs in flight at once (threads apart from the request pool)."
     )
     log_followers_per_user: int = Field(default=4, ge=1, description="Followed log streams per user.")
+
+    # Per-user quotas (defaults that suit one machine); past one, 403 quota_exceeded.
+    quota_gateways: int = Field(default=16, ge=0, description="Gateways per user.")
+    quota_functions_per_gateway: int = Field(default=100, ge=0, description="Functions per gateway.")
+    quota_code_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=512 * 1024, description="UTF-8 bytes of one function's code."
+    )
+    quota_history_versions: int = Field(
+        default=50, ge=1, description="Versions of a function's history kept; older ones are dropped."
+    )
+    quota_variables_per_environment: int = Field(default=100, ge=0, description="Variables per environment.")
+    quota_bundle_cpu: float = Field(default=2.0, gt=0, description="CPUs per replica of a gateway's bundle.")
+    quota_bundle_memory_mb: int = Field(default=2048, ge=64, description="MiB per replica of a bundle.")
+    quota_bundle_replicas: int = Field(default=4, ge=1, description="maxReplicas of a bundle.")
+    quota_bundle_resources: float = Field(
+        default=4.0, ge=0, description="Amount of each custom resource per replica of a bundle."
+    )
 
     # Lifecycle reconcilers.
     reconcile: bool = Field(default=True, description="Run the reconcilers in this control plane.")

@@ -25,6 +25,7 @@ from imprun.access.accounts import AccountService, SignInLimits
 from imprun.ai.config import AI_GATEWAY_APP, ai_gateway_spec
 from imprun.ai.registry import McpToolRegistry
 from imprun.api.admission import UserSlots
+from imprun.api.quotas import Quotas
 from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.drivers.cluster import ClusterDriver
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
@@ -234,6 +235,7 @@ class ControlPlane:
     debug_runs: UserSlots
     debug_threads: anyio.CapacityLimiter
     log_followers: UserSlots
+    quotas: Quotas
     gateway_commands: GatewayCommands
     driver: ClusterDriver | None
     loop: ReconcileLoop | None
@@ -309,6 +311,7 @@ class ControlPlane:
             variables=VariableRepository(sys_db, RuntimeFeed(sys_db, redis)),
             cipher=VariableCipher.from_master_key(master_key),
             clock=utc_now,
+            max_variables=settings.quota_variables_per_environment,
         )
         log_streams = FunctionLogStreams(
             redis, settings.redis_url, timeout=settings.dependency_timeout_seconds
@@ -423,6 +426,7 @@ class ControlPlane:
             debug_runs=UserSlots("debug runs", settings.debug_runs_per_user, retry_after=5),
             debug_threads=anyio.CapacityLimiter(settings.debug_run_threads),
             log_followers=UserSlots("followed log streams", settings.log_followers_per_user, retry_after=30),
+            quotas=Quotas(settings),
             gateway_commands=gateway_commands,
             driver=driver,
             loop=loop,

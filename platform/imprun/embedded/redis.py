@@ -38,6 +38,11 @@ def redis_service(settings: Settings) -> ServiceProcess:
             "yes",
             "--daemonize",
             "no",
+            # Bounded memory; when full, writes fail rather than sessions or throttles being evicted.
+            "--maxmemory",
+            f"{settings.embedded_redis_maxmemory_mb}mb",
+            "--maxmemory-policy",
+            "noeviction",
         ],
         host=LOOPBACK,
         port=settings.embedded_redis_port,

@@ -104,7 +104,7 @@ class FunctionService:
         return cls(
             gateways=gateway_commands,
             drafts=FunctionDrafts(sys_db),
-            history=FunctionHistory(sys_db),
+            history=FunctionHistory(sys_db, keep=settings.quota_history_versions),
             deployments=DeploymentLog(sys_db),
             published=PublishedFunctions(mongo, sys_db, redis),
             clock=clock,

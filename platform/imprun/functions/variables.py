@@ -22,7 +22,7 @@ from imprun.domain.variables import (
     validate_variable_name,
     validate_variable_value,
 )
-from imprun.errors import Conflict, Invalid, NotFound
+from imprun.errors import Conflict, NotFound, QuotaExceeded
 from imprun.lifecycle.commands import GatewayCommands
 from imprun.security.variables import SealedValue, VariableCipher
 from imprun.store.users import UserRecord
@@ -39,11 +39,13 @@ class VariableService:
         variables: VariableRepository,
         cipher: VariableCipher,
         clock: Callable[[], datetime],
+        max_variables: int = MAX_VARIABLES_PER_ENVIRONMENT,
     ) -> None:
         self._gateways = gateways
         self._variables = variables
         self._cipher = cipher
         self._clock = clock
+        self._max_variables = max_variables
 
     def ensure_indexes(self) -> None:
         self._variables.ensure_indexes()
@@ -63,14 +65,16 @@ class VariableService:
         gw, env = self._place(gateway_id, environment, user, writing=True)
         validate_variable_name(name)
         validate_variable_value(value)
-        if (
-            self._variables.get(gw, env, name) is None
-            and self._variables.count(gw, env) >= MAX_VARIABLES_PER_ENVIRONMENT
-        ):
-            raise Invalid(
-                f"{gw}/{env} already has {MAX_VARIABLES_PER_ENVIRONMENT} variables, the limit; "
-                "delete one first"
-            )
+        if self._variables.get(gw, env, name) is None:
+            used = self._variables.count(gw, env)
+            if used >= self._max_variables:
+                raise QuotaExceeded(
+                    f"{gw}/{env} already has {used} of your {self._max_variables} variables per "
+                    "environment; delete one first or ask the operator for a higher quota",
+                    quota="variables per environment",
+                    limit=self._max_variables,
+                    used=used,
+                )
         sealed = self._cipher.seal(value, gateway_id=gw, environment=env, name=name)
         info = VariableInfo(gw, env, name, secret, self._clock(), user.id)
         self._variables.put(StoredVariable(info, sealed.version, sealed.nonce, sealed.ciphertext))

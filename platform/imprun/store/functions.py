@@ -121,8 +121,11 @@ def _draft_from(doc: Document) -> FunctionDraft:
 
 
 class FunctionHistory:
-    def __init__(self, sys_db: Database[Document]) -> None:
+    """Every version of each function, the newest ``keep`` of them (older ones are dropped on append)."""
+
+    def __init__(self, sys_db: Database[Document], *, keep: int | None = None) -> None:
         self._history = sys_db.function_history
+        self._keep = keep
 
     def append(self, entry: FunctionVersion) -> None:
         doc = {
@@ -138,6 +141,15 @@ class FunctionHistory:
         }
         with mongo_errors(f"version {entry.version} of {entry.name!r} was already recorded"):
             self._history.insert_one(doc)
+        if self._keep is not None and entry.version > self._keep:
+            with mongo_errors():
+                self._history.delete_many(
+                    {
+                        "gatewayId": entry.gateway_id,
+                        "name": entry.name,
+                        "version": {"$lte": entry.version - self._keep},
+                    }
+                )
 
     def of_function(self, gateway_id: str, name: str, *, limit: int = 100) -> list[FunctionVersion]:
         with mongo_errors():

@@ -153,6 +153,8 @@ def deployment_public(deployment: Deployment) -> dict[str, Any]:
 
 @router.post("/{gw}/functions", status_code=201)
 def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    plane.quotas.check_code(body.code)
+    plane.quotas.check_new_function(len(plane.functions.list_functions(gw, user)))
     view = plane.functions.create(
         gw,
         user,
@@ -247,6 +249,7 @@ def get_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> dict[str,
 
 @router.patch("/{gw}/functions/{fn:path}")
 def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    plane.quotas.check_code(body.code)
     view = plane.functions.update(
         gw,
         fn,

@@ -66,6 +66,8 @@ def gateway_public(gateway: Gateway, environments: list[Environment], settings: 
 
 @router.post("", status_code=202)
 def create_gateway(body: GatewayCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    owned = plane.gateway_commands.gateways.owned_by(user.id)
+    plane.quotas.check_new_gateway(len(owned), body.bundle)
     gateway = plane.gateway_commands.create(
         name=body.name, owner_id=user.id, gateway_id=body.gatewayId, bundle=body.bundle
     )
