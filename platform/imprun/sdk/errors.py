@@ -121,8 +121,19 @@ class InternalError(ImprunAPIError):
     default_status = 500
 
 
+class QuotaExceededError(ForbiddenError):
+    """Past one of the user's quotas: ``details`` is ``{quota, limit, used}``."""
+
+    code = "quota_exceeded"
+
+    @property
+    def quota(self) -> str | None:
+        return self.details.get("quota") if isinstance(self.details, dict) else None
+
+
 _BY_CODE: dict[str, type[ImprunAPIError]] = {cls.code: cls for cls in ImprunAPIError.__subclasses__()}
 _BY_STATUS: dict[int, type[ImprunAPIError]] = {cls.default_status: cls for cls in _BY_CODE.values()}
+_BY_CODE[QuotaExceededError.code] = QuotaExceededError
 
 
 def api_error(status: int, payload: Any, *, retry_after: int | None = None) -> ImprunAPIError:

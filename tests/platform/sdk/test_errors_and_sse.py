@@ -7,10 +7,12 @@ import pytest
 from imprun.sdk._http import SseDecoder, StreamEnd, log_event
 from imprun.sdk.errors import (
     ConflictError,
+    ForbiddenError,
     ImprunAPIError,
     InternalError,
     InvalidError,
     NotFoundError,
+    QuotaExceededError,
     RateLimitedError,
     UnavailableError,
     api_error,
@@ -28,6 +30,8 @@ from imprun.sdk.models import LogEntry
         (503, "unavailable", UnavailableError),
         (502, "unavailable", UnavailableError),
         (429, "rate_limited", RateLimitedError),
+        (403, "quota_exceeded", QuotaExceededError),
+        (403, "forbidden", ForbiddenError),
     ],
 )
 def test_the_code_picks_the_class(status: int, code: str, cls: type[ImprunAPIError]) -> None:
