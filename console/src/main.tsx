@@ -34,7 +34,7 @@ const theme = createTheme({
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <MantineProvider theme={theme} defaultColorScheme="light">
-      <Notifications position="bottom-right" />
+      <Notifications position="bottom-right" autoClose={2500} />
       <QueryClientProvider client={queryClient}>
         <BrowserRouter>
           <App />

@@ -4,8 +4,9 @@ One user's path through the console, each step checked by what the page shows: r
 gateway and watch it reach ``Started`` → type a new function into Monaco → a syntax error is marked
 at its line → fix it, save, run it in the Run panel → publish to dev → create an application and a
 grant, the key shown once → call the function with it from the page → see the key's tools on the
-agents page → promote to staging and prod through the diff → the calls show in the live logs (one of
-them made while the page follows) → delete the gateway. axe-core finds no critical violation on the
+agents page → promote to staging and prod through the diff → a second version, its diff in the
+history and the first restored → the calls show in the live logs (one of them made while the page
+follows) → a secret variable is masked → the calls are counted in the metrics → delete the gateway. axe-core finds no critical violation on the
 main screens on the way.
 """
 
@@ -22,6 +23,7 @@ from playwright.sync_api import Page, expect
 
 from tests.console.conftest import assert_accessible
 from tests.fixtures.live_stack import PASSWORD, LiveStack
+from tests.fixtures.polling import eventually
 
 pytestmark = [pytest.mark.services, pytest.mark.ray]
 
@@ -219,12 +221,30 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
         dialog = page.get_by_role("dialog")
         expect(dialog.get_by_role("textbox", name="Promote to")).to_have_value(stage)
         diff = dialog.get_by_test_id("diff-editor")
-        expect(diff.locator(".modified .view-lines")).to_contain_text('imp.log("hello", name)')
+        expect(diff.locator(".modified .view-lines[role=presentation]")).to_contain_text('imp.log("hello", name)')
         expect(diff.locator(".line-insert").first).to_be_attached()
         if stage == "prod":
             shoot(page, "promote-diff")
         dialog.get_by_role("button", name=f"Promote to {stage}").click()
         expect(page.get_by_test_id(f"published-{stage}")).to_have_text(f"{stage} v1")
+
+    # History: a second version, its diff against the first, and the first restored as a third.
+    page.get_by_test_id("code-editor").locator(".view-lines").click()
+    page.keyboard.press("ControlOrMeta+End")
+    page.keyboard.type("# second version")
+    page.keyboard.press("ControlOrMeta+s")
+    expect(page.get_by_text("draft v2")).to_be_visible()
+    page.get_by_role("button", name="History").click()
+    drawer = page.get_by_role("dialog", name="History")
+    expect(drawer.get_by_role("button", name=re.compile("^v2"))).to_be_visible()
+    drawer.get_by_role("button", name=re.compile("^v1")).click()
+    diff = drawer.get_by_test_id("diff-editor")
+    expect(diff.locator(".modified .view-lines[role=presentation]")).to_contain_text("# second version")
+    expect(diff.locator(".original .view-lines[role=presentation]")).not_to_contain_text("# second version")
+    shoot(page, "history")
+    drawer.get_by_role("button", name="Restore v1").click()
+    expect(page.get_by_text("draft v3")).to_be_visible()
+    expect(page.get_by_test_id("code-editor").locator(".view-lines")).not_to_contain_text("# second version")
 
     # The live logs of dev: the earlier calls, and one made while the page follows.
     page.get_by_role("link", name=gw).click()
@@ -243,6 +263,37 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
     expect(logs).to_contain_text(f"hello {marker}")
     assert_accessible(page, "logs")
     shoot(page, "logs")
+
+    # A secret variable is masked once set.
+    page.get_by_role("tab", name="Variables").click()
+    page.get_by_label("Name").fill("API_TOKEN")
+    page.get_by_label("Value").fill("s3cret-value")
+    page.get_by_label("Secret (masked, never shown again)").check()
+    page.get_by_role("button", name="Set variable").click()
+    variables = page.get_by_test_id("variable-table")
+    expect(variables).to_contain_text("API_TOKEN")
+    expect(variables).to_contain_text("never shown again")
+    expect(variables).not_to_contain_text("s3cret-value")
+    shoot(page, "variables")
+
+    # Metrics: the calls made above, summed from the replicas' series (Ray exports them every few s).
+    page.get_by_role("tab", name="Metrics").click()
+    metrics_row = (
+        page.get_by_test_id("metrics-table").locator("tbody tr", has_text="greet").filter(has_text="dev")
+    )
+    refresh = page.get_by_role("button", name="Refresh")
+
+    def counted() -> bool:
+        refresh.click()
+        expect(refresh).to_be_enabled()
+        return metrics_row.count() == 1 and int(metrics_row.locator("td").nth(2).inner_text()) >= 3
+
+    assert eventually(counted, timeout=60, interval=1.0), "the dev calls never showed in the metrics"
+    expect(page.get_by_role("link", name="Ray dashboard (operators)")).to_have_attribute(
+        "href", live_stack.dashboard_url
+    )
+    assert_accessible(page, "metrics")
+    shoot(page, "metrics")
 
     # Delete the gateway: confirmation, then it goes away.
     page.get_by_role("button", name=f"Delete {gw}").click()
