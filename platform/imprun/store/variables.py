@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pymongo import ASCENDING
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from imprun.domain.variables import VariableInfo
 from imprun.store.mongo import Document, encode_dates, mongo_errors, parse_time
@@ -90,9 +91,15 @@ class VariableRepository:
             "updatedAt": info.updated_at,
             "updatedBy": info.updated_by,
         }
+        fields = encode_dates({name: value for name, value in doc.items() if name != "_id"})
         with mongo_errors():
-            # The replacement names its _id: nx-27017 0.8.1 ignores the filter's _id on an upsert.
-            self._variables.replace_one({"_id": key}, encode_dates(doc), upsert=True)
+            # $set, not replace_one: nx-27017 0.8.1 fails to replace a document holding bytes (the
+            # nonce and ciphertext), and ignores the filter's _id on an upsert, so insert when new.
+            if not self._variables.update_one({"_id": key}, {"$set": fields}).matched_count:
+                try:
+                    self._variables.insert_one(encode_dates(doc))
+                except DuplicateKeyError:  # created meanwhile by another writer: set ours over it
+                    self._variables.update_one({"_id": key}, {"$set": fields})
         self._feed.changed(info.gateway_id, info.environment, PART_VARIABLES)
 
     def delete(self, gateway_id: str, environment: str, name: str) -> bool:

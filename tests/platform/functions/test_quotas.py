@@ -88,6 +88,8 @@ def test_quotas_of_one_user(small: TestClient) -> None:
 
     variables = f"/v1/api-gateways/{gw}/environments/dev/variables"
     assert small.put(f"{variables}/A", json={"value": "1"}, headers=owner).status_code == 200
+    replaced = small.put(f"{variables}/A", json={"value": "2"}, headers=owner)
+    assert replaced.status_code == 200, replaced.text  # replacing takes no new slot
     _refused(
         small.put(f"{variables}/B", json={"value": "1"}, headers=owner), "variables per environment", 1, 1
     )

@@ -178,3 +178,15 @@ def test_deleting_the_gateway_forgets_its_variables(functions_client: TestClient
     assert collection.count_documents({"gatewayId": gw}) == 1
     assert functions_client.delete(f"/v1/api-gateways/{gw}", headers=headers).status_code == 202
     assert eventually(lambda: collection.count_documents({"gatewayId": gw}) == 0, timeout=30, interval=0.1)
+
+
+def test_a_value_can_be_changed_and_made_secret(
+    functions_client: TestClient, owner: Headers, vars_gateway: str
+) -> None:
+    api, gw = functions_client, vars_gateway
+    assert api.put(url(gw, name="REGION"), json={"value": "eu"}, headers=owner).status_code == 200
+    changed = api.put(url(gw, name="REGION"), json={"value": "us"}, headers=owner)
+    assert changed.status_code == 200, changed.text
+    assert api.get(url(gw, name="REGION"), headers=owner).json()["value"] == "us"
+    hidden = api.put(url(gw, name="REGION"), json={"value": "ap", "secret": True}, headers=owner)
+    assert hidden.status_code == 200 and hidden.json()["masked"] is True
