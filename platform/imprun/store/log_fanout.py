@@ -94,7 +94,7 @@ class LogFanout:
         tail = FanoutTail(key, after, self._block_s, self._max_backlog)
         self._tails.add(tail)
         loop = asyncio.get_running_loop()
-        if self._reader is None or self._reader.done() or self._reader.get_loop() is not loop:
+        if self._reader is None or self._reader.get_loop() is not loop:
             self._reader = loop.create_task(self._read(), name=READER_NAME)
         try:
             yield tail
@@ -111,24 +111,26 @@ class LogFanout:
         return positions
 
     async def _read(self) -> None:
-        client = self._connect()
+        client: aioredis.Redis | None = None
         try:
+            client = self._connect()
             while self._tails:
-                positions = self._positions()
-                try:
-                    answer = await client.xread(
-                        positions, count=_PAGE, block=max(1, int(self._block_s * 1000))
-                    )
-                except RedisError as exc:
-                    failure = Unavailable("Redis is unreachable; the log stream stopped (retry shortly)")
-                    failure.__cause__ = exc
-                    for tail in list(self._tails):
-                        tail.deliver(failure)
-                    return
+                answer = await client.xread(
+                    self._positions(), count=_PAGE, block=max(1, int(self._block_s * 1000))
+                )
                 streams = answer.items() if isinstance(answer, dict) else (answer or [])
                 for key, entries in streams:
                     for tail in [t for t in self._tails if t.key == str(key)]:
                         tail.deliver(list(entries))
+        except Exception as exc:  # never leave followers waiting on a reader that is gone
+            failure = Unavailable("Redis is unreachable; the log stream stopped (retry shortly)")
+            failure.__cause__ = exc
+            for tail in list(self._tails):
+                tail.deliver(failure)
         finally:
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
+            # Cleared before the first await below: a follower arriving from now on starts a new reader.
+            if self._reader is asyncio.current_task():
+                self._reader = None
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()

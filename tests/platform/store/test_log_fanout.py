@@ -9,10 +9,11 @@ import time
 import uuid
 
 import pytest
+from redis import asyncio as aioredis
 
 from imprun.errors import Unavailable
 from imprun.store.function_logs import FunctionLogStreams, log_stream_key
-from imprun.store.log_fanout import READER_NAME, FanoutTail
+from imprun.store.log_fanout import READER_NAME, FanoutTail, LogFanout
 from imprun.store.redis import Redis, connect_redis
 from tests.fixtures.services import RunningServices
 
@@ -83,3 +84,38 @@ def test_a_follower_that_stops_reading_is_dropped() -> None:
         assert await FanoutTail("k", "0-0", block_s=0.05, max_backlog=2).read_raw() == []
 
     asyncio.run(scenario())
+
+
+def test_a_follower_arriving_while_the_reader_winds_down_is_served(
+    services: RunningServices, redis: Redis
+) -> None:
+    """The last follower leaves; while the reader closes its connection, a new follower arrives."""
+    assert services.settings.redis_url is not None
+    url, gw = services.settings.redis_url, f"churn-{uuid.uuid4().hex[:8]}"
+    key = log_stream_key(gw, "dev")
+
+    async def scenario() -> list[str]:
+        closing, release = asyncio.Event(), asyncio.Event()
+
+        class SlowToClose(aioredis.Redis):
+            async def aclose(self, close_connection_pool: bool | None = None) -> None:
+                closing.set()
+                await release.wait()
+                await super().aclose(close_connection_pool)
+
+        fanout = LogFanout(lambda: SlowToClose.from_url(url, decode_responses=True), block_s=0.05)
+        async with fanout.tail(key, "0-0") as first:
+            await asyncio.to_thread(_write, redis, gw, "dev", ["m0"])
+            while not await first.read_raw():
+                pass
+        await closing.wait()  # the reader saw no follower left and is closing its connection
+        after = (await asyncio.to_thread(_write, redis, gw, "dev", ["m1"]))[0]
+        async with fanout.tail(key, "0-0") as second:
+            release.set()
+            seen: list[str] = []
+            deadline = time.monotonic() + 5
+            while after not in seen and time.monotonic() < deadline:
+                seen += [str(entry[0]) for entry in await second.read_raw()]
+        return seen
+
+    assert len(asyncio.run(scenario())) == 2, "the new follower got both entries"
