@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 
 from imprun.drivers.cluster import REPLICA_ENV_VARS
-from runtime_actors.db_proxy import gateway_database_name
+from runtime_actors.shared.names import gateway_database_name
 
 BARE_APP: Final = "bench-bare"
 BARE_MAIN_LOOP_APP: Final = "bench-bare-main-loop"

@@ -1,7 +1,7 @@
 """The Ray Serve application that serves one gateway environment at ``/<gw>/<env>``.
 
 Each replica of its single deployment, ``FunctionActor``, is the trusted supervisor of one
-environment: ``runtime_actors.supervisor.Supervisor`` with a jailed ``WorkerPool``, the ``imp.db()``
+environment: ``runtime_actors.replica.supervisor.Supervisor`` with a jailed ``WorkerPool``, the ``imp.db()``
 proxy and the ``imp.fetch`` egress policy, fed by this node's reload hub (``ray_apps.reload_hub``).
 This module is the Serve wiring only: it turns the Starlette request into the supervisor's
 ``RequestHead`` (body read lazily, under the size limit), answers ``GET /<gw>/<env>/_health`` itself,
@@ -16,11 +16,8 @@ code and serves only its health route (404 elsewhere).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 from ray import serve
@@ -31,23 +28,17 @@ from starlette.responses import JSONResponse, Response
 from ray_apps.function_metrics import FunctionMetrics
 from ray_apps.reload_hub import reload_hub_for_this_node
 from ray_apps.replica_http import DISCONNECT_DISABLED_HEADER
-from runtime_actors.db_proxy import DbProxy
-from runtime_actors.egress import Egress, EgressPolicy
-from runtime_actors.key_auth import KeyAuthGate
-from runtime_actors.protocol import Invocation, InvocationResult, PublishedFunction
-from runtime_actors.rate_limit import RedisRateLimiter
-from runtime_actors.supervisor import (
-    BodyTooLarge,
-    DiscardLogs,
-    FunctionLogSink,
-    FunctionPool,
-    RedisLogStream,
-    RequestHead,
-    SnapshotTuple,
-    Supervisor,
-    read_limited,
-)
-from runtime_actors.variables import VariableOpener
+from runtime_actors.replica.admission.key_auth import KeyAuthGate
+from runtime_actors.replica.admission.limiter import RedisRateLimiter
+from runtime_actors.replica.callbacks.db_proxy import DbProxy
+from runtime_actors.replica.callbacks.egress import Egress, EgressPolicy
+from runtime_actors.replica.http import BodyTooLarge, RequestHead, read_limited
+from runtime_actors.replica.log_stream import DiscardLogs, RedisLogStream
+from runtime_actors.replica.ports import FunctionLogSink, FunctionPool
+from runtime_actors.replica.supervisor import Supervisor
+from runtime_actors.shared.errors import REQUEST_ID_HEADER, error_json
+from runtime_actors.shared.messages import Invocation, InvocationResult, PublishedFunction, Snapshot
+from runtime_actors.shared.runtime_config import RuntimeConfig
 
 __all__ = [
     "DEPLOYMENT_NAME",
@@ -72,72 +63,6 @@ start/stop notices that the controller's log repeats."""
 
 HEALTH_ROUTE: Final = "/_health"
 DISCONNECT_DISABLED: Final = DISCONNECT_DISABLED_HEADER.decode()
-REQUEST_ID_HEADER: Final = "x-request-id"
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """What a replica needs besides its gateway and environment; JSON-able for ``serveConfigV2``."""
-
-    mongo_url: str | None = None
-    redis_url: str | None = None
-    sys_db_name: str = "imprun_sys"
-    insecure_dev: bool = False
-    max_request_bytes: int = 1_048_576
-    worker_pool_size: int = 2
-    egress_allow: tuple[str, ...] = ()
-    api_key_pepper: str = field(default="", repr=False)
-    """Hex of the 32-byte HMAC key of API-key lookup hashes; empty: no key can match."""
-    variables_key: str = field(default="", repr=False)
-    """Hex of the 32-byte AES key that opens environment variables; empty: ``imp.env`` stays empty."""
-    log_retention_entries: int = 10_000
-    """Approximate cap of the environment's log stream (``XADD MAXLEN ~``)."""
-
-    @classmethod
-    def from_args(cls, args: Mapping[str, Any]) -> RuntimeConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"unknown runtime argument(s) {unknown}; expected some of {sorted(known)}")
-        values = dict(args)
-        if "egress_allow" in values:
-            values["egress_allow"] = tuple(values["egress_allow"] or ())
-        config = cls(**values)
-        if config.max_request_bytes < 1 or config.worker_pool_size < 1 or config.log_retention_entries < 1:
-            raise ValueError("max_request_bytes, worker_pool_size and log_retention_entries must be positive")
-        config.pepper()
-        config.variables_opener("", "")
-        return config
-
-    def to_args(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["egress_allow"] = list(self.egress_allow)
-        for name in _OMITTED_AT_DEFAULT:  # keeps the args (and the digest) of older configurations
-            if values[name] == _DEFAULTS[name]:
-                del values[name]
-        return values
-
-    def pepper(self) -> bytes:
-        try:
-            return bytes.fromhex(self.api_key_pepper)
-        except ValueError:
-            raise ValueError("api_key_pepper must be hex (or empty)") from None
-
-    def variables_opener(self, gateway_id: str, environment: str) -> VariableOpener | None:
-        """What opens the environment's sealed variables; None without a ``variables_key``."""
-        try:
-            key = bytes.fromhex(self.variables_key)
-        except ValueError:
-            raise ValueError("variables_key must be hex (or empty)") from None
-        return VariableOpener(gateway_id, environment, {1: key}) if key else None
-
-    def digest(self) -> str:
-        """Changes whenever the configuration does (part of the deployment version: replicas restart)."""
-        return hashlib.sha256(json.dumps(self.to_args(), sort_keys=True).encode()).hexdigest()[:12]
-
-
-_DEFAULTS: Final = {f.name: f.default for f in fields(RuntimeConfig)}
-_OMITTED_AT_DEFAULT: Final = ("api_key_pepper", "variables_key", "log_retention_entries")
 
 
 def route_of(scope: Mapping[str, Any], prefix: str) -> str:
@@ -170,18 +95,18 @@ class _HubSource:
             self._hub = reload_hub_for_this_node(*self._args)
         return self._hub
 
-    async def snapshot(self) -> SnapshotTuple:
+    async def snapshot(self) -> Snapshot:
         try:
-            result: SnapshotTuple = await self._handle().snapshot.remote(*self._key, with_access=True)
+            result: Snapshot = await self._handle().snapshot.remote(*self._key)
         except RayActorError:
             self._hub = None
             raise
         return result
 
-    async def wait_changed(self, known_generation: int, timeout_s: float) -> SnapshotTuple | None:
+    async def wait_changed(self, known_generation: int, timeout_s: float) -> Snapshot | None:
         try:
-            result: SnapshotTuple | None = await self._handle().wait_changed.remote(
-                *self._key, known_generation, timeout_s, with_access=True
+            result: Snapshot | None = await self._handle().wait_changed.remote(
+                *self._key, known_generation, timeout_s
             )
         except RayActorError:
             self._hub = None
@@ -211,15 +136,15 @@ class _NoTenantCode:
 
 
 def _unconfigured() -> InvocationResult:
-    body = {"error": {"code": "unavailable", "message": "This environment's runtime is not configured."}}
-    return InvocationResult(503, {}, json.dumps(body).encode(), error="unavailable")
+    body = error_json("unavailable", "This environment's runtime is not configured.")
+    return InvocationResult(503, {}, body, error="unavailable")
 
 
 def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
     """The jailed pool, its ``imp.db()`` proxy and ``imp.fetch`` policy (imported here: the control
     plane imports this module for ``build_app`` and never starts workers)."""
-    from runtime_actors.jail.config import WorkerLimits
-    from runtime_actors.worker_pool import WorkerPool
+    from runtime_actors.replica.pool.worker_pool import WorkerPool
+    from runtime_actors.shared.jail_config import WorkerLimits
 
     assert config.mongo_url is not None
     db = DbProxy.for_gateway(config.mongo_url, gateway_id)

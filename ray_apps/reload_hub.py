@@ -6,12 +6,12 @@ hard ``NodeAffinitySchedulingStrategy``, ``num_cpus=0``; later replicas get the 
 ``get_if_exists``). The hub holds one small ``MongoClient`` with one ``ReloadFeed`` (so one change
 stream per node, whatever the number of environments and replicas), one Redis pub/sub connection
 that turns ``imprun:reload`` messages into wake-ups, and the per-environment ``EnvironmentSnapshots``.
-Replicas call ``snapshot`` once and then long-poll ``wait_changed``, both ``with_access=True``: an
-idle replica costs one pending actor call and no CPU. With access the answer is ``(generation,
-functions, access, variables)`` — the published functions, then ``AccessDocuments`` (the gateway's
-credentials and the environment's settings) and the environment's sealed variable documents, all
-read after the same generation (the hub cannot open the variables: only replicas hold that key);
-without, ``(generation, functions)``. The logic lives in ``runtime_actors.reload``; this module is the Ray wiring.
+Replicas call ``snapshot`` once and then long-poll ``wait_changed``: an idle replica costs one pending
+actor call and no CPU. Both answer a ``runtime_actors.shared.messages.Snapshot``: the published
+functions, ``AccessDocuments`` (the gateway's credentials and the environment's settings) and the
+environment's sealed variable documents, all read after the same generation (the hub cannot open the
+variables: only replicas hold that key). The logic lives in ``runtime_actors.hub``; this module is
+the Ray wiring.
 """
 
 from __future__ import annotations
@@ -27,25 +27,22 @@ import redis
 from pymongo import MongoClient
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from runtime_actors.protocol import GENERATIONS
-from runtime_actors.reload import (
-    AccessDocuments,
-    EnvironmentSnapshots,
-    ReloadChannelListener,
-    ReloadFeed,
-    Snapshot,
+from runtime_actors.hub.feed import ReloadFeed
+from runtime_actors.hub.reads import (
     environment_key,
     load_access_documents,
     load_published_documents,
     load_runtime_parts,
     load_variable_documents,
 )
+from runtime_actors.hub.snapshots import EnvironmentSnapshots
+from runtime_actors.hub.wakeups import ReloadChannelListener
+from runtime_actors.shared.messages import Snapshot
+from runtime_actors.shared.names import GENERATIONS
 
 __all__ = [
     "HUB_NAMESPACE",
-    "AccessSnapshotTuple",
     "ReloadHub",
-    "SnapshotTuple",
     "hub_name",
     "reload_hub_for_this_node",
 ]
@@ -53,12 +50,9 @@ __all__ = [
 HUB_NAMESPACE: Final = "imprun"
 _MONGO_POOL_SIZE: Final = 8
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
-_HUB_PROTOCOL: Final = 4
-"""Bumped when the hub's methods change (2: ``with_access``, 3: variables in the access answer, 4: reads
-only the parts whose counters changed), so replicas find a hub that has them."""
-
-SnapshotTuple = tuple[int, list[dict[str, Any]]]
-AccessSnapshotTuple = tuple[int, list[dict[str, Any]], AccessDocuments, list[dict[str, Any]]]
+_HUB_PROTOCOL: Final = 5
+"""Part of the hub's name; changed whenever the hub's methods or answers change, so a replica never
+asks a detached hub left by other code a question it cannot answer."""
 
 
 class ReloadHub:
@@ -76,24 +70,14 @@ class ReloadHub:
         self._listener: ReloadChannelListener | None = None
         self._snapshots: EnvironmentSnapshots | None = None
 
-    async def snapshot(
-        self, gateway_id: str, environment: str, timeout_s: float = 10.0, *, with_access: bool = False
-    ) -> SnapshotTuple | AccessSnapshotTuple:
-        current = await self._started().snapshot(environment_key(gateway_id, environment), timeout_s)
-        return _as_tuple(current, with_access)
+    async def snapshot(self, gateway_id: str, environment: str, timeout_s: float = 10.0) -> Snapshot:
+        return await self._started().snapshot(environment_key(gateway_id, environment), timeout_s)
 
     async def wait_changed(
-        self,
-        gateway_id: str,
-        environment: str,
-        known_generation: int,
-        timeout_s: float,
-        *,
-        with_access: bool = False,
-    ) -> SnapshotTuple | AccessSnapshotTuple | None:
+        self, gateway_id: str, environment: str, known_generation: int, timeout_s: float
+    ) -> Snapshot | None:
         key = environment_key(gateway_id, environment)
-        changed = await self._started().wait_changed(key, known_generation, timeout_s)
-        return None if changed is None else _as_tuple(changed, with_access)
+        return await self._started().wait_changed(key, known_generation, timeout_s)
 
     async def stats(self) -> dict[str, Any]:
         """Counters of the feed, the watched environments and the hub's pid (for tests and ops)."""
@@ -142,13 +126,6 @@ class ReloadHub:
             self._listener.start()
         self._client, self._feed, self._snapshots = client, feed, snapshots
         return snapshots
-
-
-def _as_tuple(snapshot: Snapshot, with_access: bool) -> SnapshotTuple | AccessSnapshotTuple:
-    if not with_access:
-        return snapshot.generation, list(snapshot.documents)
-    assert snapshot.access is not None and snapshot.variables is not None  # the hub always loads both
-    return snapshot.generation, list(snapshot.documents), snapshot.access, list(snapshot.variables)
 
 
 @functools.cache

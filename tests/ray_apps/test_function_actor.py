@@ -38,7 +38,7 @@ from imprun.errors import Conflict
 from imprun.security.master_key import load_master_key
 from imprun.settings import Settings
 from ray_apps.reload_hub import HUB_NAMESPACE, hub_name
-from runtime_actors.protocol import (
+from runtime_actors.shared.names import (
     CONSUMERS,
     ENVIRONMENT_SETTINGS,
     GENERATIONS,

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from imprun.drivers.local_ray import LocalRayServeDriver
 from ray_apps.reload_hub import reload_hub_for_this_node
-from runtime_actors.protocol import GENERATIONS, PUBLISHED_FUNCTIONS
+from runtime_actors.shared.names import GENERATIONS, PUBLISHED_FUNCTIONS
 from tests.fixtures.services import RunningServices
 
 pytestmark = [pytest.mark.ray, pytest.mark.services]
@@ -65,8 +65,9 @@ def test_snapshot_then_long_poll_for_the_next_generation(
     gateway_id = f"hub-{uuid.uuid4().hex[:8]}"
     first = publish(mongo, sys_db, gateway_id, 1)
 
-    generation, documents = ray.get(hub.snapshot.remote(gateway_id, "dev"), timeout=30)
-    assert generation == first and [d["version"] for d in documents] == [1]
+    snapshot = ray.get(hub.snapshot.remote(gateway_id, "dev"), timeout=30)
+    generation = snapshot.generation
+    assert generation == first and [d["version"] for d in snapshot.documents] == [1]
     assert ray.get(hub.wait_changed.remote(gateway_id, "dev", generation, 0.2), timeout=30) is None
 
     waiting = hub.wait_changed.remote(gateway_id, "dev", generation, 20.0)
@@ -74,4 +75,4 @@ def test_snapshot_then_long_poll_for_the_next_generation(
     changed = ray.get(waiting, timeout=30)
 
     assert changed is not None
-    assert changed[0] == second and [d["version"] for d in changed[1]] == [2]
+    assert changed.generation == second and [d["version"] for d in changed.documents] == [2]

@@ -9,9 +9,9 @@ import textwrap
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from runtime_actors.jail.wire import FunctionSource
-from runtime_actors.protocol import Invocation, InvocationResult
-from runtime_actors.worker_pool import WorkerPool
+from runtime_actors.replica.pool.worker_pool import WorkerPool
+from runtime_actors.shared.frames import FunctionSource
+from runtime_actors.shared.messages import Invocation, InvocationResult
 
 T = TypeVar("T")
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from runtime_actors.protocol import InvocationResult
-from runtime_actors.worker_pool import WorkerPool
+from runtime_actors.replica.pool.worker_pool import WorkerPool
+from runtime_actors.shared.messages import InvocationResult
 from tests.runtime_actors.pool_harness import invocation, run, source
 
 SECRET = "mongodb://secret"
@@ -54,7 +54,7 @@ ESCAPE = textwrap.dedent(
 
     def disable_python_layer():
         modules = escape()
-        hook = vars(modules["runtime_actors.jail.sandbox"])
+        hook = vars(modules["runtime_actors.worker.sandbox"])
         hook["_may_open"] = lambda args: True
         hook["_DENIED_EVENT_PREFIXES"] = ("-",)
         hook["_DENIED_EVENTS"] = frozenset()
@@ -537,11 +537,34 @@ def test_the_package_cannot_be_rewritten_for_future_workers() -> None:
         """
         def main():
             modules = disable_python_layer()
-            path = reach(modules["runtime_actors.worker_main"], "__file__")
+            path = reach(modules["runtime_actors.worker.main"], "__file__")
             return attempt(lambda: modules["builtins"].open(path, "a").write("import os; os.system('id')"))
         """
     )
     assert refused(outcome.body, errno=EACCES)
+
+
+def test_the_replicas_and_the_hubs_code_cannot_be_read_only_the_workers_own() -> None:
+    outcome = attack(
+        """
+        def main():
+            modules = disable_python_layer()
+            read = lambda path: modules["builtins"].open(path).read(64)
+            worker = reach(modules["runtime_actors.worker.main"], "__file__")
+            package = worker.rpartition("/worker/")[0]
+            return {
+                "worker": attempt(lambda: read(worker)),
+                "shared": attempt(lambda: read(package + "/shared/messages.py")),
+                "replica": attempt(lambda: read(package + "/replica/supervisor.py")),
+                "hub": attempt(lambda: read(package + "/hub/reads.py")),
+                "listing": attempt(lambda: escape()["os"].listdir(package)),
+            }
+        """
+    )
+    body = outcome.body
+    assert body["worker"]["outcome"] == "succeeded" and body["shared"]["outcome"] == "succeeded"
+    assert refused(body["replica"], errno=EACCES) and refused(body["hub"], errno=EACCES)
+    assert refused(body["listing"], errno=EACCES)
 
 
 def test_forged_frames_to_the_supervisor_cost_only_the_attackers_worker() -> None:
@@ -549,7 +572,7 @@ def test_forged_frames_to_the_supervisor_cost_only_the_attackers_worker() -> Non
         """
         def main():
             modules = escape()
-            worker = reach(modules["runtime_actors.imp_module"]._State.bridge, "__self__")
+            worker = reach(modules["runtime_actors.worker.imp_module"]._State.bridge, "__self__")
             worker._channel.send({"op": "result", "id": 999, "result": {"status": 200, "body": ""}})
             return "unreachable"
         """
@@ -560,7 +583,7 @@ def test_forged_frames_to_the_supervisor_cost_only_the_attackers_worker() -> Non
         """
         def main():
             modules = escape()
-            fd = reach(modules["runtime_actors.imp_module"]._State.bridge, "__self__")._channel._fd
+            fd = reach(modules["runtime_actors.worker.imp_module"]._State.bridge, "__self__")._channel._fd
             modules["os"].write(fd, b"\\xff\\xff\\xff\\xffnot a frame")
             return "unreachable"
         """
@@ -586,7 +609,7 @@ def test_tampering_with_the_workers_modules_stays_in_the_worker() -> None:
         def main():
             modules = escape()
             modules["json"].dumps = lambda *a, **k: "tampered"
-            modules["runtime_actors.jail.wire"].encode_frame = lambda message: b"\\x00\\x00\\x00\\x02{}"
+            modules["runtime_actors.shared.frames"].encode_frame = lambda message: b"\\x00\\x00\\x00\\x02{}"
             return "tampered"
         """
     )

@@ -1,4 +1,4 @@
-"""``runtime_actors.contract.analyze``: problems with exact positions, and schemas from signatures."""
+"""``runtime_actors.shared.contract.analyze``: problems with exact positions, and schemas from signatures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime_actors.contract import REQUEST_SCHEMA, Problem, analyze
+from runtime_actors.shared.contract import REQUEST_SCHEMA, Problem, analyze
 
 
 def _code(source: str) -> str:

@@ -1,4 +1,4 @@
-"""``runtime_actors.db_proxy`` against the real nx-27017: what tenant code may and may not do with imp.db()."""
+"""``runtime_actors.replica.callbacks.db_proxy`` against the real nx-27017: what tenant code may and may not do with imp.db()."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from bson import ObjectId
 from pymongo import MongoClient, monitoring
 
-from runtime_actors.db_proxy import DbProxy, gateway_database_name, to_json_able
+from runtime_actors.replica.callbacks.db_proxy import DbProxy, to_json_able
+from runtime_actors.shared.names import gateway_database_name
 from tests.fixtures.services import RunningServices
 
 pytestmark = pytest.mark.services

@@ -1,4 +1,4 @@
-"""``runtime_actors.egress``: the egress policy refuses non-public targets before connecting.
+"""``runtime_actors.replica.callbacks.egress``: the egress policy refuses non-public targets before connecting.
 
 Traffic goes only to a loopback server started here (allowed through the policy's allow-list in the
 positive tests); every refused target is refused before any connection, which the refusing tests
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runtime_actors.egress import Egress, EgressPolicy, check_address, resolve
+from runtime_actors.replica.callbacks.egress import Egress, EgressPolicy, check_address, resolve
 
 
 class LoopbackServer:

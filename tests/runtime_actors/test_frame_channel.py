@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from runtime_actors.jail.channel import FrameChannel
-from runtime_actors.jail.wire import HEADER, ProtocolError, SyncChannel, encode_frame
+from runtime_actors.replica.pool.channel import FrameChannel
+from runtime_actors.shared.frames import HEADER, ProtocolError, SyncChannel, encode_frame
 
 LIMIT = 1 << 20
 

@@ -12,9 +12,16 @@ from typing import Any, Literal, Optional
 
 import pytest
 
-from runtime_actors.imp_module import HTTPError, Request, Response
-from runtime_actors.invocation import ContractError, ValidationFailed, bind, contract_of, execute, respond
-from runtime_actors.protocol import Invocation
+from runtime_actors.shared.messages import Invocation
+from runtime_actors.worker.imp_module import HTTPError, Request, Response
+from runtime_actors.worker.invocation import (
+    ContractError,
+    ValidationFailed,
+    bind,
+    contract_of,
+    execute,
+    respond,
+)
 
 
 def request(

@@ -23,8 +23,8 @@ PACKAGE = Path(runtime_actors.__file__).resolve().parent
 PROBE = textwrap.dedent(
     """
     import ctypes, json, os, resource, socket, sys, threading
-    from runtime_actors.jail.config import JailConfig, WorkerLimits
-    from runtime_actors.jail.process import JailError, apply_jail
+    from runtime_actors.shared.jail_config import JailConfig, WorkerLimits
+    from runtime_actors.worker.process import JailError, apply_jail
 
     config = JailConfig.from_json(sys.argv[1])
     try:

@@ -1,4 +1,4 @@
-"""``runtime_actors.key_auth``: the API-key gate's decisions, answers and what reaches tenant code.
+"""``runtime_actors.replica.admission.key_auth``: the API-key gate's decisions, answers and what reaches tenant code.
 
 No services: access documents are built here the way the control plane publishes them (the lookup
 hash computed independently with ``hmac``), the rate limiter is a recording fake of the
@@ -19,11 +19,20 @@ from typing import Any
 
 import pytest
 
-from runtime_actors.key_auth import AccessTable, KeyAuthGate, KeyHasher, Outcome, decide, presented_key
-from runtime_actors.protocol import Invocation, InvocationResult, PublishedFunction
-from runtime_actors.rate_limit import RateDecision, RateLimit, WindowKind
-from runtime_actors.reload import AccessDocuments
-from runtime_actors.supervisor import DiscardLogs, HttpResponse, RequestHead, Supervisor
+from runtime_actors.replica.admission.key_auth import (
+    AccessTable,
+    KeyAuthGate,
+    KeyHasher,
+    Outcome,
+    decide,
+    presented_key,
+)
+from runtime_actors.replica.admission.limiter import RateDecision
+from runtime_actors.replica.http import HttpResponse, RequestHead
+from runtime_actors.replica.log_stream import DiscardLogs
+from runtime_actors.replica.supervisor import Supervisor
+from runtime_actors.shared.messages import AccessDocuments, Invocation, InvocationResult, PublishedFunction
+from runtime_actors.shared.rate_limit import RateLimit, WindowKind
 
 PEPPER = secrets.token_bytes(32)
 GW = "shop"

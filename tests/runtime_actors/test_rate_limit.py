@@ -1,4 +1,4 @@
-"""``runtime_actors.rate_limit`` against the session's real redis-server (and through ``KeyAuthGate``).
+"""``runtime_actors.replica.admission.limiter`` against the session's real redis-server (and through ``KeyAuthGate``).
 
 Windows are 1 or 2 s so recovery is observed for real: the tests poll with a deadline, never sleep a
 fixed time and hope. Every test uses its own counter names, so they share the one Redis safely.
@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import redis
 
-from runtime_actors.key_auth import KeyAuthGate
-from runtime_actors.rate_limit import RATE_LIMIT_PREFIX, RateLimit, RedisRateLimiter, WindowKind
-from runtime_actors.supervisor import RequestHead
+from runtime_actors.replica.admission.key_auth import KeyAuthGate
+from runtime_actors.replica.admission.limiter import RATE_LIMIT_PREFIX, RedisRateLimiter
+from runtime_actors.replica.http import RequestHead
+from runtime_actors.shared.rate_limit import RateLimit, WindowKind
 from tests.fixtures.services import RunningServices, free_port
 
 pytestmark = pytest.mark.services

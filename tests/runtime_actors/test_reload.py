@@ -1,4 +1,4 @@
-"""``runtime_actors.reload`` against the real nx-27017 and redis-server: the feed, the channel, snapshots."""
+"""``runtime_actors.hub`` against the real nx-27017 and redis-server: the feed, the channel, snapshots."""
 
 from __future__ import annotations
 
@@ -15,13 +15,11 @@ import redis
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
-from runtime_actors.protocol import GENERATIONS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
-from runtime_actors.reload import (
-    EnvironmentSnapshots,
-    ReloadChannelListener,
-    ReloadFeed,
-    load_published_documents,
-)
+from runtime_actors.hub.feed import ReloadFeed
+from runtime_actors.hub.reads import load_published_documents
+from runtime_actors.hub.snapshots import EnvironmentSnapshots
+from runtime_actors.hub.wakeups import ReloadChannelListener
+from runtime_actors.shared.names import GENERATIONS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices, service_settings, start_services
 
@@ -281,8 +279,8 @@ def test_a_reload_reads_only_the_parts_that_changed(
     none (an older writer) makes the counters untrustworthy and the next read full."""
     from imprun.store.redis import connect_redis
     from imprun.store.runtime_feed import RuntimeFeed
-    from runtime_actors.protocol import PART_ACCESS, PART_FUNCTIONS, PART_VARIABLES
-    from runtime_actors.reload import load_runtime_parts
+    from runtime_actors.hub.reads import load_runtime_parts
+    from runtime_actors.shared.names import PART_ACCESS, PART_FUNCTIONS, PART_VARIABLES
 
     sys_db = services.settings.sys_db_name
     feed = RuntimeFeed(client[sys_db], connect_redis(str(services.settings.redis_url)))

@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from runtime_actors import imp_module
-from runtime_actors.jail import sandbox
-from runtime_actors.jail.wire import (
+from runtime_actors.shared.frames import (
     LoadError,
     ProtocolError,
     decode_frame,
     encode_frame,
     result_from_wire,
 )
+from runtime_actors.shared.source_rules import check_source
+from runtime_actors.worker import imp_module, sandbox
 
 
 def problems(code: str) -> list[tuple[str, int, int]]:
-    return sandbox.check_source(ast.parse(textwrap.dedent(code)))
+    return check_source(ast.parse(textwrap.dedent(code)))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from runtime_actors.seccomp import AUDIT_ARCH_X86_64, DENIED_SYSCALLS, build_filter
+from runtime_actors.worker.seccomp import AUDIT_ARCH_X86_64, DENIED_SYSCALLS, build_filter
 
 ALLOW = 0x7FFF0000
 KILL_PROCESS = 0x80000000

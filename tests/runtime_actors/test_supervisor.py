@@ -1,4 +1,4 @@
-"""``runtime_actors.supervisor.Supervisor``'s own logic, with fakes of the pool and the reload hub.
+"""``runtime_actors.replica.supervisor.Supervisor``'s own logic, with fakes of the pool and the reload hub.
 
 The worker pool and the hub are Protocols (``FunctionPool``, ``ReloadSource``); the fakes here record
 what the supervisor asks of them, so routing, limits, reload and error translation are tested without
@@ -13,8 +13,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from runtime_actors.protocol import Invocation, InvocationResult, LogEntry, PublishedFunction
-from runtime_actors.supervisor import BodyTooLarge, HttpResponse, RequestHead, Supervisor
+from runtime_actors.replica.http import BodyTooLarge, HttpResponse, RequestHead
+from runtime_actors.replica.supervisor import Supervisor
+from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction, Snapshot
 
 
 class FakePool:
@@ -63,20 +64,18 @@ class FakeHub:
     """A reload source whose generations the test sets."""
 
     def __init__(self, generation: int, documents: list[dict[str, Any]]) -> None:
-        self.current = (generation, documents)
+        self.current = Snapshot(generation, tuple(documents))
         self.changed = asyncio.Event()
 
     def publish(self, generation: int, documents: list[dict[str, Any]]) -> None:
-        self.current = (generation, documents)
+        self.current = Snapshot(generation, tuple(documents))
         self.changed.set()
 
-    async def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
+    async def snapshot(self) -> Snapshot:
         return self.current
 
-    async def wait_changed(
-        self, known_generation: int, timeout_s: float
-    ) -> tuple[int, list[dict[str, Any]]] | None:
-        while self.current[0] == known_generation:
+    async def wait_changed(self, known_generation: int, timeout_s: float) -> Snapshot | None:
+        while self.current.generation == known_generation:
             self.changed.clear()
             try:
                 await asyncio.wait_for(self.changed.wait(), timeout_s)

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from runtime_actors.protocol import Invocation, InvocationResult, LogEntry, PublishedFunction
-from runtime_actors.supervisor import RequestHead, Supervisor
-from runtime_actors.variables import VariableOpener, VariableUnreadable, open_value, seal_value
+from runtime_actors.replica.http import RequestHead
+from runtime_actors.replica.supervisor import Supervisor
+from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction
+from runtime_actors.shared.sealing import VariableOpener, VariableUnreadable, open_value, seal_value
 
 KEY = secrets.token_bytes(32)
 SECRET = "tok-" + secrets.token_hex(16)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runtime_actors.worker_pool import JailUnavailable, WorkerPool
+from runtime_actors.replica.pool.worker_pool import JailUnavailable, WorkerPool
 from tests.runtime_actors.pool_harness import body_json, eventually, invocation, load_one, run, source
 
 HELLO = """
@@ -222,7 +222,7 @@ def test_a_timeout_answers_504_and_a_fresh_worker_takes_the_next_call() -> None:
 
 
 def test_a_worker_killed_by_its_cpu_limit_is_a_500_and_is_replaced() -> None:
-    from runtime_actors.jail.config import WorkerLimits
+    from runtime_actors.shared.jail_config import WorkerLimits
 
     async def scenario(pool: WorkerPool) -> None:
         await load_one(pool, "burn", "def main():\n    while True:\n        pass\n")
@@ -302,7 +302,7 @@ def test_a_call_sent_behind_one_that_hangs_runs_on_the_replacement_worker() -> N
 
 
 def test_a_call_sent_behind_one_that_crashes_its_worker_runs_on_the_replacement() -> None:
-    from runtime_actors.jail.config import WorkerLimits
+    from runtime_actors.shared.jail_config import WorkerLimits
 
     async def scenario(pool: WorkerPool) -> None:
         await load_one(pool, "burn", "def main():\n    while True:\n        pass\n")

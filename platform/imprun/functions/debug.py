@@ -1,4 +1,4 @@
-"""The request a debug run hands to the sandbox, in the shape of ``runtime_actors.protocol.Invocation``.
+"""The request a debug run hands to the sandbox, in the shape of ``runtime_actors.shared.messages.Invocation``.
 
 A debug run (``POST …/functions/{fn}/debug``) describes its request in JSON: a method, a query whose
 values are strings or lists of strings, headers, and a body that is either a string (sent as is) or any

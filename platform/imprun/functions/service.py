@@ -1,7 +1,7 @@
 """``FunctionService``: the function commands and queries behind ``/v1/api-gateways/{gw}/functions``.
 
 Every call first resolves the caller's own gateway (another user's is "not found"). Code is checked
-with ``runtime_actors.contract.analyze`` whenever it is saved, published or debug-run; a problem is a
+with ``runtime_actors.shared.contract.analyze`` whenever it is saved, published or debug-run; a problem is a
 400 with ``details: [{line, column, message}]``. Drafts change by compare-and-set on their version,
 so two concurrent patches cannot both claim the same version. Publishing needs the gateway's
 database (phase Created or later, Stopped included); promotion copies the version *published* in the
@@ -44,7 +44,7 @@ from imprun.store.functions import (
 from imprun.store.mongo import Mongo
 from imprun.store.redis import Redis
 from imprun.store.users import UserRecord
-from runtime_actors.contract import FunctionAnalysis, analyze
+from runtime_actors.shared.contract import FunctionAnalysis, analyze
 
 
 def check_code(code: str) -> FunctionAnalysis:

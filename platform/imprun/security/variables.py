@@ -3,7 +3,7 @@
 Variable values are sealed with AES-256-GCM under their own subkey of the master key
 (``MasterKey.derive("environment-variables")``), never the API-key one, with associated data that
 binds each ciphertext to its key version, gateway, environment and name. The envelope itself is
-``runtime_actors.variables`` (replicas open what the control plane seals, so it is written once);
+``runtime_actors.shared.sealing`` (replicas open what the control plane seals, so it is written once);
 this module adds the key derivation and translates failures into ``imprun.errors``. Replicas get the
 same key, hex-encoded, in their runtime configuration (``variables_key``), as they get the API-key
 pepper.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from imprun.errors import Internal
 from imprun.security.master_key import MasterKey
-from runtime_actors.variables import VariableUnreadable, open_value, seal_value
+from runtime_actors.shared.sealing import VariableUnreadable, open_value, seal_value
 
 __all__ = ["VARIABLES_LABEL", "SealedValue", "VariableCipher", "variables_key"]
 

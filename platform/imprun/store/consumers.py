@@ -18,7 +18,7 @@ from imprun.domain.environment import AuthType, RateLimit
 from imprun.domain.naming import ENVIRONMENT_NAMES, gateway_db_name
 from imprun.store.mongo import Document, Mongo, mongo_errors
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import CONSUMERS, ENVIRONMENT_SETTINGS, PART_ACCESS
+from runtime_actors.shared.names import CONSUMERS, ENVIRONMENT_SETTINGS, PART_ACCESS
 
 """Per-environment ingress settings; the data plane reads the same name (``runtime_actors``)."""
 

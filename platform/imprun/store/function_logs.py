@@ -1,7 +1,7 @@
 """Function logs in Redis: reading the per-environment streams the replicas write.
 
 Each replica's supervisor appends ``{time, function, requestId, level, message}`` entries to the
-stream ``imprun:logs:<gw>/<env>`` (``runtime_actors.supervisor.RedisLogStream``) with an approximate
+stream ``imprun:logs:<gw>/<env>`` (``runtime_actors.replica.log_stream.RedisLogStream``) with an approximate
 ``MAXLEN`` — the environment's retention cap. ``FunctionLogStreams`` is the control plane's reader:
 ``newest`` pages backwards through a stream (``XREVRANGE``, optionally down to a ``since`` time and
 for one function), ``last_id`` is where a follower starts, and ``tail`` subscribes one follower to
@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from imprun.store.log_fanout import READER_NAME, FanoutTail, LogFanout
 from imprun.store.redis import Redis, redis_errors
-from runtime_actors.protocol import LOG_STREAM_PREFIX
+from runtime_actors.shared.names import LOG_STREAM_PREFIX
 
 __all__ = ["FunctionLogStreams", "LogRecord", "LogTail", "log_stream_key"]
 

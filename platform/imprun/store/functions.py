@@ -3,7 +3,7 @@
 System database: ``functions`` (one draft per ``{gatewayId, name}``), ``function_history`` (every
 version's code, changelog, author, time), ``deployments`` (what version went to which environment, from
 where, by whom). Gateway database: ``__published_functions``, one document per ``{name, environment}``
-with ``_id = "<environment>:<name>"`` in the shape ``runtime_actors.protocol.PublishedFunction`` reads.
+with ``_id = "<environment>:<name>"`` in the shape ``runtime_actors.shared.messages.PublishedFunction`` reads.
 Every publish or unpublish is announced through ``imprun.store.runtime_feed`` after the write
 (generation bump, then the Redis wake-up). Timestamps are stored as fixed-width ISO-8601 UTC strings
 (nx-27017 turns datetimes written by ``$set`` into naive strings; fixed width keeps them sortable).
@@ -24,7 +24,7 @@ from imprun.domain.naming import EnvironmentName, gateway_db_name
 from imprun.store.mongo import Document, Mongo, iso, mongo_errors, parse_time
 from imprun.store.redis import Redis
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import PART_FUNCTIONS, PUBLISHED_FUNCTIONS
+from runtime_actors.shared.names import PART_FUNCTIONS, PUBLISHED_FUNCTIONS
 
 
 def ensure_function_indexes(sys_db: Database[Document]) -> None:

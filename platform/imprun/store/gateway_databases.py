@@ -15,7 +15,7 @@ from pymongo import ASCENDING
 
 from imprun.domain.naming import gateway_db_name
 from imprun.store.mongo import Mongo, mongo_errors
-from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS
+from runtime_actors.shared.names import CONSUMERS, PUBLISHED_FUNCTIONS
 
 _OWNER = "__gateway"
 _OWNER_ID = "owner"

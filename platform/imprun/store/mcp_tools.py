@@ -19,7 +19,7 @@ from pymongo.database import Database
 
 from imprun.domain.naming import gateway_db_name
 from imprun.store.mongo import Document, Mongo, iso, mongo_errors, parse_time
-from runtime_actors.protocol import PUBLISHED_FUNCTIONS
+from runtime_actors.shared.names import PUBLISHED_FUNCTIONS
 
 __all__ = ["McpToolRecord", "McpToolRepository", "PublishedToolRow", "published_tools"]
 

@@ -22,7 +22,7 @@ from pymongo.errors import OperationFailure
 
 from imprun.domain.naming import gateway_db_name
 from imprun.store.mongo import Mongo, mongo_errors
-from runtime_actors.protocol import GENERATIONS
+from runtime_actors.shared.names import GENERATIONS
 
 __all__ = ["GatewayMongoUsers", "gateway_user_name", "user_url"]
 

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from imprun.store.mongo import Document, mongo_errors
 from imprun.store.redis import Redis
-from runtime_actors.protocol import GENERATIONS, RELOAD_CHANNEL, RUNTIME_PARTS, part_counter
+from runtime_actors.shared.names import GENERATIONS, RELOAD_CHANNEL, RUNTIME_PARTS, part_counter
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class RuntimeFeed:
 
     def changed(self, gateway_id: str, environment: str, part: str) -> None:
         """Bump the environment's generation and ``part``'s counter (call it after the write: ``part`` is
-        one of ``runtime_actors.protocol.RUNTIME_PARTS``), then wake the replicas."""
+        one of ``runtime_actors.shared.names.RUNTIME_PARTS``), then wake the replicas."""
         if part not in RUNTIME_PARTS:
             raise ValueError(f"unknown runtime part {part!r}; expected one of {RUNTIME_PARTS}")
         key = feed_key(gateway_id, environment)

@@ -4,7 +4,7 @@
 ``{_id: "<gw>/<env>/<name>", gatewayId, environment, name, secret, keyVersion, nonce, ciphertext,
 updatedAt, updatedBy}`` — the value only as AES-256-GCM ciphertext (sealed by
 ``imprun.security.variables``). Replicas read the same collection through their node's reload hub
-(``runtime_actors.reload.load_variable_documents``), so every write here is followed by
+(``runtime_actors.hub.reads.load_variable_documents``), so every write here is followed by
 ``RuntimeFeed.changed`` for its environment: a new value is live as fast as a publish.
 """
 
@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from imprun.domain.variables import VariableInfo
 from imprun.store.mongo import Document, encode_dates, mongo_errors, parse_time
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import PART_VARIABLES, VARIABLES
+from runtime_actors.shared.names import PART_VARIABLES, VARIABLES
 
 __all__ = ["StoredVariable", "VariableRepository", "variable_id"]
 

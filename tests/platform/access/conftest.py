@@ -23,7 +23,7 @@ from imprun.api.app import create_app
 from imprun.api.context import ControlPlane
 from imprun.security.api_keys import api_key_pepper
 from imprun.store.consumers import ENVIRONMENT_SETTINGS
-from runtime_actors.protocol import CONSUMERS, GENERATIONS, RELOAD_CHANNEL
+from runtime_actors.shared.names import CONSUMERS, GENERATIONS, RELOAD_CHANNEL
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 from tests.platform.functions.conftest import Headers, InMemoryCluster, register, wait_for_phase

@@ -21,7 +21,7 @@ from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.mongo import Mongo, connect_mongo, ensure_system_indexes
 from imprun.store.redis import Redis, connect_redis
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import CONSUMERS, RELOAD_CHANNEL
+from runtime_actors.shared.names import CONSUMERS, RELOAD_CHANNEL
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from runtime_actors.protocol import GENERATIONS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL, PublishedFunction
+from runtime_actors.shared.messages import PublishedFunction
+from runtime_actors.shared.names import GENERATIONS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
 from tests.fixtures.polling import eventually
 from tests.platform.functions.conftest import Headers, InMemoryCluster, new_gateway, wait_for_phase
 

@@ -42,7 +42,7 @@ from imprun.drivers.k8s_objects import namespace_name
 from imprun.drivers.kuberay import KubeRayDriver, open_api_client
 from imprun.store.events import Event, EventLog
 from imprun.store.mongo import Document, Mongo, connect_mongo
-from runtime_actors.protocol import CONSUMERS, PUBLISHED_FUNCTIONS
+from runtime_actors.shared.names import CONSUMERS, PUBLISHED_FUNCTIONS
 from tests.fixtures.k8s_standin import CORE, Cluster, kuberay_settings, running_cluster
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from runtime_actors.protocol import LogEntry
-from runtime_actors.supervisor import RedisLogStream, iso_time
+from runtime_actors.replica.log_stream import RedisLogStream, iso_time
+from runtime_actors.shared.messages import LogEntry
 from tests.fixtures.services import RunningServices
 from tests.platform.functions.conftest import Headers, new_gateway, register
 

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from imprun.store.runtime_feed import RuntimeFeed
-from runtime_actors.protocol import VARIABLES
+from runtime_actors.shared.names import VARIABLES
 from tests.fixtures.polling import eventually
 from tests.platform.functions.conftest import Headers, new_gateway, register
 

@@ -1,17 +1,22 @@
 """What a jailed worker is started with (limits, file-system view) and what it reports back (``JailReport``).
 
 The supervisor builds a ``JailConfig`` per worker and hands it over on the command line as JSON (the
-worker's environment is empty by design); ``worker_main`` parses it back before applying the jail.
-Plain frozen dataclasses of builtins, shared by both sides.
+worker's environment is empty by design); ``worker.main`` parses it back before applying the jail.
+Plain frozen dataclasses of builtins, shared by both sides. ``worker_code_paths`` is the part of this
+package the worker may read once jailed: its own code and ``shared``, never the replica's or the hub's.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-__all__ = ["JailConfig", "JailReport", "WorkerLimits"]
+__all__ = ["WORKER_PACKAGES", "JailConfig", "JailReport", "WorkerLimits", "worker_code_paths"]
+
+WORKER_PACKAGES: Final = ("shared", "worker")
+"""The sub-packages of ``runtime_actors`` the worker imports (an import-linter contract keeps it so)."""
 
 MiB = 1024 * 1024
 
@@ -86,3 +91,10 @@ class JailReport:
             insecure=bool(raw.get("insecure", False)),
             failures=tuple(str(f) for f in raw.get("failures", ())),
         )
+
+
+def worker_code_paths() -> list[Path]:
+    """The worker's read-only view of ``runtime_actors``: the package's ``__init__.py`` and
+    ``WORKER_PACKAGES``."""
+    package = Path(__file__).resolve().parent.parent
+    return [package / "__init__.py", *(package / name for name in WORKER_PACKAGES)]

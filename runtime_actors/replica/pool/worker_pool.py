@@ -1,7 +1,7 @@
 """The supervisor's pool of jailed workers: one call running per worker, a watchdog on every call.
 
 A Serve replica builds one ``WorkerPool`` per environment and awaits ``start()``, which spawns
-``size`` long-lived workers (``jail.launcher``) and raises ``JailUnavailable`` if their jail cannot
+``size`` long-lived workers (``launcher``) and raises ``JailUnavailable`` if their jail cannot
 be applied and ``insecure`` is off. ``load(functions)`` makes a set of functions current without
 restarting anything: each changed function is compiled by one worker first, and only code that
 loaded there becomes the pool's version (the error, with line and column, is returned by name and
@@ -21,7 +21,7 @@ then replaced (it would still run the abandoned call). Beyond that, calls wait i
 call that frees room sends the next waiting call at once, rather than a loop turn later when the
 waiting task runs. Debug runs and loads have a worker to themselves.
 
-Worker callbacks (``imp.db()``, ``imp.fetch``) go to the pool's executors: see ``jail.callbacks``.
+Worker callbacks (``imp.db()``, ``imp.fetch``) go to the pool's executors: see ``replica.callbacks.bridge``.
 """
 
 from __future__ import annotations
@@ -42,18 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeGuard
 
-import runtime_actors
-from runtime_actors.jail.callbacks import Callbacks, Executor
-from runtime_actors.jail.config import JailReport, WorkerLimits
-from runtime_actors.jail.launcher import NotStarted, WorkerGone, WorkerProcess, WorkerRefused
-from runtime_actors.jail.wire import (
+from runtime_actors.replica.callbacks.bridge import Callbacks, Executor
+from runtime_actors.replica.pool.launcher import NotStarted, WorkerGone, WorkerProcess, WorkerRefused
+from runtime_actors.shared.frames import (
     FunctionSource,
     LoadError,
     ProtocolError,
     invocation_to_wire,
     result_from_wire,
 )
-from runtime_actors.protocol import Invocation, InvocationResult, LogEntry, PublishedFunction
+from runtime_actors.shared.jail_config import JailReport, WorkerLimits, worker_code_paths
+from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction
 
 __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
 
@@ -113,10 +112,10 @@ def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0
 
 
 def _read_only_paths() -> list[Path]:
-    """The base interpreter's standard library (not a venv's site-packages), this package, tzdata."""
+    """The base interpreter's standard library (not a venv's site-packages), the worker's own code, tzdata."""
     base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
     paths = {Path(sysconfig.get_paths(vars=base)[key]) for key in ("stdlib", "platstdlib")}
-    paths.add(Path(runtime_actors.__file__).resolve().parent)
+    paths.update(worker_code_paths())
     paths.update(Path(p) for p in zoneinfo.TZPATH)
     return sorted(paths)
 

@@ -1,7 +1,7 @@
 """Tenant modules inside the worker: compile, check, execute and keep them by function name.
 
 ``FunctionTable.load`` compiles a function's code under the file name ``<function:NAME>`` (its
-source goes into ``linecache`` so tracebacks show tenant lines), rejects what ``sandbox.check_source``
+source goes into ``linecache`` so tracebacks show tenant lines), rejects what ``check_source``
 refuses, executes it as module ``functions.NAME`` (registered in the worker's ``sys.modules``, where
 dataclasses look a class's module up) with the restricted builtins and ``imp`` injected, and
 requires a ``main`` the function contract can call. Any failure — syntax, refused construct,
@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from runtime_actors.invocation import TENANT_FILENAME_PREFIX, Contract, ContractError, contract_of
-from runtime_actors.jail import sandbox
-from runtime_actors.jail.wire import FunctionSource, LoadError
+from runtime_actors.shared.frames import FunctionSource, LoadError
+from runtime_actors.shared.source_rules import check_source
+from runtime_actors.worker import sandbox
+from runtime_actors.worker.invocation import TENANT_FILENAME_PREFIX, Contract, ContractError, contract_of
 
 __all__ = ["FunctionTable", "LoadFailed", "LoadedFunction"]
 
@@ -114,7 +115,7 @@ class FunctionTable:
             raise LoadFailed(LoadError(f"SyntaxError: {exc.msg}", exc.lineno, exc.offset)) from exc
         except ValueError as exc:  # e.g. NUL bytes in the source
             raise LoadFailed(LoadError(f"invalid source: {exc}")) from exc
-        problems = sandbox.check_source(tree)
+        problems = check_source(tree)
         if problems:
             message, line, column = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -1,6 +1,6 @@
 """Request rate limits of the data plane: one Redis counter per caller, shared by every replica.
 
-``KeyAuthGate`` (``runtime_actors.key_auth``) asks ``RateLimiter.hit(counter, limit)`` once per admitted
+``KeyAuthGate`` (``replica.admission.key_auth``) asks ``RateLimiter.hit(counter, limit)`` once per admitted
 request whose grant or environment has a ``rateLimit`` (``{count, windowSeconds, window?}`` as the
 control plane publishes it; ``RateLimit.from_document``). The counter is ``<gw>/<env>/<credentialId>``
 (``<gw>/<env>/ip:<client>`` when the environment needs no key), so all replicas of an environment,
@@ -26,21 +26,19 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from runtime_actors.shared.rate_limit import RateLimit, WindowKind
+
 __all__ = [
     "RATE_LIMIT_PREFIX",
     "RateDecision",
-    "RateLimit",
     "RateLimiter",
     "RedisRateLimiter",
-    "WindowKind",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,50 +84,6 @@ return {0, 0, math.ceil(math.max(wait, 1))}
 
 When this window alone is full, only the next one can admit (where this count becomes the weighted
 previous one); otherwise the previous window's weight must shrink until the estimate leaves room."""
-
-
-class WindowKind(StrEnum):
-    FIXED = "fixed"
-    SLIDING = "sliding"
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most ``count`` requests per ``window_seconds``."""
-
-    count: int
-    window_seconds: float
-    window: WindowKind = WindowKind.FIXED
-
-    def __post_init__(self) -> None:
-        if self.count < 1 or not 0 < self.window_seconds <= 86_400 * 366:
-            raise ValueError(
-                f"a rate limit needs count >= 1 and 0 < windowSeconds <= 1 year, got "
-                f"{self.count} per {self.window_seconds} s"
-            )
-
-    @property
-    def window_ms(self) -> int:
-        return max(1, round(self.window_seconds * 1000))
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any] | None) -> RateLimit | None:
-        """``{count, windowSeconds, window?: "fixed" | "sliding"}`` → a limit; None/absent → no limit.
-
-        Raises ``ValueError`` on anything else (the caller decides what a malformed limit means)."""
-        if doc is None:
-            return None
-        if not isinstance(doc, Mapping):
-            raise ValueError(f"rateLimit must be an object or null, got {type(doc).__name__}")
-        count, window_seconds = doc.get("count"), doc.get("windowSeconds")
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise ValueError(f"rateLimit.count must be an integer, got {count!r}")
-        if isinstance(window_seconds, bool) or not isinstance(window_seconds, int | float):
-            raise ValueError(f"rateLimit.windowSeconds must be a number, got {window_seconds!r}")
-        return cls(count, float(window_seconds), WindowKind(doc.get("window") or WindowKind.FIXED))
-
-    def describe(self) -> str:
-        return f"{self.count} requests per {self.window_seconds:g} s ({self.window} window)"
 
 
 @dataclass(frozen=True, slots=True)

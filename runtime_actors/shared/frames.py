@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from runtime_actors.protocol import Invocation, InvocationResult, LogEntry, PublishedFunction
+from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction
 
 __all__ = [
     "FunctionSource",

@@ -19,8 +19,8 @@ import resource
 from collections.abc import Collection
 from typing import Final
 
-from runtime_actors import landlock, seccomp
-from runtime_actors.jail.config import JailConfig, JailReport, WorkerLimits
+from runtime_actors.shared.jail_config import JailConfig, JailReport, WorkerLimits
+from runtime_actors.worker import landlock, seccomp
 
 __all__ = ["JailError", "JailReport", "apply_jail", "close_fds_except", "die_with_parent"]
 

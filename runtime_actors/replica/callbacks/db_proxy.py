@@ -50,7 +50,9 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-__all__ = ["DbAccessError", "DbProxy", "gateway_database_name", "to_json_able"]
+from runtime_actors.shared.names import gateway_database_name
+
+__all__ = ["DbAccessError", "DbProxy", "to_json_able"]
 
 Document = dict[str, Any]
 
@@ -86,10 +88,6 @@ _METHODS: Final = {
     "delete_one": _Signature(("filter",), frozenset()),
     "delete_many": _Signature(("filter",), frozenset()),
 }
-
-
-def gateway_database_name(gateway_id: str) -> str:
-    return f"gatewayid_{gateway_id}"
 
 
 class DbAccessError(Exception):

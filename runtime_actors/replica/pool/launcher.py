@@ -1,6 +1,6 @@
 """The supervisor's handle on one jailed worker process: spawn it, talk to it, kill it.
 
-``WorkerProcess.spawn`` creates a socketpair, starts ``python -I -S`` on ``worker_main`` with an
+``WorkerProcess.spawn`` creates a socketpair, starts ``python -I -S`` on ``runtime_actors.worker.main`` with an
 empty environment, no descriptors but the socket's end (and stderr, so the worker's own warnings
 reach the replica's log), its own session, and the scratch directory as working directory, then
 waits for the worker's ``hello`` (or ``refused``: ``WorkerRefused``). ``request`` sends one frame and
@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import runtime_actors
-from runtime_actors.jail.channel import FrameChannel
-from runtime_actors.jail.config import JailConfig, JailReport, WorkerLimits
-from runtime_actors.jail.wire import MAX_WORKER_FRAME, ProtocolError
+from runtime_actors.replica.pool.channel import FrameChannel
+from runtime_actors.shared.frames import MAX_WORKER_FRAME, ProtocolError
+from runtime_actors.shared.jail_config import JailConfig, JailReport, WorkerLimits
 
 __all__ = ["Callback", "NotStarted", "WorkerGone", "WorkerProcess", "WorkerRefused"]
 
 BOOTSTRAP: Final = (
-    "import sys; sys.path.append(sys.argv[1]); from runtime_actors.worker_main import main; main(sys.argv[2])"
+    "import sys; sys.path.append(sys.argv[1]); from runtime_actors.worker.main import main; main(sys.argv[2])"
 )
 PACKAGE_ROOT: Final = Path(runtime_actors.__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runtime_actors.allowed_modules import ALLOWED_MODULES
-from runtime_actors.jail.sandbox import check_source
+from runtime_actors.shared.allowed_modules import ALLOWED_MODULES
+from runtime_actors.shared.source_rules import check_source
 
 ENTRY_POINT = "main"
 REQUEST_PARAMETERS = frozenset({"req", "request"})

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from runtime_actors import imp_module
-from runtime_actors.imp_module import HTTPError, Request, Response
-from runtime_actors.jail import sandbox
-from runtime_actors.protocol import Invocation
+from runtime_actors.shared.messages import Invocation
+from runtime_actors.worker import imp_module, sandbox
+from runtime_actors.worker.imp_module import HTTPError, Request, Response
 
 __all__ = [
     "TENANT_FILENAME_PREFIX",

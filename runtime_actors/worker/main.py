@@ -1,13 +1,13 @@
 """The jailed worker process: it jails itself, says hello, then serves one message at a time.
 
-Started by ``jail.launcher`` as ``python -I -S -X utf8 -c <bootstrap> <package root> <JailConfig JSON>``
+Started by ``replica.pool.launcher`` as ``python -I -S -X utf8 -c <bootstrap> <package root> <JailConfig JSON>``
 with an empty environment and only stderr and its socket open; ``-S`` leaves site-packages out, so
 the bootstrap appends the directory holding ``runtime_actors`` to ``sys.path`` itself. In order:
 everything the worker will ever need is imported (this module's imports, then the allowed modules),
 the worker arranges to die with its parent and closes every other descriptor, creates the event loop
-for ``async def main``, applies the kernel jail (``jail.process``) — or refuses, unless started
+for ``async def main``, applies the kernel jail (``worker.process``) — or refuses, unless started
 insecure, in which case it says so on stderr and in its hello — then the Python layer
-(``jail.sandbox``), installs ``imp``, and serves ``load``/``invoke``/``debug``/``ping`` frames.
+(``worker.sandbox``), installs ``imp``, and serves ``load``/``invoke``/``debug``/``ping`` frames.
 During a call, ``imp.db()``/``imp.fetch`` send a ``db``/``fetch`` frame and block for the
 supervisor's ``reply``; the next request may arrive before that reply (the supervisor sends a worker
 its next call while the current one runs) and is kept for when the current one is answered.
@@ -24,14 +24,13 @@ import zoneinfo
 from collections import deque
 from typing import Any, Final, NoReturn
 
-from runtime_actors import imp_module
-from runtime_actors.allowed_modules import ALLOWED_MODULES
-from runtime_actors.invocation import error_parts, execute
-from runtime_actors.jail import sandbox
-from runtime_actors.jail.config import JailConfig
-from runtime_actors.jail.loader import FunctionTable, LoadFailed
-from runtime_actors.jail.process import JailError, apply_jail, close_fds_except, die_with_parent
-from runtime_actors.jail.wire import FunctionSource, SyncChannel, b64, invocation_from_wire
+from runtime_actors.shared.allowed_modules import ALLOWED_MODULES
+from runtime_actors.shared.frames import FunctionSource, SyncChannel, b64, invocation_from_wire
+from runtime_actors.shared.jail_config import JailConfig
+from runtime_actors.worker import imp_module, sandbox
+from runtime_actors.worker.invocation import error_parts, execute
+from runtime_actors.worker.loader import FunctionTable, LoadFailed
+from runtime_actors.worker.process import JailError, apply_jail, close_fds_except, die_with_parent
 
 __all__ = ["EXIT_REFUSED", "main"]
 

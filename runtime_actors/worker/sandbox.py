@@ -9,10 +9,9 @@ best effort, and the Landlock/seccomp/rlimit jail (``process``) is the boundary.
   (``__all__`` or public names, sub-modules only when allowed, so ``random._os`` is not there), plus
   the few private helpers C code imports through it (``C_INTERNAL_IMPORTS``); ``getattr``,
   ``setattr``, ``delattr`` and ``hasattr`` refuse the names ``check_source`` refuses;
-* ``check_source`` rejects, at load time with line and column, imports outside the allow-list,
-  relative imports, ``__builtins__``, frame/generator/traceback internals (``gi_frame``, ``f_back``,
-  ``tb_frame``…) and every dunder attribute but a few harmless ones (``__class__``, ``__globals__``,
-  ``__subclasses__``, ``__dict__``… are refused);
+* ``check_source`` (``runtime_actors.shared.source_rules``) rejects, at load time with line and
+  column, imports outside the allow-list, relative imports, ``__builtins__``, frame/generator/traceback
+  internals and every dunder attribute but a few harmless ones;
 * ``install_audit_hook`` (PEP 578) refuses ``open``, every ``os.*``/``socket.*``/``subprocess.*``/
   ``ctypes.*`` event, code and function construction, tracing, ``gc`` introspection, importing
   dangerous modules, replacing ``__code__``, and — outside ``trusted()`` blocks of worker code —
@@ -23,7 +22,6 @@ best effort, and the Landlock/seccomp/rlimit jail (``process``) is the boundary.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import contextlib
 import os
@@ -32,38 +30,19 @@ import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from runtime_actors.allowed_modules import ALLOWED_MODULES
+from runtime_actors.shared.allowed_modules import ALLOWED_MODULES
+from runtime_actors.shared.source_rules import import_refusal, is_blocked_attribute
 
 __all__ = [
     "C_INTERNAL_IMPORTS",
-    "INTERNAL_ATTRIBUTES",
-    "SAFE_DUNDERS",
     "ModuleViews",
     "SandboxViolation",
-    "check_source",
     "forget_dangerous_modules",
-    "import_refusal",
     "install_audit_hook",
-    "is_blocked_attribute",
     "restricted_builtins",
     "trusted",
 ]
 
-SAFE_DUNDERS: Final = frozenset(
-    {
-        "__init__", "__name__", "__qualname__", "__doc__", "__module__", "__post_init__", "__version__",
-        "__enter__", "__exit__", "__aenter__", "__aexit__", "__iter__", "__next__", "__len__",
-        "__contains__", "__getitem__", "__setitem__", "__delitem__", "__eq__", "__ne__", "__lt__",
-        "__le__", "__gt__", "__ge__", "__hash__", "__repr__", "__str__", "__bool__", "__call__",
-    }
-)  # fmt: skip
-INTERNAL_ATTRIBUTES: Final = frozenset(
-    {
-        "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "cr_origin",
-        "ag_frame", "ag_code", "ag_await", "tb_frame", "tb_next", "f_back", "f_globals", "f_locals",
-        "f_builtins", "f_code", "f_trace", "co_code", "co_consts", "co_names",
-    }
-)  # fmt: skip
 C_INTERNAL_IMPORTS: Final = frozenset({"_strptime", "warnings", "copyreg", "encodings"})
 """Modules C code imports lazily through the *calling frame's* ``__import__`` (``datetime.strptime``
 imports ``_strptime``): handed over as they are. An ``import`` statement naming them is still refused
@@ -161,36 +140,6 @@ def forget_dangerous_modules() -> None:
         del sys.modules[name]
 
 
-def is_blocked_attribute(name: str) -> bool:
-    if name in INTERNAL_ATTRIBUTES:
-        return True
-    return name.startswith("__") and name.endswith("__") and name not in SAFE_DUNDERS
-
-
-def _allowed_parent(name: str) -> bool:
-    """``urllib`` for ``urllib.parse``: importable only as the way to an allowed sub-module."""
-    return any(m.startswith(name + ".") for m in ALLOWED_MODULES)
-
-
-def import_refusal(name: str, fromlist: Sequence[str] | None, level: int) -> str | None:
-    """Why ``import``/``from … import`` of ``name`` is refused, or None when it is allowed.
-
-    ``from json import decoder`` is refused too: Python would fall back to ``sys.modules["json.decoder"]``,
-    the real module, when the view has no such attribute.
-    """
-    if level:
-        return "relative imports are not available in functions"
-    for item in fromlist or ():
-        child = f"{name}.{item}"
-        if child in ALLOWED_MODULES:
-            continue
-        if name not in ALLOWED_MODULES or child in sys.modules:
-            return f"module '{child}' is not available in functions"
-    if name in ALLOWED_MODULES or (_allowed_parent(name) and fromlist):
-        return None
-    return f"module '{name}' is not available in functions (allowed: {', '.join(sorted(ALLOWED_MODULES))})"
-
-
 class ModuleViews:
     """What ``import`` returns in tenant code: a public-only copy of each allowed module."""
 
@@ -275,27 +224,3 @@ def restricted_builtins(views: ModuleViews) -> dict[str, Any]:
         delattr=_guarded_delattr,
     )
     return namespace
-
-
-def check_source(tree: ast.AST) -> list[tuple[str, int, int]]:
-    """Every refused construct in a tenant module: ``(message, line, column)`` (1-based)."""
-    problems: list[tuple[str, int, int]] = []
-
-    def refuse(node: ast.expr | ast.stmt, message: str) -> None:
-        problems.append((message, node.lineno, node.col_offset + 1))
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and is_blocked_attribute(node.attr):
-            refuse(node, f"attribute '{node.attr}' is not available in functions")
-        elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
-            refuse(node, f"'{node.id}' is not available in functions")
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                refusal = import_refusal(alias.name, None, 0)
-                if refusal is not None:
-                    refuse(node, refusal)
-        elif isinstance(node, ast.ImportFrom):
-            refusal = import_refusal(node.module or "", [a.name for a in node.names], node.level)
-            if refusal is not None:
-                refuse(node, refusal)
-    return sorted(problems, key=lambda p: (p[1], p[2]))

@@ -24,7 +24,7 @@ active credential of another env        403 ``forbidden`` (names the credential 
 active credential of this env           admitted; limit = the grant's, else the environment's
 ======================================  =====================================================
 
-Admitted requests with a limit are counted by the ``RateLimiter`` (``runtime_actors.rate_limit``);
+Admitted requests with a limit are counted by the ``RateLimiter`` (``runtime_actors.replica.admission.limiter``);
 over it → 429 ``rate_limited`` with ``Retry-After``. A 401 carries ``WWW-Authenticate: Bearer``.
 Keys never appear in a log line, a counter or an error message: logs name ``credentialId`` only.
 Malformed published documents are skipped (fail closed) and logged once per update.
@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from runtime_actors.rate_limit import RateLimit, RateLimiter
-from runtime_actors.reload import AccessDocuments
-from runtime_actors.supervisor import HttpResponse, RequestHead, error_response
+from runtime_actors.replica.admission.limiter import RateLimiter
+from runtime_actors.replica.http import HttpResponse, RequestHead, error_response
+from runtime_actors.shared.messages import AccessDocuments
+from runtime_actors.shared.rate_limit import RateLimit
 
 __all__ = [
     "KEY_HEADER",

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, cast
 
-from runtime_actors.jail.wire import HEADER, ProtocolError, decode_frame, encode_frame
+from runtime_actors.shared.frames import HEADER, ProtocolError, decode_frame, encode_frame
 
 __all__ = ["FrameChannel"]
 

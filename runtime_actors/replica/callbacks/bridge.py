@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from runtime_actors.jail.wire import ProtocolError, b64, unb64
+from runtime_actors.shared.frames import ProtocolError, b64, unb64
 
 __all__ = ["Callbacks", "Executor"]
 

@@ -1,0 +1,49 @@
+"""The names the runtime and the control plane share: gateway-database and system-database collections,
+the per-part change counters, the Redis reload channel and log streams.
+
+Both sides read and write these (the control plane writes the documents, the hub reads them, replicas
+append logs the control plane reads back), so they are spelled once, here.
+"""
+
+from __future__ import annotations
+
+PUBLISHED_FUNCTIONS = "__published_functions"
+CONSUMERS = "__consumers"
+ENVIRONMENT_SETTINGS = "__environments"
+"""Per-environment ``{_id: <env>, authType, rateLimit}`` the ingress publishes for replicas."""
+GENERATIONS = "runtime_generations"
+"""System-database collection of per-environment generation counters ``{_id: "<gw>/<env>", generation,
+functionsGeneration, accessGeneration, variablesGeneration}``; every publish/unpublish, consumer or settings change and
+variable change bumps its environment's ``generation`` and the counter of the part it changed, so a
+reload reads only what changed."""
+
+PART_FUNCTIONS = "functions"
+"""``__published_functions``."""
+PART_ACCESS = "access"
+"""``__consumers`` and ``__environments``."""
+PART_VARIABLES = "variables"
+"""The environment's sealed variables."""
+RUNTIME_PARTS = (PART_FUNCTIONS, PART_ACCESS, PART_VARIABLES)
+
+
+def part_counter(part: str) -> str:
+    """The top-level field counting ``part``'s changes (not ``parts.<part>``: nx-27017 0.8.1 stores a
+    dotted ``$inc`` of an upsert's insert as one literal field)."""
+    return f"{part}Generation"
+
+
+VARIABLES = "environment_variables"
+"""System-database collection of sealed environment variables ``{_id: "<gw>/<env>/<name>", gatewayId,
+environment, name, secret, keyVersion, nonce, ciphertext, …}`` (see ``runtime_actors.shared.sealing``)."""
+
+RELOAD_CHANNEL = "imprun:reload"
+"""Redis pub/sub channel the control plane publishes ``<gw>/<env>`` on after a bump (a wake-up only:
+the generation counters stay the lossless source)."""
+
+LOG_STREAM_PREFIX = "imprun:logs:"
+"""Redis stream per environment: ``imprun:logs:<gw>/<env>``."""
+
+
+def gateway_database_name(gateway_id: str) -> str:
+    """The database holding one gateway's collections (``__published_functions``, ``__consumers``…)."""
+    return f"gatewayid_{gateway_id}"
