@@ -14,7 +14,7 @@ headers?, json? | body?}``) followed by its expected ``status`` and, optionally,
 when the comment after it is JSON, answer exactly that body.
 
 Each function passes the contract check the control plane runs at save and publish
-(``runtime_actors.contract.analyze``), is loaded into a real ``WorkerPool`` (jailed worker processes,
+(``runtime_actors.shared.contract.analyze``), is loaded into a real ``WorkerPool`` (jailed worker processes,
 as in a replica), and every call's result becomes the HTTP answer through the supervisor's
 ``translate_result``. No Ray, no services.
 """
@@ -37,10 +37,10 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from imprun.cli.main import app
-from runtime_actors.contract import analyze
-from runtime_actors.protocol import Invocation
-from runtime_actors.supervisor import HttpResponse, translate_result
-from runtime_actors.worker_pool import WorkerPool
+from runtime_actors.replica.http import HttpResponse, translate_result
+from runtime_actors.replica.pool.worker_pool import WorkerPool
+from runtime_actors.shared.contract import analyze
+from runtime_actors.shared.messages import Invocation
 from tests.runtime_actors.pool_harness import source
 
 REPO = Path(__file__).resolve().parents[1]
