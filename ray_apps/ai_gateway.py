@@ -34,6 +34,7 @@ from imprun.domain.naming import serve_app_name
 from imprun.store.applications import GrantRepository
 from imprun.store.mcp_tools import McpToolRepository, published_tools
 from imprun.store.mongo import Mongo, connect_mongo
+from runtime_actors.shared.errors import error_body
 
 __all__ = ["DEPLOYMENT_NAME", "AiGateway", "ServeToolInvoker", "build_app"]
 
@@ -65,9 +66,7 @@ class ServeToolInvoker:
             self._handles.pop(app, None)
             log.warning("tool call to %s/%s failed: %r (request %s)", app, function, exc, request_id)
             message = f"The environment {environment} of gateway {gateway_id} is not serving right now."
-            return ToolOutcome(
-                503, {"error": {"code": "unavailable", "message": message}}, 0.0, "unavailable"
-            )
+            return ToolOutcome(503, error_body("unavailable", message), 0.0, "unavailable")
         return ToolOutcome(
             int(answer["status"]),
             answer.get("body"),

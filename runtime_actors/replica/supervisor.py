@@ -51,7 +51,7 @@ from runtime_actors.replica.ports import (
     ReloadSource,
     RequestGate,
 )
-from runtime_actors.shared.errors import REQUEST_ID_HEADER, code_of_status, request_id_of
+from runtime_actors.shared.errors import REQUEST_ID_HEADER, code_of_status, error_body, request_id_of
 from runtime_actors.shared.messages import (
     AccessDocuments,
     Invocation,
@@ -333,7 +333,7 @@ class Supervisor:
             message = f"No function {name!r} is published in environment '{self.environment}'."
             return {
                 "status": status,
-                "body": {"error": {"code": code, "message": message}},
+                "body": error_body(code, message),
                 "error": code,
                 "durationMs": 0.0,
             }

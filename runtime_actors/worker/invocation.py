@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from runtime_actors.shared.errors import error_json
 from runtime_actors.shared.messages import Invocation
 from runtime_actors.worker import imp_module, sandbox
 from runtime_actors.worker.imp_module import HTTPError, Request, Response
@@ -297,10 +298,8 @@ def _json_parts(value: Any, status: int = 200, headers: Mapping[str, str] | None
 
 
 def error_parts(status: int, code: str, message: str, details: Any = None) -> Parts:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    return Parts(status, {"content-type": "application/json"}, json.dumps({"error": error}).encode(), code)
+    body = error_json(code, message, details=details)
+    return Parts(status, {"content-type": "application/json"}, body, code)
 
 
 def respond(value: Any) -> Parts:

@@ -30,6 +30,7 @@ from imprun.ai.providers import (
 )
 from imprun.ai.tools import Tool
 from imprun.errors import Invalid, Unavailable
+from runtime_actors.shared.errors import error_body
 
 __all__ = ["PROVIDER_SETTINGS", "ChatRequest", "ChatService", "parse_chat_request"]
 
@@ -185,10 +186,10 @@ class ChatService:
             message = (
                 f"Unknown tool {call.name!r}; the available tools are: {', '.join(sorted(tools)) or 'none'}."
             )
-            return ToolOutcome(404, {"error": {"code": "not_found", "message": message}}, 0.0, "not_found")
+            return ToolOutcome(404, error_body("not_found", message), 0.0, "not_found")
         if call.arguments_error:
             message = f"The arguments of {call.name} are not a JSON object: {call.arguments_error}"
-            return ToolOutcome(422, {"error": {"code": "invalid", "message": message}}, 0.0, "invalid")
+            return ToolOutcome(422, error_body("invalid", message), 0.0, "invalid")
         return await call_tool(
             self._invoker, tool, call.arguments, request_id, caller, timeout_seconds=self._tool_timeout
         )

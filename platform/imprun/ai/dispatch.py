@@ -28,6 +28,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 
 from imprun.ai.schema_patterns import linear_validator
 from imprun.ai.tools import Tool
+from runtime_actors.shared.errors import error_body
 
 __all__ = [
     "VALIDATION_TIMEOUT_SECONDS",
@@ -129,23 +130,12 @@ async def call_tool(
             timeout_seconds,
         )
     except TimeoutError:
-        return ToolOutcome(
-            504,
-            {
-                "error": {
-                    "code": "timeout",
-                    "message": f"The tool did not answer within {timeout_seconds:g} s.",
-                }
-            },
-            _elapsed_ms(started),
-            error="timeout",
-        )
+        message = f"The tool did not answer within {timeout_seconds:g} s."
+        return ToolOutcome(504, error_body("timeout", message), _elapsed_ms(started), error="timeout")
 
 
 def _refused(started: float, message: str) -> ToolOutcome:
-    return ToolOutcome(
-        422, {"error": {"code": "invalid", "message": message}}, _elapsed_ms(started), "invalid"
-    )
+    return ToolOutcome(422, error_body("invalid", message), _elapsed_ms(started), "invalid")
 
 
 def _elapsed_ms(started: float) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -24,6 +23,7 @@ from imprun.ai.chat import ChatService, parse_chat_request
 from imprun.ai.dispatch import Caller
 from imprun.ai.mcp_server import CALLER_STATE, KEY_VIEW_STATE, McpEndpoint
 from imprun.errors import ImprunError, Internal, Invalid, NotFound, TooLarge
+from runtime_actors.shared.errors import REQUEST_ID_HEADER, error_body, request_id_of
 
 __all__ = ["CHAT_PATH", "HEALTH_PATH", "MCP_PATH", "AiGatewayHttp"]
 
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 MCP_PATH: Final = "/mcp"
 CHAT_PATH: Final = "/ai-gateway/chat"
 HEALTH_PATH: Final = "/ai-gateway/_health"
-REQUEST_ID_HEADER: Final = "x-request-id"
 
 
 class AiGatewayHttp:
@@ -48,7 +47,7 @@ class AiGatewayHttp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = request_id_of(request.headers)
         path = scope["path"].rstrip("/") or "/"
         try:
             if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
@@ -131,12 +130,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def error_response(exc: ImprunError, request_id: str) -> JSONResponse:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.details is not None:
-        error["details"] = exc.details
-    if exc.status >= 500:
-        error["requestId"] = request_id
-    response = JSONResponse({"error": error}, status_code=exc.status)
+    body = error_body(
+        exc.code, exc.message, details=exc.details, request_id=request_id if exc.status >= 500 else None
+    )
+    response = JSONResponse(body, status_code=exc.status)
     if exc.status == 401:
         response.headers["www-authenticate"] = "Bearer"
     return response

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runtime_actors.shared.errors import error_body
 from runtime_actors.shared.frames import ProtocolError, b64, unb64
 
 __all__ = ["Callbacks", "Executor"]
@@ -28,7 +29,7 @@ Executor = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]
 
 
 def _reply_error(code: str, message: str) -> dict[str, Any]:
-    return {"op": "reply", "ok": False, "error": {"code": code, "message": message}}
+    return {"op": "reply", "ok": False, **error_body(code, message)}
 
 
 class Callbacks:

@@ -50,6 +50,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from runtime_actors.shared.errors import error_body
 from runtime_actors.shared.names import gateway_database_name
 
 __all__ = ["DbAccessError", "DbProxy", "to_json_able"]
@@ -143,20 +144,20 @@ class DbProxy:
             with pymongo.timeout(self.max_time_ms / 1000):  # every operation, writes included
                 return {"result": self._execute(request)}
         except DbAccessError as exc:
-            return {"error": {"code": exc.code, "message": exc.message}}
+            return error_body(exc.code, exc.message)
         except DuplicateKeyError as exc:
-            return {"error": {"code": "conflict", "message": f"duplicate key: {_first_line(exc)}"}}
+            return error_body("conflict", f"duplicate key: {_first_line(exc)}")
         except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
             # The driver's message names internal hosts: it goes to this replica's log, not to tenant code.
             log.warning("imp.db() %s failed: %s", request.get("method"), _first_line(exc))
             if exc.timeout and not isinstance(exc, ServerSelectionTimeoutError):
                 message = f"the database did not answer within {self.max_time_ms / 1000:g} s"
-                return {"error": {"code": "timeout", "message": message}}
-            return {"error": {"code": "unavailable", "message": "the database is unavailable; retry shortly"}}
+                return error_body("timeout", message)
+            return error_body("unavailable", "the database is unavailable; retry shortly")
         except OperationFailure as exc:
-            return {"error": {"code": "invalid", "message": _first_line(exc)}}
+            return error_body("invalid", _first_line(exc))
         except (PyMongoError, BSONError, TypeError, ValueError) as exc:
-            return {"error": {"code": "invalid", "message": f"{type(exc).__name__}: {_first_line(exc)}"}}
+            return error_body("invalid", f"{type(exc).__name__}: {_first_line(exc)}")
 
     def _execute(self, request: Mapping[str, Any]) -> Any:
         method = request.get("method")

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
+from runtime_actors.shared.errors import error_body
+
 __all__ = ["Egress", "EgressError", "EgressPolicy", "check_address"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -139,13 +141,11 @@ class Egress:
         try:
             return self.fetch(request)
         except EgressError as exc:
-            return {"error": {"code": exc.code, "message": exc.message}}
+            return error_body(exc.code, exc.message)
         except TimeoutError as exc:
-            return {"error": {"code": "timeout", "message": f"the fetch timed out: {exc or 'no answer'}"}}
+            return error_body("timeout", f"the fetch timed out: {exc or 'no answer'}")
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            return {
-                "error": {"code": "unavailable", "message": f"the fetch failed: {type(exc).__name__}: {exc}"}
-            }
+            return error_body("unavailable", f"the fetch failed: {type(exc).__name__}: {exc}")
 
     def fetch(self, request: Mapping[str, Any]) -> dict[str, Any]:
         url = request.get("url")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import shutil
 import sys
@@ -44,6 +43,7 @@ from typing import Any, Final, TypeGuard
 
 from runtime_actors.replica.callbacks.bridge import Callbacks, Executor
 from runtime_actors.replica.pool.launcher import NotStarted, WorkerGone, WorkerProcess, WorkerRefused
+from runtime_actors.shared.errors import error_json
 from runtime_actors.shared.frames import (
     FunctionSource,
     LoadError,
@@ -99,7 +99,7 @@ def _shareable(message: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
 
 
 def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0) -> InvocationResult:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = error_json(code, message)
     level = "error" if status >= 500 else "info"
     return InvocationResult(
         status,
