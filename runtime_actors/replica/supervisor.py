@@ -4,17 +4,20 @@
 tested alone. On ``start`` it loads the environment's functions from the node's reload hub into the
 pool and then follows the hub's long-poll (``wait_changed``), loading each new ``Snapshot``; a
 function whose new version fails to load keeps its live version (the pool keeps the old code, and so
-does the routing table here). ``handle`` serves ``ANY /<gw>/<env>/<fn…>``: request id (``x-request-id``
-in and out), admission before anything else (the ``RequestGate``: API keys and rate limits), longest
-published name that prefixes the path (404), the function's methods (405), the body limit (413), the
-call through the pool under the function's timeout (504), and the translation of the result into an
-HTTP response (``replica.http``). The gate's view of who may call arrives with the functions: a
-snapshot carries the environment's ``AccessDocuments``, which ``apply`` hands to the gate *before*
-loading functions (a revoked key stops working without waiting for code to load). A snapshot's sealed
+does the routing table here). The gate's view of who may call arrives with the functions: a snapshot
+carries the environment's ``AccessDocuments``, which ``apply`` hands to the gate *before* loading
+functions (a revoked key stops working without waiting for code to load). A snapshot's sealed
 variables are opened here (``VariableOpener``, with the key of the replica's runtime configuration)
 and handed to the pool as ``imp.env``; secret values are redacted from every log entry the
-supervisor writes. Each invocation's logs go to the log sink, and each finished call is reported to
-the ``InvocationObserver`` (the replica's Ray metrics) with its function, status and duration.
+supervisor writes.
+
+HTTP calls (``handle``: ``ANY /<gw>/<env>/<fn…>``) and AI-gateway tool calls (``call_tool``) go
+through one pipeline, so both are limited, metered and logged alike: admission first (the
+``RequestGate``: API keys and rate limits), then the edge's own resolution — for HTTP the longest
+published name that prefixes the path (404), the function's methods (405) and the body limit (413);
+for a tool the function by name and its arguments as the body — then the call through the pool under
+the function's timeout (504), the translation of the result into an HTTP response (``replica.http``),
+the ``InvocationObserver`` (the replica's Ray metrics: function, status, duration) and the log sink.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from runtime_actors.replica.ports import (
     ReloadSource,
     RequestGate,
 )
-from runtime_actors.shared.errors import REQUEST_ID_HEADER, code_of_status, error_body, request_id_of
+from runtime_actors.shared.errors import REQUEST_ID_HEADER, code_of_status, error_json, request_id_of
 from runtime_actors.shared.messages import (
     AccessDocuments,
     Invocation,
@@ -69,6 +72,9 @@ logger = logging.getLogger(__name__)
 _TIMEOUT_GRACE_S: Final = 2.0
 """Beyond a function's timeout, how long the supervisor waits for the pool's own watchdog to answer."""
 _LONG_POLL_S: Final = 30.0
+
+_Target = tuple[PublishedFunction, Invocation]
+"""What a call resolves to before it runs: the function and the invocation the worker gets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +236,78 @@ class Supervisor:
     ) -> HttpResponse:
         """Serve one request; ``body(limit)`` reads the body or raises ``BodyTooLarge``."""
         request_id = request_id or request_id_of(head.headers)
+
+        async def resolve() -> _Target | HttpResponse:
+            return await self._http_target(head, body, request_id)
+
+        response, _ = await self._call(head, request_id, resolve)
+        return response
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], request_id: str, *, api_key: str, client: str = ""
+    ) -> dict[str, Any]:
+        """Run the published function ``name`` with ``arguments`` as its JSON body — an AI-gateway tool
+        call — through the pipeline of an HTTP call: the gate sees ``api_key`` as the call's ``apikey``
+        (so the key's rate limit counts tool calls and HTTP calls together), and the call is observed
+        and logged alike. Answers ``{status, body, error, durationMs}`` (``body`` parsed when it is JSON)."""
+        head = RequestHead("POST", f"/{name}", "", {"apikey": api_key} if api_key else {}, client)
+
+        async def resolve() -> _Target | HttpResponse:
+            return self._tool_target(name, arguments, request_id)
+
+        response, result = await self._call(head, request_id, resolve)
+        return {
+            "status": response.status,
+            "body": json_body(response),
+            "error": result.error if result is not None else code_of_status(response.status, "forbidden"),
+            "durationMs": result.duration_ms if result is not None else 0.0,
+        }
+
+    async def debug(self, code: str, invocation: dict[str, Any]) -> dict[str, Any]:
+        """Run unpublished ``code`` in the sandbox: ``{status, headers, body, logs, durationMs}``."""
+        call = invocation_from_dict(invocation, request_id_of(invocation.get("headers") or {}))
+        try:
+            result = await asyncio.wait_for(
+                self._pool.debug(code, call, self._debug_timeout_s), self._debug_timeout_s + _TIMEOUT_GRACE_S
+            )
+        except TimeoutError:
+            result = timed_out(self._debug_timeout_s)
+        response = translate_result(result, call.request_id)
+        return {
+            "status": response.status,
+            "headers": response.headers,
+            "body": json_body(response),
+            "logs": [
+                {"time": iso_time(e.time), "level": e.level, "message": self._variables.redact(e.message)}
+                for e in result.logs
+            ],
+            "durationMs": result.duration_ms,
+        }
+
+    async def _call(
+        self, head: RequestHead, request_id: str, resolve: Callable[[], Awaitable[_Target | HttpResponse]]
+    ) -> tuple[HttpResponse, InvocationResult | None]:
+        """The one pipeline of a call: admission → the edge's own resolution (a response ends the call
+        there) → invoke → translate → observe and log. The result is None when nothing ran."""
         refused = await self._gate.admit(head, request_id)  # API keys and rate limits hook in here
         if refused is not None:
             refused.headers[REQUEST_ID_HEADER] = request_id
-            return refused
+            return refused, None
+        target = await resolve()
+        if isinstance(target, HttpResponse):
+            return target, None
+        function, invocation = target
+        started = time.perf_counter()
+        result = await self._invoke(function, invocation)
+        response = translate_result(result, request_id)
+        self._observer.observe(function.name, response.status, time.perf_counter() - started)
+        self._record_logs(function.name, request_id, result, response)
+        return response, result
+
+    async def _http_target(
+        self, head: RequestHead, body: Callable[[int], Awaitable[bytes]], request_id: str
+    ) -> _Target | HttpResponse:
+        """An HTTP call's function and invocation: the route, its methods and the body limit."""
         if not self._loaded.is_set():
             return error_response(
                 503,
@@ -283,70 +357,18 @@ class Supervisor:
             request_id=request_id,
             function=route.function.name,
         )
-        started = time.perf_counter()
-        result = await self._invoke(route.function, invocation)
-        response = translate_result(result, request_id)
-        self._observer.observe(route.function.name, response.status, time.perf_counter() - started)
-        self._record_logs(route.function.name, request_id, result, response)
-        return response
+        return route.function, invocation
 
-    async def debug(self, code: str, invocation: dict[str, Any]) -> dict[str, Any]:
-        """Run unpublished ``code`` in the sandbox: ``{status, headers, body, logs, durationMs}``."""
-        call = invocation_from_dict(invocation, request_id_of(invocation.get("headers") or {}))
-        try:
-            result = await asyncio.wait_for(
-                self._pool.debug(code, call, self._debug_timeout_s), self._debug_timeout_s + _TIMEOUT_GRACE_S
-            )
-        except TimeoutError:
-            result = timed_out(self._debug_timeout_s)
-        response = translate_result(result, call.request_id)
-        return {
-            "status": response.status,
-            "headers": response.headers,
-            "body": json_body(response),
-            "logs": [
-                {"time": iso_time(e.time), "level": e.level, "message": self._variables.redact(e.message)}
-                for e in result.logs
-            ],
-            "durationMs": result.duration_ms,
-        }
-
-    async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], request_id: str, *, api_key: str, client: str = ""
-    ) -> dict[str, Any]:
-        """Run the published function ``name`` with ``arguments`` as its JSON body — an AI-gateway tool
-        call — with the admission, limits and logs of an HTTP call: the gate sees ``api_key`` as the
-        call's ``apikey`` (so the key's rate limit counts tool calls and HTTP calls together). Answers
-        ``{status, body, error, durationMs}`` (``body`` parsed when it is JSON)."""
-        head = RequestHead("POST", f"/{name}", "", {"apikey": api_key} if api_key else {}, client)
-        refused = await self._gate.admit(head, request_id)
-        if refused is not None:
-            return {
-                "status": refused.status,
-                "body": json_body(refused),
-                "error": code_of_status(refused.status, "forbidden"),
-                "durationMs": 0.0,
-            }
+    def _tool_target(
+        self, name: str, arguments: Mapping[str, Any], request_id: str
+    ) -> _Target | HttpResponse:
+        """A tool call's function and invocation: the function by its exact name."""
         route = self._routes.get(name) if self._loaded.is_set() else None
         if route is None:
             status, code = (404, "not_found") if self._loaded.is_set() else (503, "unavailable")
             message = f"No function {name!r} is published in environment '{self.environment}'."
-            return {
-                "status": status,
-                "body": error_body(code, message),
-                "error": code,
-                "durationMs": 0.0,
-            }
-        invocation = tool_invocation(name, route.methods, arguments, request_id)
-        result = await self._invoke(route.function, invocation)
-        response = translate_result(result, request_id)
-        self._record_logs(name, request_id, result, response)
-        return {
-            "status": response.status,
-            "body": json_body(response),
-            "error": result.error,
-            "durationMs": result.duration_ms,
-        }
+            return HttpResponse(status, error_json(code, message), {"content-type": "application/json"})
+        return route.function, tool_invocation(name, route.methods, arguments, request_id)
 
     def _match(self, route: str) -> tuple[_Route, str] | None:
         """The longest published name that prefixes ``route`` at a ``/`` boundary, and the rest."""

@@ -13,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from runtime_actors.replica.http import BodyTooLarge, HttpResponse, RequestHead
+from runtime_actors.replica.http import BodyTooLarge, HttpResponse, RequestHead, error_response
+from runtime_actors.replica.ports import AllowEveryRequest
 from runtime_actors.replica.supervisor import Supervisor
 from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction, Snapshot
 
@@ -247,3 +248,62 @@ async def wait_for(condition: Callable[[], bool], within_s: float = 5.0) -> None
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
+
+
+class Observed:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def observe(self, function: str, status: int, duration_s: float) -> None:
+        assert duration_s >= 0
+        self.calls.append((function, status))
+
+
+class SwitchGate(AllowEveryRequest):
+    """Admits until ``closed``; then refuses with 429. Records the heads it was asked about."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.heads: list[RequestHead] = []
+
+    async def admit(self, head: RequestHead, request_id: str) -> HttpResponse | None:
+        self.heads.append(head)
+        return error_response(429, "rate_limited", "slow down", request_id) if self.closed else None
+
+
+def test_tool_calls_are_admitted_invoked_observed_and_logged_as_http_calls_are() -> None:
+    async def scenario() -> None:
+        pool, hub, logs, observed, gate = (
+            FakePool(),
+            FakeHub(1, [doc("hello")]),
+            ListLogs(),
+            Observed(),
+            SwitchGate(),
+        )
+        supervisor = Supervisor(
+            "gw", "dev", pool, hub, logs, max_request_bytes=100, gate=gate, observer=observed
+        )
+        await supervisor.start(initial_load_timeout=5)
+
+        http = await supervisor.handle(head("POST", "/hello", {"apikey": "k"}), body_of(b"{}"), "r-http")
+        tool = await supervisor.call_tool("hello", {"a": 1}, "r-tool", api_key="k")
+        assert http.status == 200 and tool["status"] == 200 and tool["body"]["fn"] == "hello"
+        assert [h.headers.get("apikey") for h in gate.heads] == ["k", "k"]
+        assert observed.calls == [("hello", 200), ("hello", 200)]
+        assert [(f, r, e.message) for f, r, e in logs.entries] == [
+            ("hello", "r-http", "hi"),
+            ("hello", "r-tool", "hi"),
+        ]
+
+        gate.closed = True
+        refused_http = await supervisor.handle(head("POST", "/hello", {"apikey": "k"}), body_of(b"{}"), "r2")
+        refused_tool = await supervisor.call_tool("hello", {}, "r3", api_key="k")
+        assert refused_http.status == refused_tool["status"] == 429
+        assert (
+            refused_tool["error"] == "rate_limited"
+            and refused_tool["body"]["error"]["code"] == "rate_limited"
+        )
+        assert len(pool.invocations) == 2 and len(observed.calls) == 2  # refused calls never ran
+        await supervisor.close()
+
+    run(scenario)
