@@ -21,6 +21,11 @@ then replaced (it would still run the abandoned call). Beyond that, calls wait i
 call that frees room sends the next waiting call at once, rather than a loop turn later when the
 waiting task runs. Debug runs and loads have a worker to themselves.
 
+Which worker a call gets and where a worker goes afterwards is decided by the pure ``scheduler``
+(``decide(state, event)``); this class applies its answers to the real workers, futures and queues —
+decide first, act second — and keeps what only I/O can tell: spawning, syncing, the watchdog, and
+what a failed call costs its worker.
+
 Worker callbacks (``imp.db()``, ``imp.fetch``) go to the pool's executors: see ``replica.callbacks.bridge``.
 """
 
@@ -43,6 +48,25 @@ from typing import Any, Final, TypeGuard
 
 from runtime_actors.replica.callbacks.bridge import Callbacks, Executor
 from runtime_actors.replica.pool.launcher import NotStarted, WorkerGone, WorkerProcess, WorkerRefused
+from runtime_actors.replica.pool.scheduler import (
+    ANSWERED,
+    FREED,
+    Arrived,
+    Hand,
+    Park,
+    Parking,
+    PoolState,
+    Recycle,
+    Refuse,
+    RetireNow,
+    SendBehind,
+    Stay,
+    TakeIdle,
+    WaitingCall,
+    WorkerState,
+    can_share,
+    decide,
+)
 from runtime_actors.shared.errors import error_json
 from runtime_actors.shared.frames import (
     FunctionSource,
@@ -58,10 +82,6 @@ __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
 
 logger = logging.getLogger(__name__)
 
-_RECYCLE_AT_CPU_SHARE: Final = 0.8
-_SHARE_BELOW_CPU_SHARE: Final = 0.5
-"""No call is sent behind another on a worker past this share of its CPU-time limit (it is recycled at
-``_RECYCLE_AT_CPU_SHARE``; a call behind must not start close to the limit)."""
 _NOT_STARTED_RETRIES: Final = 2
 """How often a call that never started (its worker died running the call ahead of it) goes again."""
 
@@ -430,7 +450,7 @@ class WorkerPool:
             cpu = answer["result"].get("cpu_seconds")
             if isinstance(cpu, int | float):
                 slot.cpu_seconds = float(cpu)
-            if slot.cpu_seconds > _RECYCLE_AT_CPU_SHARE * self.limits.cpu_seconds:
+            if isinstance(decide(self._pool_state(slot), ANSWERED), Recycle):
                 self._retire_when_idle(slot, f"recycled after {slot.cpu_seconds:.0f} s of CPU time")
             else:
                 self._offer(slot)
@@ -468,21 +488,24 @@ class WorkerPool:
         is sent at once and runs when the one ahead of it is done); else wait for one, and if ``message``
         is given and the worker is in sync by then, it comes back already sent (with its request id,
         else None)."""
+        call = Arrived(WaitingCall(shareable=_shareable(message), has_frame=message is not None))
         while True:
             if self._closed:
                 raise _Busy("the worker pool is closed")
-            if self._idle:
+            action = decide(self._pool_state(), call)
+            if isinstance(action, TakeIdle):
                 slot = self._idle.popleft()
-            elif _shareable(message) and self._shared and not self._waiters:
+            elif isinstance(action, SendBehind):
+                assert _shareable(message)
                 slot = next(reversed(self._shared))  # the call ahead started last: likely done first
                 del self._shared[slot]
                 sent = self._send_behind(slot, message)
                 if sent is not None:
                     return slot, sent
                 continue
+            elif isinstance(action, Refuse):
+                raise _Busy(action.reason)
             else:
-                if len(self._waiters) >= self._max_queue:
-                    raise _Busy(f"{len(self._waiters)} calls are already waiting")
                 waiter = _Waiter(asyncio.get_running_loop().create_future(), message)
                 self._waiters.append(waiter)
                 try:
@@ -528,57 +551,77 @@ class WorkerPool:
                 self._retire_when_idle(handed, "a call sent behind another was given up")
 
     def _offer(self, slot: _Slot) -> None:
-        """Give ``slot``'s room to waiting calls — sending each one's call at once when the worker is in
-        sync — then park it: idle with nothing in flight, shared while it runs invokes with room for
-        another. A retiring worker takes nothing and goes when its last call is answered. Never raises."""
+        """Apply the scheduler's decisions for a worker that finished something (``Freed``): hand it to
+        waiting calls — sending each one's call at once when the scheduler says so — then park it.
+        Never raises."""
         if self._closed or slot not in self._slots:
             return
         self._shared.pop(slot, None)
         worker = slot.worker
-        if slot.retiring is not None:
-            if worker.in_flight == 0:
-                self._retire(slot, slot.retiring)
-            return
-        if worker.in_flight == 0:
+        if slot.retiring is None and worker.in_flight == 0:
             slot.shared = False
-        while self._waiters:
-            waiter = self._waiters[0]
-            if waiter.ready.done():
+        while True:
+            while self._waiters and self._waiters[0].ready.done():
                 self._waiters.popleft()
-                continue
+            action = decide(self._pool_state(slot), FREED)
+            if isinstance(action, Park):
+                if action.where is Parking.IDLE:
+                    self._idle.append(slot)
+                elif action.where is Parking.SHARED:
+                    self._shared[slot] = None
+                return
+            if isinstance(action, RetireNow):
+                self._retire(slot, slot.retiring or "retired")
+                return
+            if isinstance(action, Stay):
+                return
+            assert isinstance(action, Hand)
+            waiter = self._waiters.popleft()
             busy = worker.in_flight
-            in_sync = slot.generation == self._generation and worker.open
-            if busy and not (self._can_share(slot) and _shareable(waiter.message)):
-                break
-            self._waiters.popleft()
             sent: int | None = None
-            if waiter.message is not None and in_sync:
+            if action.send and waiter.message is not None:
                 try:
                     sent = worker.start(waiter.message)
                 except Exception:  # a dead worker, or a frame that cannot be encoded: the waiter sends
                     sent = None  # it itself, so the failure is its own and not the releasing call's
-            if busy and sent is None:
+            if busy and sent is None:  # it may not have the worker to itself: it waits on
                 self._waiters.appendleft(waiter)
-                break
+                if worker.in_flight == 0:
+                    self._idle.append(slot)
+                return
             waiter.ready.set_result((slot, sent))
             if sent is None or not _shareable(waiter.message):
                 return  # the waiter has the worker to itself (to bring it in sync, or for a debug run)
             slot.shared = True
-        if worker.in_flight == 0:
-            self._idle.append(slot)
-        elif not self._waiters and self._can_share(slot):  # a waiter (a load, a debug run) goes first
-            self._shared[slot] = None
+
+    def _pool_state(self, slot: _Slot | None = None) -> PoolState:
+        """What the scheduler decides from: ``slot`` (when the decision is about one) and the queue."""
+        waiting = self._waiters[0] if self._waiters else None
+        return PoolState(
+            pipeline_depth=self._depth,
+            worker=None if slot is None else self._worker_state(slot),
+            next_waiting=None
+            if waiting is None
+            else WaitingCall(shareable=_shareable(waiting.message), has_frame=waiting.message is not None),
+            waiting=len(self._waiters),
+            idle=bool(self._idle),
+            shared=bool(self._shared),
+            max_queue=self._max_queue,
+        )
+
+    def _worker_state(self, slot: _Slot) -> WorkerState:
+        return WorkerState(
+            in_flight=slot.worker.in_flight,
+            writable=slot.worker.open,
+            in_sync=slot.generation == self._generation,
+            retiring=slot.retiring is not None,
+            shared=slot.shared,
+            cpu_share=slot.cpu_seconds / self.limits.cpu_seconds,
+        )
 
     def _can_share(self, slot: _Slot) -> bool:
         """Whether a call may be sent behind the invokes ``slot`` is running."""
-        return (
-            slot.shared
-            and slot.retiring is None
-            and slot.worker.in_flight < self._depth
-            and slot.generation == self._generation
-            and slot.worker.open
-            and slot.cpu_seconds < _SHARE_BELOW_CPU_SHARE * self.limits.cpu_seconds
-        )
+        return can_share(self._worker_state(slot), self._depth)
 
     def _retire_when_idle(self, slot: _Slot, reason: str) -> None:
         """Send ``slot`` nothing more and retire it once the calls in flight on it are answered (a
