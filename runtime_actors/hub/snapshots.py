@@ -39,14 +39,15 @@ class _Entry:
 
 
 class EnvironmentSnapshots:
-    """The asyncio side of a hub: the newest snapshot per environment, loaded once per generation.
+    """The newest snapshot per environment, loaded once per generation.
 
     ``watch(key) -> generation`` starts following a key (``ReloadFeed.watch``); ``load(key)`` reads
-    its published documents and ``load_access(key)``, when given, its ``AccessDocuments`` (all after
-    the generation, in one worker-thread hop: read side by side they were no faster on nx-27017). All of them block and run in worker threads.
-    ``notify_threadsafe`` is the feed's ``on_change``. Each key has at most one loader task, which reloads until the snapshot's generation
-    is the newest announced one, retrying with backoff while the database is down (the old snapshot
-    stays served meanwhile).
+    its published documents, ``load_access``, ``load_variables`` and ``load_parts``, when given, its
+    ``AccessDocuments``, sealed variables and per-part counters — all after the generation, in one
+    worker-thread hop (read side by side they were no faster on nx-27017), and only the parts whose
+    counters changed. ``notify_threadsafe`` is the feed's ``on_change``. Each key has at most one
+    loader task, which reloads until the snapshot's generation is the newest announced one, retrying
+    with backoff while the database is down (the old snapshot stays served meanwhile).
     """
 
     def __init__(
