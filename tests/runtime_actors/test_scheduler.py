@@ -13,6 +13,8 @@ from runtime_actors.replica.pool.scheduler import (
     SHARE_BELOW_CPU_SHARE,
     Answered,
     Arrived,
+    Failed,
+    Failure,
     Freed,
     Hand,
     Offer,
@@ -21,6 +23,7 @@ from runtime_actors.replica.pool.scheduler import (
     PoolState,
     Recycle,
     Refuse,
+    Replace,
     RetireNow,
     SendBehind,
     Stay,
@@ -113,6 +116,16 @@ def test_an_answer_recycles_a_worker_past_its_cpu_share_else_offers_it() -> None
         (2.0, Recycle()),
     ):
         assert decide(PoolState(DEPTH, worker=worker._replace(cpu_share=share)), Answered()) == action
+
+
+def test_a_failed_call_costs_its_worker_and_only_a_call_that_never_started_goes_again() -> None:
+    state = PoolState(DEPTH, worker=WorkerState(1, True, True, shared=True))
+    for failure, retries_left, closed in itertools.product(Failure, (True, False), (True, False)):
+        action = decide(state, Failed(failure, retries_left, closed))
+        assert action == Replace(
+            when_idle=failure is Failure.BROKEN_ANSWER,  # a call sent behind it may still finish
+            retry=failure is Failure.NOT_STARTED and retries_left and not closed,
+        ), (failure, retries_left, closed)
 
 
 def test_one_worker_runs_a_call_takes_one_behind_it_and_queues_the_third() -> None:

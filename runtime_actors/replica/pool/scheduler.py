@@ -22,6 +22,10 @@ The rules:
   nothing in flight, shared while it runs invokes with room and nothing waits. A retiring worker takes
   nothing and goes when its last call is answered.
 - A worker past ``RECYCLE_AT_CPU_SHARE`` of its CPU-time limit after an answer retires once idle.
+- A failed call (``Failed``) costs its worker: replaced at once when it timed out, died, or died on
+  the call ahead before reading this one (which then goes to another worker while retries are left
+  and the pool is open); replaced once idle when it answered wrongly or reported a failure (a call
+  sent behind may still finish on it).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ __all__ = [
     "SHARE_BELOW_CPU_SHARE",
     "Answered",
     "Arrived",
+    "Failed",
+    "Failure",
     "Freed",
     "Hand",
     "Offer",
@@ -45,6 +51,7 @@ __all__ = [
     "PoolState",
     "Recycle",
     "Refuse",
+    "Replace",
     "RetireNow",
     "SendBehind",
     "Stay",
@@ -118,7 +125,25 @@ class Answered:
     """``state.worker`` answered an invoke."""
 
 
-Event = Arrived | Freed | Answered
+class Failure(StrEnum):
+    TIMED_OUT = "timed out"
+    NOT_STARTED = "not started"
+    """The worker died on the call ahead, before it read this one."""
+    WORKER_GONE = "worker gone"
+    BROKEN_ANSWER = "broken answer"
+    """The worker reported a failure of its own, or answered something the protocol does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A call on ``state.worker`` failed."""
+
+    failure: Failure
+    retries_left: bool
+    pool_closed: bool
+
+
+Event = Arrived | Freed | Answered | Failed
 
 
 # ---- actions ---------------------------------------------------------------------------------
@@ -183,7 +208,16 @@ class Offer:
     """Offer the worker to the waiting calls (what ``Freed`` decides next)."""
 
 
-Action = TakeIdle | SendBehind | Wait | Refuse | Hand | Park | RetireNow | Stay | Recycle | Offer
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """Replace the worker of a failed call — at once, or once its calls in flight are answered — and
+    either send the call again (``retry``) or answer its failure."""
+
+    when_idle: bool
+    retry: bool
+
+
+Action = TakeIdle | SendBehind | Wait | Refuse | Hand | Park | RetireNow | Stay | Recycle | Offer | Replace
 
 
 _TAKE_IDLE: Final = TakeIdle()
@@ -218,6 +252,9 @@ def decide(state: PoolState, event: Event) -> Action:
     """The next step for ``event`` in ``state`` (see the module docstring for the rules)."""
     if isinstance(event, Arrived):
         return _arrived(state, event.call)
+    if isinstance(event, Failed):
+        retry = event.failure is Failure.NOT_STARTED and event.retries_left and not event.pool_closed
+        return Replace(when_idle=event.failure is Failure.BROKEN_ANSWER, retry=retry)
     worker = state.worker
     assert worker is not None, "Freed and Answered are about a worker"
     if isinstance(event, Answered):

@@ -52,12 +52,15 @@ from runtime_actors.replica.pool.scheduler import (
     ANSWERED,
     FREED,
     Arrived,
+    Failed,
+    Failure,
     Hand,
     Park,
     Parking,
     PoolState,
     Recycle,
     Refuse,
+    Replace,
     RetireNow,
     SendBehind,
     Stay,
@@ -129,6 +132,16 @@ def _error_result(status: int, code: str, message: str, duration_ms: float = 0.0
         duration_ms=duration_ms,
         error=code,
     )
+
+
+def _failure_of(exc: BaseException) -> Failure:
+    if isinstance(exc, TimeoutError):
+        return Failure.TIMED_OUT
+    if isinstance(exc, NotStarted):  # the worker died on the call ahead of this one, before reading it
+        return Failure.NOT_STARTED
+    if isinstance(exc, WorkerGone):
+        return Failure.WORKER_GONE
+    return Failure.BROKEN_ANSWER  # a failure the worker reported, or an answer it got wrong
 
 
 def _read_only_paths() -> list[Path]:
@@ -412,38 +425,19 @@ class WorkerPool:
                 result = result_from_wire(answer.get("result")) if answer.get("op") == "result" else None
                 if result is None:
                     raise ProtocolError(f"the worker answered a call with {answer.get('op')!r}")
-            except TimeoutError:
-                self._retire(slot, "timed out")
-                elapsed = (time.perf_counter() - started) * 1000
-                return _error_result(
-                    504,
-                    "timeout",
-                    f"The function did not finish within {timeout:g} s; its worker was stopped and replaced.",
-                    elapsed,
-                )
-            except NotStarted as exc:  # the worker died on the call ahead of this one, before reading it
-                self._retire(slot, str(exc))
-                if attempt < _NOT_STARTED_RETRIES and not self._closed:
+            except (TimeoutError, WorkerGone, ProtocolError) as exc:
+                failure = _failure_of(exc)
+                event = Failed(failure, retries_left=attempt < _NOT_STARTED_RETRIES, pool_closed=self._closed)
+                step = decide(self._pool_state(slot), event)
+                assert isinstance(step, Replace)
+                reason = str(failure) if failure is Failure.TIMED_OUT else str(exc)
+                if step.when_idle:
+                    self._retire_when_idle(slot, reason)
+                else:
+                    self._retire(slot, reason)
+                if step.retry:
                     continue
-                return _error_result(
-                    503, "unavailable", f"The function's worker stopped before running the call: {exc}."
-                )
-            except (WorkerGone, ProtocolError) as exc:
-                if isinstance(exc, WorkerGone):
-                    self._retire(slot, str(exc))
-                else:  # a worker failure it reported, or an answer it got wrong: the call behind may finish
-                    self._retire_when_idle(slot, str(exc))
-                elapsed = (time.perf_counter() - started) * 1000
-                if self._closed:
-                    return _error_result(
-                        503, "unavailable", "the worker pool was closed during the call", elapsed
-                    )
-                return _error_result(
-                    500,
-                    "internal",
-                    f"The function's worker stopped during the call: {exc}. It has been replaced.",
-                    elapsed,
-                )
+                return self._failed_call(failure, exc, timeout, (time.perf_counter() - started) * 1000)
             except BaseException:
                 self._retire(slot, "the call was cancelled")
                 raise
@@ -459,6 +453,34 @@ class WorkerPool:
                 result.status, result.headers, result.body, result.logs, elapsed, result.error
             )
         raise AssertionError("unreachable: the last attempt returns")
+
+    def _failed_call(
+        self,
+        failure: Failure,
+        exc: BaseException,
+        timeout: float,
+        elapsed_ms: float,
+    ) -> InvocationResult:
+        """What the caller of a failed call gets (its worker is already being replaced)."""
+        if failure is Failure.TIMED_OUT:
+            return _error_result(
+                504,
+                "timeout",
+                f"The function did not finish within {timeout:g} s; its worker was stopped and replaced.",
+                elapsed_ms,
+            )
+        if failure is Failure.NOT_STARTED:
+            return _error_result(
+                503, "unavailable", f"The function's worker stopped before running the call: {exc}."
+            )
+        if self._closed:
+            return _error_result(503, "unavailable", "the worker pool was closed during the call", elapsed_ms)
+        return _error_result(
+            500,
+            "internal",
+            f"The function's worker stopped during the call: {exc}. It has been replaced.",
+            elapsed_ms,
+        )
 
     async def _request(self, slot: _Slot, message: dict[str, Any]) -> dict[str, Any]:
         return self._checked(await slot.worker.request(message, self._callbacks))
