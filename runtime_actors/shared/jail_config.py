@@ -2,18 +2,29 @@
 
 The supervisor builds a ``JailConfig`` per worker and hands it over on the command line as JSON (the
 worker's environment is empty by design); ``worker.main`` parses it back before applying the jail.
-Plain frozen dataclasses of builtins, shared by both sides. ``worker_code_paths`` is the part of this
-package the worker may read once jailed: its own code and ``shared``, never the replica's or the hub's.
+Plain frozen dataclasses of builtins, shared by both sides. ``read_only_paths`` is what the worker may
+read once jailed; of this package only its own code and ``shared`` (``worker_code_paths``), never the
+replica's or the hub's.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import sysconfig
+import zoneinfo
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["WORKER_PACKAGES", "JailConfig", "JailReport", "WorkerLimits", "worker_code_paths"]
+__all__ = [
+    "WORKER_PACKAGES",
+    "JailConfig",
+    "JailReport",
+    "WorkerLimits",
+    "read_only_paths",
+    "worker_code_paths",
+]
 
 WORKER_PACKAGES: Final = ("shared", "worker")
 """The sub-packages of ``runtime_actors`` the worker imports (an import-linter contract keeps it so)."""
@@ -91,6 +102,16 @@ class JailReport:
             insecure=bool(raw.get("insecure", False)),
             failures=tuple(str(f) for f in raw.get("failures", ())),
         )
+
+
+def read_only_paths() -> list[Path]:
+    """What a jailed worker may read: the base interpreter's standard library (not a venv's
+    site-packages), its own code (``worker_code_paths``) and the time-zone database."""
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    paths = {Path(sysconfig.get_paths(vars=base)[key]) for key in ("stdlib", "platstdlib")}
+    paths.update(worker_code_paths())
+    paths.update(Path(p) for p in zoneinfo.TZPATH)
+    return sorted(paths)
 
 
 def worker_code_paths() -> list[Path]:

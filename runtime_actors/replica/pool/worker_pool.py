@@ -36,10 +36,8 @@ import itertools
 import logging
 import shutil
 import sys
-import sysconfig
 import tempfile
 import time
-import zoneinfo
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +76,7 @@ from runtime_actors.shared.frames import (
     invocation_to_wire,
     result_from_wire,
 )
-from runtime_actors.shared.jail_config import JailReport, WorkerLimits, worker_code_paths
+from runtime_actors.shared.jail_config import JailReport, WorkerLimits, read_only_paths
 from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction
 
 __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
@@ -142,15 +140,6 @@ def _failure_of(exc: BaseException) -> Failure:
     if isinstance(exc, WorkerGone):
         return Failure.WORKER_GONE
     return Failure.BROKEN_ANSWER  # a failure the worker reported, or an answer it got wrong
-
-
-def _read_only_paths() -> list[Path]:
-    """The base interpreter's standard library (not a venv's site-packages), the worker's own code, tzdata."""
-    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
-    paths = {Path(sysconfig.get_paths(vars=base)[key]) for key in ("stdlib", "platstdlib")}
-    paths.update(worker_code_paths())
-    paths.update(Path(p) for p in zoneinfo.TZPATH)
-    return sorted(paths)
 
 
 class WorkerPool:
@@ -497,7 +486,7 @@ class WorkerPool:
         assert self._scratch_root is not None, "start() sets the scratch root"
         worker = await WorkerProcess.spawn(
             scratch_dir=self._scratch_root / f"worker-{next(self._serial)}",
-            read_only_paths=_read_only_paths(),
+            read_only_paths=read_only_paths(),
             limits=self.limits,
             insecure=self.insecure,
             min_landlock_abi=self._min_landlock_abi,
