@@ -65,7 +65,7 @@ from imprun.store.sessions import SessionStore
 from imprun.store.throttle import FailureBackoff, WindowCounter
 from imprun.store.users import UserRecord, UserRepository
 from imprun.store.variables import VariableRepository
-from runtime_actors.protocol import RUNTIME_PARTS
+from runtime_actors.shared.names import RUNTIME_PARTS
 
 if TYPE_CHECKING:
     from imprun.drivers.function_runtime import FunctionRuntime

@@ -18,8 +18,8 @@ from functools import cache
 from types import ModuleType
 from typing import Any, Literal
 
-from runtime_actors import imp_module
-from runtime_actors.allowed_modules import ALLOWED_MODULES
+from runtime_actors.shared.allowed_modules import ALLOWED_MODULES
+from runtime_actors.worker import imp_module
 
 __all__ = ["Definition", "ModuleDefinitions", "importable_definitions"]
 

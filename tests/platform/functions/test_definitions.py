@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from imprun.functions.definitions import importable_definitions
-from runtime_actors import imp_module
-from runtime_actors.allowed_modules import ALLOWED_MODULES
+from runtime_actors.shared.allowed_modules import ALLOWED_MODULES
+from runtime_actors.worker import imp_module
 
 
 def test_imp_comes_first_with_exactly_its_public_names_and_the_classes_its_functions_return() -> None:
