@@ -17,6 +17,10 @@ Run it from the repository root: ``.venv/bin/python bench/abuse.py [--registrati
    an attacker keeps calling the tool with 34 ``a``s and a ``!`` — which Python's ``re`` would take
    hours to reject (the run measures how long ``re`` takes for 18 to 24 ``a``s, the in-run baseline).
 
+3. **Debug runs** (``--debug-runs 40``; starts a Ray head with ``_stack.platform_stack``). One user
+   sends that many debug runs at once of a function that spins until its 10 s timeout; another
+   user's ``GET /v1/api-gateways`` is timed while idle and during the runs.
+
 It prints p50/p99 (ms), ratios to the idle baselines, peak memory and the outcomes of the burst.
 """
 
@@ -336,16 +340,69 @@ def redos_part(calls: int) -> None:
     )
 
 
+# --- 3. debug runs of one user (needs Ray) --------------------------------------------------------------
+
+SPIN: Final = "def main():\n    while True:\n        pass\n"
+"""A debug run that holds its caller until the function's timeout (10 s) ends it."""
+
+
+def debug_part(runs: int) -> None:
+    from _stack import new_id, platform_stack  # starts a Ray head: only for this part
+
+    with platform_stack() as stack:
+        gw = new_id("abuse")
+        stack.create_gateways([gw])
+        stack.wait_started([gw], timeout=600)
+        stack.create_function(gw, "spin", SPIN)
+        other, _, list_gateways = other_user(stack.settings.control_plane_url)
+        try:
+            idle = [list_gateways() for _ in range(PROBES)]
+            busy: list[float] = []
+            done = threading.Event()
+
+            def probe() -> None:
+                while not done.is_set():
+                    busy.append(list_gateways())
+
+            def debug(i: int) -> int:
+                path = f"/v1/api-gateways/{gw}/functions/spin/debug"
+                return stack.api.post(path, json={}, timeout=120).status_code
+
+            prober = threading.Thread(target=probe)
+            prober.start()
+            started = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(runs) as pool:
+                statuses = Counter(pool.map(debug, range(runs)))
+            elapsed = time.perf_counter() - started
+            done.set()
+            prober.join()
+        finally:
+            other.close()
+    idle_s, busy_s = Summary.of(idle), Summary.of(busy)
+    print(f"\n{runs} concurrent debug runs by one user of a function that spins until its 10 s timeout")
+    print(f"  answers: {dict(sorted(statuses.items()))} in {elapsed:.1f} s")
+    print(
+        f"  another user's GET /v1/api-gateways: idle p50 {idle_s.p50 * 1000:.1f} / p99 {idle_s.p99 * 1000:.1f} ms; "
+        f"during the runs p50 {busy_s.p50 * 1000:.1f} / p99 {busy_s.p99 * 1000:.1f} ms "
+        f"(p99 x{busy_s.p99 / idle_s.p99:.1f}, {busy_s.count} samples)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--registrations", type=int, default=200)
     parser.add_argument("--calls", type=int, default=200, help="tools/list calls per ReDoS phase")
     parser.add_argument("--skip-burst", action="store_true")
+    parser.add_argument(
+        "--debug-runs", type=int, default=0, help="also N concurrent debug runs by one user (starts Ray)"
+    )
     args = parser.parse_args()
     print(f"imprun abuse benchmark — load average before: {load_average()}")
     if not args.skip_burst:
         registration_part(args.registrations)
     redos_part(args.calls)
+    if args.debug_runs:
+        debug_part(args.debug_runs)
     print(f"\nload average after: {load_average()}")
     return 0
 
