@@ -32,6 +32,8 @@ from imprun.sdk.models import (
     Gateway,
     GatewayEvent,
     Grant,
+    Invite,
+    IssuedInvite,
     IssuedKey,
     LogEntry,
     LoginResult,
