@@ -166,6 +166,7 @@ def _jail_and_serve(config: JailConfig) -> NoReturn:
     views = sandbox.ModuleViews(sys.modules)
     table = FunctionTable(sandbox.restricted_builtins(views), views.view("imp"))
     sandbox.forget_dangerous_modules()
+    sandbox.guard_attribute_walkers()
     sandbox.install_audit_hook([p for p in zoneinfo.TZPATH if os.path.isdir(p)])
     sys.stdout = imp_module._STDOUT
     sys.stderr = imp_module._STDERR

@@ -1,8 +1,8 @@
 """The Python-level half of the jail: defence in depth on top of the kernel's, never instead of it.
 
-CPython cannot confine code in its own process — ``string.Formatter().get_field`` or a function's
-``__globals__`` reach any loaded module whatever is done here — so everything in this module is
-best effort, and the Landlock/seccomp/rlimit jail (``process``) is the boundary. What it adds:
+CPython cannot confine code in its own process — some route to a function's ``__globals__`` and so
+to any loaded module always remains — so everything in this module is best effort, and the
+Landlock/seccomp/rlimit jail (``process``) is the boundary. What it adds:
 
 * tenant modules run with ``restricted_builtins``: no ``open``, ``exec``, ``eval``, ``compile``,
   ``input``, ``breakpoint``; ``__import__`` only returns ``ModuleViews`` of ``ALLOWED_MODULES``
@@ -17,17 +17,24 @@ best effort, and the Landlock/seccomp/rlimit jail (``process``) is the boundary.
   dangerous modules, replacing ``__code__``, and — outside ``trusted()`` blocks of worker code —
   frame access (``gi_frame``, ``cr_frame``, ``tb_frame``, ``f_code``, ``sys._getframe``); files may
   only be opened read-only under the time-zone database directories;
-* ``forget_dangerous_modules`` drops ``ctypes`` and ``gc`` from ``sys.modules``.
+* ``forget_dangerous_modules`` drops ``ctypes`` and ``gc`` from ``sys.modules``;
+* ``guard_attribute_walkers`` makes the standard library's walkers of attribute names given as
+  strings refuse the names ``getattr`` refuses: ``string.Formatter.get_field`` (patched on the real
+  class, so a subclass's ``super()`` finds the guarded one too) and, in the ``operator`` view,
+  ``attrgetter`` and ``methodcaller``.
 """
 
 from __future__ import annotations
 
+import _string  # type: ignore[import-not-found]  # the parser string.Formatter uses
 import builtins
 import contextlib
+import operator
 import os
+import string
 import sys
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from runtime_actors.shared.allowed_modules import ALLOWED_MODULES
@@ -38,6 +45,7 @@ __all__ = [
     "ModuleViews",
     "SandboxViolation",
     "forget_dangerous_modules",
+    "guard_attribute_walkers",
     "install_audit_hook",
     "restricted_builtins",
     "trusted",
@@ -45,8 +53,9 @@ __all__ = [
 
 C_INTERNAL_IMPORTS: Final = frozenset({"_strptime", "warnings", "copyreg", "encodings"})
 """Modules C code imports lazily through the *calling frame's* ``__import__`` (``datetime.strptime``
-imports ``_strptime``): handed over as they are. An ``import`` statement naming them is still refused
-at load time; only a dynamic ``__import__`` call could get them, which the escape routes make moot."""
+imports ``_strptime``). ``PyImport_Import`` discards what ``__import__`` returns and takes the module
+from ``sys.modules``, so tenant code calling ``__import__`` itself gets an empty module, not
+``warnings`` with its ``sys``."""
 _REMOVED_BUILTINS: Final = frozenset(
     {"open", "exec", "eval", "compile", "input", "breakpoint", "help", "exit", "quit", "copyright",
      "credits", "license", "__loader__", "__spec__", "__import__"}
@@ -159,8 +168,9 @@ class ModuleViews:
             names = (
                 list(exported) if exported is not None else [n for n in vars(module) if not n.startswith("_")]
             )
+            replaced = _GUARDED_EXPORTS.get(name, {})
             for attr in names:
-                value = getattr(module, attr, view)
+                value = replaced.get(attr) or getattr(module, attr, view)
                 if value is not view and not isinstance(value, types.ModuleType):
                     setattr(view, attr, value)
             view.__doc__ = module.__doc__
@@ -179,7 +189,7 @@ class ModuleViews:
             level: int = 0,
         ) -> types.ModuleType:
             if name in C_INTERNAL_IMPORTS and not level and name in self._modules:
-                return self._modules[name]
+                return types.ModuleType(name)
             refusal = import_refusal(name, fromlist, level)
             if refusal is not None:
                 raise ImportError(refusal, name=name)
@@ -188,6 +198,41 @@ class ModuleViews:
             return self.view(name if fromlist else name.partition(".")[0])
 
         return guarded_import
+
+
+def _refuse_blocked(names: Iterable[Any]) -> None:
+    for name in names:
+        if isinstance(name, str) and is_blocked_attribute(name):
+            raise SandboxViolation(f"attribute '{name}' is not available in functions")
+
+
+def _guarded_attrgetter(*paths: str) -> operator.attrgetter[Any]:
+    _refuse_blocked(part for path in paths if isinstance(path, str) for part in path.split("."))
+    return operator.attrgetter(*paths)
+
+
+def _guarded_methodcaller(name: str, /, *args: Any, **kwargs: Any) -> operator.methodcaller:
+    _refuse_blocked([name])
+    return operator.methodcaller(name, *args, **kwargs)
+
+
+_GUARDED_EXPORTS: Final[dict[str, dict[str, Any]]] = {
+    "operator": {"attrgetter": _guarded_attrgetter, "methodcaller": _guarded_methodcaller}
+}
+
+
+def guard_attribute_walkers() -> None:
+    """Once, in the worker: ``"{0.__globals__}"``-style field names in ``string.Formatter``."""
+    unguarded = string.Formatter.get_field
+
+    def get_field(
+        self: string.Formatter, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Any:
+        _first, rest = _string.formatter_field_name_split(field_name)
+        _refuse_blocked(key for is_attribute, key in rest if is_attribute)
+        return unguarded(self, field_name, args, kwargs)
+
+    string.Formatter.get_field = get_field  # type: ignore[method-assign]
 
 
 def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:

@@ -7,9 +7,13 @@ threads (``clone``; with ``allow_threads`` only when its flags have ``CLONE_THRE
 answers ``ENOSYS`` so libc falls back to ``clone``, whose flags BPF can read — the worker needs no
 threads, asyncio included, so a tenant cannot leave one running between calls), ptrace and
 cross-process memory, mounts and namespaces, module loading,
-kexec, bpf, perf, io_uring, userfaultfd, keyrings, credential changes, ``setrlimit`` (and
-``prlimit64`` unless it only reads), device nodes, clock setting. Signals may only be sent to the
-worker itself. All else is allowed: the worker needs read/write on its pipe, mmap, futex, epoll.
+kexec, bpf, perf, io_uring, userfaultfd, keyrings, credential changes, ``setrlimit``, device nodes,
+clock setting. Signals may only be sent to the worker itself, and scheduling, priority and limit
+calls may only target it: ``setpriority`` with ``PRIO_PROCESS`` and who 0 or the worker's pid (never
+``PRIO_PGRP``/``PRIO_USER``, which would renice every process of the platform's user),
+``sched_setparam``/``sched_setscheduler``/``sched_setaffinity``/``sched_setattr`` and ``ioprio_set``
+(``IOPRIO_WHO_PROCESS``) on pid 0 or its own, and ``prlimit64`` on pid 0 and only to read. All else
+is allowed: the worker needs read/write on its pipe, mmap, futex, epoll.
 
 ``build_filter(pid)`` returns the program bytes (unit-testable); ``install(pid)`` sets
 ``PR_SET_NO_NEW_PRIVS`` if needed and loads the filter with ``prctl(PR_SET_SECCOMP)``.
@@ -21,6 +25,7 @@ import ctypes
 import errno
 import os
 import struct
+from collections.abc import Callable
 from typing import Final
 
 __all__ = ["DENIED_SYSCALLS", "SeccompUnavailable", "build_filter", "install"]
@@ -87,7 +92,18 @@ _ENOSYS_SYSCALLS: Final = {"clone3": 435}
 _SELF_SIGNAL_SYSCALLS: Final = {"kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
                                 "rt_tgsigqueueinfo": 297}  # fmt: skip
 _CLONE: Final = 56
-_PRLIMIT64: Final = 302
+_PRIO_PROCESS: Final = 0
+_IOPRIO_WHO_PROCESS: Final = 1
+_SELF_ONLY_SYSCALLS: Final[dict[str, tuple[int, Callable[[int], tuple[tuple[int, frozenset[int]], ...]]]]] = {
+    # name: (number, pid -> ((argument index, allowed values), ...)); every argument must match
+    "setpriority": (141, lambda pid: ((0, frozenset({_PRIO_PROCESS})), (1, frozenset({0, pid})))),
+    "sched_setparam": (142, lambda pid: ((0, frozenset({0, pid})),)),
+    "sched_setscheduler": (144, lambda pid: ((0, frozenset({0, pid})),)),
+    "sched_setaffinity": (203, lambda pid: ((0, frozenset({0, pid})),)),
+    "sched_setattr": (314, lambda pid: ((0, frozenset({0, pid})),)),
+    "ioprio_set": (251, lambda pid: ((0, frozenset({_IOPRIO_WHO_PROCESS})), (1, frozenset({0, pid})))),
+    "prlimit64": (302, lambda pid: ((0, frozenset({0})), (2, frozenset({0})))),  # new_limit NULL: reads
+}
 
 
 class SeccompUnavailable(OSError):
@@ -128,7 +144,9 @@ def build_filter(pid: int, *, allow_threads: bool = False) -> bytes:
     ]
     for number in _SELF_SIGNAL_SYSCALLS.values():
         program += [_insn(_JEQ, number, jf=6), *_arg_equals(0, pid, deny)]
-    program += [_insn(_JEQ, _PRLIMIT64, jf=6), *_arg_equals(2, 0, deny)]  # read-only: new_limit is NULL
+    for number, conditions in _SELF_ONLY_SYSCALLS.values():
+        block = _args_in(conditions(pid), deny)
+        program += [_insn(_JEQ, number, jf=len(block)), *block]
     program.append(_insn(_RET, _RET_ALLOW))
     return b"".join(program)
 
@@ -143,6 +161,26 @@ def _arg_equals(index: int, value: int, otherwise: int) -> list[bytes]:
         _insn(_RET, _RET_ALLOW),
         _insn(_RET, otherwise),
     ]
+
+
+def _args_in(conditions: tuple[tuple[int, frozenset[int]], ...], otherwise: int) -> list[bytes]:
+    """Allow when every listed 64-bit argument is one of its values, else return ``otherwise``.
+
+    Per argument: load the high word, deny unless it is zero; load the low word, jump on to the next
+    argument's check at the first value it equals, deny after the last.
+    """
+    lengths = [3 + len(values) for _, values in conditions]
+    deny_at = sum(lengths) + 1  # after all checks: allow, then deny
+    program: list[bytes] = []
+    for (index, values), length in zip(conditions, lengths, strict=True):
+        next_check = len(program) + length
+        program += [_insn(_LD_W_ABS, _arg_high(index))]
+        program += [_insn(_JEQ, 0, jf=deny_at - len(program) - 1), _insn(_LD_W_ABS, _arg_low(index))]
+        for position, value in enumerate(sorted(values)):
+            here = len(program)
+            last = position == len(values) - 1
+            program.append(_insn(_JEQ, value, jt=next_check - here - 1, jf=deny_at - here - 1 if last else 0))
+    return [*program, _insn(_RET, _RET_ALLOW), _insn(_RET, otherwise)]
 
 
 class _SockFprog(ctypes.Structure):

@@ -7,9 +7,10 @@ its environment, ``IMPRUN_MONGO_URL=mongodb://secret``, which no route may revea
 
 Many attacks are tried twice. First as a tenant would write them, where the Python layer refuses
 them. Then after ``escape()``: a real route from tenant code to the worker's ``sys.modules``
-(``string.Formatter().get_field`` walks ``__subclasses__`` and ``__globals__`` without any audited
-attribute) and ``disable_python_layer()``, which switches the audit hook's checks off through that
-route. That the escape works shows the Python layer is only defence in depth; that the attacks still
+(``object.__getattribute__``, taken from ``vars(object)`` by a string key, walks ``__subclasses__``
+and ``__globals__`` without any audited attribute; the ``string.Formatter().get_field`` and
+``operator.attrgetter`` routes are closed, see the tests below) and ``disable_python_layer()``, which
+switches the audit hook's checks off through that route. That the escape works shows the Python layer is only defence in depth; that the attacks still
 fail afterwards, with the kernel's errno, shows the Landlock/seccomp/rlimit jail is the boundary.
 """
 
@@ -35,13 +36,15 @@ SECRET = "mongodb://secret"
 ESCAPE = textwrap.dedent(
     """
     import json
-    import string
 
-    _FORMATTER = string.Formatter()
+    _GET_ATTRIBUTE = vars(object)["__getattribute__"]
+    _GET_TYPE_ATTRIBUTE = vars(type)["__getattribute__"]
 
 
     def reach(obj, path):
-        return _FORMATTER.get_field("0." + path, [obj], {})[0]
+        for name in path.split("."):
+            obj = (_GET_TYPE_ATTRIBUTE if isinstance(obj, type) else _GET_ATTRIBUTE)(obj, name)
+        return obj
 
 
     def escape():
@@ -195,6 +198,38 @@ def test_traceback_frame_walk_is_refused() -> None:
         """
     )
     assert refused(outcome.body, error="SandboxViolation")
+
+
+def test_attribute_walks_by_name_in_the_standard_library_are_refused() -> None:
+    outcome = attack(
+        """
+        import operator
+        import string
+
+        class Subclass(string.Formatter):
+            pass
+
+        def main():
+            formatter = string.Formatter()
+            return {
+                "globals": attempt(lambda: formatter.get_field("0.__globals__[json]", [main], {})),
+                "subclasses": attempt(lambda: formatter.get_field("0.__class__.__base__", [()], {})),
+                "format": attempt(lambda: formatter.format("{0.__globals__}", main)),
+                "super": attempt(lambda: super(Subclass, Subclass()).get_field("0.__globals__", [main], {})),
+                "attrgetter": attempt(lambda: operator.attrgetter("__globals__")(main)),
+                "dotted": attempt(lambda: operator.attrgetter("real", "__class__.__base__")(1)),
+                "methodcaller": attempt(lambda: operator.methodcaller("__subclasses__")(object)),
+                "warnings": attempt(lambda: __import__("warnings").sys),
+                "public": formatter.format("{0.real} {1[a]}", 3, {"a": "b"}),
+                "public getter": operator.attrgetter("imag")(2),
+            }
+        """
+    )
+    body = outcome.body
+    for route in ("globals", "subclasses", "format", "super", "attrgetter", "dotted", "methodcaller"):
+        assert refused(body[route], error="SandboxViolation"), (route, body[route])
+    assert refused(body["warnings"], error="AttributeError")
+    assert body["public"] == "3 b" and body["public getter"] == 0
 
 
 def test_sys_getframe_is_refused() -> None:
@@ -614,3 +649,46 @@ def test_tampering_with_the_workers_modules_stays_in_the_worker() -> None:
         """
     )
     assert outcome.result is not None and outcome.result.status == 500  # its own worker broke; replaced
+
+
+def test_scheduling_and_priority_calls_reach_only_the_worker_itself() -> None:
+    # Every call on another process repeats that process's current setting, so it changes nothing
+    # even on a kernel that let it through; PRIO_USER names a uid nobody runs as (ESRCH if allowed).
+    outcome = attack(
+        """
+        def main():
+            modules = disable_python_layer()
+            os = modules["os"]
+            ctypes = real_import("ctypes")
+            libc = ctypes.CDLL(None, use_errno=True)
+            resource = real_import("resource")
+            parent = os.getppid()
+
+            def ioprio_set(which, who):
+                current = libc.syscall(252, 1, parent)  # ioprio_get(IOPRIO_WHO_PROCESS, parent)
+                if libc.syscall(251, which, who, current) != 0:
+                    raise OSError(ctypes.get_errno(), "ioprio_set")
+
+            nice = os.getpriority(os.PRIO_PROCESS, parent)
+            return {
+                "user": attempt(lambda: os.setpriority(os.PRIO_USER, 3999999, 19)),
+                "group": attempt(lambda: os.setpriority(os.PRIO_PGRP, os.getpgid(parent), nice)),
+                "parent": attempt(lambda: os.setpriority(os.PRIO_PROCESS, parent, nice)),
+                "affinity": attempt(lambda: os.sched_setaffinity(parent, os.sched_getaffinity(parent))),
+                "scheduler": attempt(lambda: os.sched_setscheduler(
+                    parent, os.sched_getscheduler(parent), os.sched_getparam(parent))),
+                "param": attempt(lambda: os.sched_setparam(parent, os.sched_getparam(parent))),
+                "ioprio": attempt(lambda: ioprio_set(1, parent)),
+                "prlimit": attempt(lambda: resource.prlimit(parent, resource.RLIMIT_NOFILE)),
+                "own nice": attempt(lambda: os.setpriority(os.PRIO_PROCESS, 0, 1)),
+                "own affinity": attempt(lambda: os.sched_setaffinity(0, os.sched_getaffinity(0))),
+                "own ioprio": attempt(lambda: ioprio_set(1, 0)),
+                "own limits": attempt(lambda: resource.getrlimit(resource.RLIMIT_NOFILE)),
+            }
+        """
+    )
+    body = outcome.body
+    for route in ("user", "group", "parent", "affinity", "scheduler", "param", "ioprio", "prlimit"):
+        assert refused(body[route], errno=EPERM), (route, body[route])
+    for route in ("own nice", "own affinity", "own ioprio", "own limits"):
+        assert body[route]["outcome"] == "succeeded", (route, body[route])

@@ -80,3 +80,39 @@ def test_threads_can_be_allowed_without_allowing_fork() -> None:
 
 def test_another_architecture_is_killed() -> None:
     assert run_filter(PROGRAM, 11, arch=0x40000003) == KILL_PROCESS  # i386: 11 is execve there
+
+
+OTHER = PID + 1
+HIGH = 1 << 32
+
+
+@pytest.mark.parametrize(
+    ("name", "nr", "args", "allowed"),
+    [
+        ("setpriority", 141, (0, 0, 19), True),  # PRIO_PROCESS, itself
+        ("setpriority", 141, (0, PID, 19), True),
+        ("setpriority", 141, (0, OTHER, 19), False),
+        ("setpriority", 141, (0, PID | HIGH, 19), False),
+        ("setpriority", 141, (1, 0, 19), False),  # PRIO_PGRP: its whole group
+        ("setpriority", 141, (2, 0, 19), False),  # PRIO_USER: every process of the platform's user
+        ("sched_setparam", 142, (0, 0), True),
+        ("sched_setparam", 142, (OTHER, 0), False),
+        ("sched_setscheduler", 144, (PID, 0, 0), True),
+        ("sched_setscheduler", 144, (OTHER, 0, 0), False),
+        ("sched_setaffinity", 203, (0, 8, 0), True),
+        ("sched_setaffinity", 203, (1, 8, 0), False),
+        ("sched_setattr", 314, (0, 0, 0), True),
+        ("sched_setattr", 314, (OTHER, 0, 0), False),
+        ("ioprio_set", 251, (1, 0, 4), True),  # IOPRIO_WHO_PROCESS, itself
+        ("ioprio_set", 251, (1, OTHER, 4), False),
+        ("ioprio_set", 251, (3, 0, 4), False),  # IOPRIO_WHO_USER
+        ("prlimit64", 302, (0, 7, 0, 0x7FFF0000), True),
+        ("prlimit64", 302, (OTHER, 7, 0, 0x7FFF0000), False),  # another process's limits, even to read
+        ("prlimit64", 302, (0, 7, 0x7FFF0000, 0), False),
+    ],
+)
+def test_scheduling_priority_and_limit_calls_only_target_the_worker(
+    name: str, nr: int, args: tuple[int, ...], allowed: bool
+) -> None:
+    expected = ALLOW if allowed else errno_action(errno.EPERM)
+    assert run_filter(PROGRAM, nr, args) == expected, name
