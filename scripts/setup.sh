@@ -52,4 +52,6 @@ if ! command -v kubectl >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null
 fi
 
+bash console/setup.sh  # the web console: Node.js via apt when missing, npm ci, vite build into console/dist
+
 say "ready: $(.venv/bin/python --version), $(redis-server --version | cut -d' ' -f3), imprun $(.venv/bin/python -c 'import imprun; print(imprun.__version__)')"

@@ -12,6 +12,9 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 
 bash scripts/setup.sh || exit 1
+if [ ${#fast[@]} -eq 0 ]; then
+  bash console/setup-browser.sh || exit 1  # chromium for the console's browser tests
+fi
 
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 failed=()
@@ -24,6 +27,9 @@ step "mypy (strict on platform/, ray_apps/, runtime_actors/)"
 
 step "import-linter (layer contracts)"
 .venv/bin/lint-imports || failed+=(import-linter)
+
+step "console (vitest)"
+(cd console && npm test --silent -- --reporter=dot) || failed+=(vitest)
 
 step "pytest"
 .venv/bin/pytest "${fast[@]}" "$@"
