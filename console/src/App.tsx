@@ -4,14 +4,16 @@ import { lazy, Suspense, useEffect, useState } from "react";
 import { Link, Navigate, Route, Routes, useLocation, useNavigate } from "react-router";
 
 import { session, setUnauthorizedHandler } from "./api/client";
+import { loadEditor } from "./editor/prefetch";
 import { AgentsPage } from "./pages/Agents";
 import { ApplicationsPage } from "./pages/Applications";
 import { GatewayPage } from "./pages/Gateway";
 import { GatewaysPage } from "./pages/Gateways";
 import { SignInPage } from "./pages/SignIn";
 
-// Monaco is large: the editor route and everything it imports load only when it is opened.
-const FunctionEditorPage = lazy(() => import("./pages/FunctionEditor"));
+// Monaco is large: the editor route and everything it imports load only when it is opened, or
+// when a gateway's function list has been shown and the browser is idle (editor/prefetch.ts).
+const FunctionEditorPage = lazy(loadEditor);
 
 export function App() {
   const [username, setUsername] = useState(session.username());

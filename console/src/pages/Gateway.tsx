@@ -1,11 +1,12 @@
 import { Anchor, Badge, Button, Group, Loader, NumberInput, Select, Stack, Table, Tabs, Text, Title } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 
 import { enc, fnPath, get, patch } from "../api/client";
 import type { Environment, FunctionInfo, Gateway, GatewayEvent } from "../api/types";
+import { prefetchEditorWhenIdle } from "../editor/prefetch";
 import { ConditionText, Copyable, ErrorAlert, PhaseBadge, errorText, when, TableHead } from "../components/common";
 import { GatewayActions, pollInterval } from "./Gateways";
 import { LogsPanel } from "./Logs";
@@ -88,6 +89,8 @@ function EnvironmentRow({ gw, environment }: { gw: string; environment: Environm
 function FunctionsPanel({ gw }: { gw: string }) {
   const functions = useFunctions(gw);
   const navigate = useNavigate();
+  const listed = functions.isSuccess;
+  useEffect(() => (listed ? prefetchEditorWhenIdle() : undefined), [listed]);
   return (
     <Stack>
       <Group justify="space-between">
