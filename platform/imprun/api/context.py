@@ -423,7 +423,7 @@ class ControlPlane:
             sessions=sessions,
             accounts=open_accounts(settings, mongo, redis, sessions),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
-            debug_runs=UserSlots("debug runs", settings.debug_runs_per_user, retry_after=5),
+            debug_runs=UserSlots("debug runs or console calls", settings.debug_runs_per_user, retry_after=5),
             debug_threads=anyio.CapacityLimiter(settings.debug_run_threads),
             log_followers=UserSlots("followed log streams", settings.log_followers_per_user, retry_after=30),
             quotas=Quotas(settings),

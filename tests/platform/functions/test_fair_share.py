@@ -5,6 +5,7 @@ serves every other route. The runtime is a stand-in whose runs block until relea
 from __future__ import annotations
 
 import contextlib
+import http.server
 import threading
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from imprun.api.app import create_app
 from tests.fixtures.polling import eventually
-from tests.platform.functions.conftest import Headers, register
+from tests.fixtures.services import RunningServices
+from tests.platform.functions.conftest import Headers, InMemoryCluster, new_gateway, register
 
 CODE = "def main():\n    return {'ok': True}\n"
 
@@ -129,3 +132,82 @@ def test_a_user_follows_a_bounded_number_of_log_streams(
         assert functions_client.get(logs, headers=owner).status_code == 200, "listing is not following"
     me = owner_id(functions_client, owner)
     assert eventually(lambda: plane.log_followers.held(me) == 0), "closed streams give their slot back"
+
+
+class HeldDataPlane:
+    """An HTTP server on a free port whose every answer waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.waiting = 0
+        lock = threading.Lock()
+        held = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                with lock:
+                    held.waiting += 1
+                held.release.wait(60)
+                body = b'{"ok": true}'
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.timeout(60)  # before the fix, the request below waited for a thread forever
+def test_console_calls_count_as_debug_runs_and_leave_the_request_pool_free(
+    services: RunningServices, cluster: InMemoryCluster
+) -> None:
+    held = HeldDataPlane()
+    settings = services.settings.model_copy(
+        update={
+            "sys_db_name": f"imprun_sys_fair_{uuid.uuid4().hex[:6]}",
+            "reconcile_interval_seconds": 0.1,
+            "serve_port": held.port,
+        }
+    )
+    try:
+        with TestClient(create_app(settings, driver=cluster)) as client:
+            owner, other = register(client), register(client)
+            gw = new_gateway(client, owner)
+            call = f"/v1/api-gateways/{gw}/environments/dev/call"
+            plane = client.app.state.plane  # type: ignore[attr-defined]
+            answers: list[int] = []
+
+            def try_it() -> None:
+                answers.append(client.post(call, json={"function": "fn"}, headers=owner).status_code)
+
+            threads = [threading.Thread(target=try_it) for _ in range(plane.debug_runs.limit)]
+            for thread in threads:
+                thread.start()
+            assert eventually(lambda: held.waiting == plane.debug_runs.limit)
+            refused = client.post(call, json={"function": "fn"}, headers=owner)
+            assert refused.status_code == 429, refused.text
+
+            plane.debug_runs.limit = 40  # as many held calls as the request pool has threads
+            threads += [threading.Thread(target=try_it) for _ in range(40 - len(threads))]
+            for thread in threads[2:]:
+                thread.start()
+            assert eventually(lambda: plane.debug_runs.held(owner_id(client, owner)) == 40)
+            assert client.get("/v1/api-gateways", headers=other).status_code == 200
+            held.release.set()
+            for thread in threads:
+                thread.join(30)
+            assert answers == [200] * 40
+    finally:
+        held.close()

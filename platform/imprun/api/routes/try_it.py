@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,12 +70,15 @@ class GrantTools(BaseModel):
 
 
 @router.post("/v1/api-gateways/{gw}/environments/{env}/call", response_model_by_alias=True)
-def call_function(
+async def call_function(
     gw: str, env: str, user: CurrentUser, plane: Plane, request: CallRequest = Body()
 ) -> CallAnswerPublic:
+    """A call may take as long as the function's timeout: like a debug run, it counts against
+    ``IMPRUN_DEBUG_RUNS_PER_USER`` (429 past it) and waits on the debug-run threads, never on the
+    pool that serves the other routes."""
     commands = plane.gateway_commands
-    gateway = commands.get_owned(gw, user.id)
-    environment = commands.get_environment(gateway, env)
+    gateway = await anyio.to_thread.run_sync(commands.get_owned, gw, user.id)
+    environment = await anyio.to_thread.run_sync(commands.get_environment, gateway, env)
     path = f"{gateway.gateway_id}/{environment.name}/{request.function}"
     headers = dict(request.headers)
     content: bytes | None = None
@@ -82,10 +86,17 @@ def call_function(
         content = json.dumps(request.body).encode()
         if not any(k.lower() == "content-type" for k in headers):
             headers["content-type"] = "application/json"
-    base = plane.settings.data_plane_url
-    answer = DataPlaneCaller(base).call(
-        path, method=request.method.upper(), query=request.query, headers=headers, body=content
-    )
+    caller = DataPlaneCaller(plane.settings.data_plane_url)
+    release = plane.debug_runs.acquire(user.id)
+    try:
+        answer = await anyio.to_thread.run_sync(
+            lambda: caller.call(
+                path, method=request.method.upper(), query=request.query, headers=headers, body=content
+            ),
+            limiter=plane.debug_threads,
+        )
+    finally:
+        release()
     text = answer.body.decode("utf-8", "replace")
     parsed: Any = None
     if "json" in answer.headers.get("content-type", "") and not answer.truncated:
