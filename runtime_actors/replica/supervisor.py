@@ -16,8 +16,10 @@ through one pipeline, so both are limited, metered and logged alike: admission f
 ``RequestGate``: API keys and rate limits), then the edge's own resolution — for HTTP the longest
 published name that prefixes the path (404), the function's methods (405) and the body limit (413);
 for a tool the function by name and its arguments as the body — then the call through the pool under
-the function's timeout (504), the translation of the result into an HTTP response (``replica.http``),
-the ``InvocationObserver`` (the replica's Ray metrics: function, status, duration) and the log sink.
+the function's timeout (504), the translation of the result into an HTTP response (``replica.http``)
+with its headers confined (``replica.tenant_response``: cookies scoped to the environment, a
+sandboxing CSP), the ``InvocationObserver`` (the replica's Ray metrics: function, status, duration)
+and the log sink.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from runtime_actors.replica.ports import (
     ReloadSource,
     RequestGate,
 )
+from runtime_actors.replica.tenant_response import confine_response, path_prefix
 from runtime_actors.shared.errors import REQUEST_ID_HEADER, code_of_status, error_json, request_id_of
 from runtime_actors.shared.messages import (
     AccessDocuments,
@@ -300,6 +303,8 @@ class Supervisor:
         started = time.perf_counter()
         result = await self._invoke(function, invocation)
         response = translate_result(result, request_id)
+        prefix = path_prefix(self.gateway_id, self.environment, head.headers.get("host", ""))
+        response = HttpResponse(response.status, response.body, confine_response(response.headers, prefix))
         self._observer.observe(function.name, response.status, time.perf_counter() - started)
         self._record_logs(function.name, request_id, result, response)
         return response, result

@@ -208,6 +208,24 @@ def test_a_version_that_fails_to_load_never_replaces_the_live_one(env: Environme
     assert eventually(lambda: any("failed to load" in m for m in load_errors()), timeout=5)
 
 
+def test_a_functions_cookies_stay_in_its_environment_and_its_pages_are_sandboxed(env: Environment) -> None:
+    code = (
+        "def main(req):\n"
+        "    cookie = req.query.get('cookie', 'session=evil; Path=/; Domain=127.0.0.1; HttpOnly')\n"
+        "    return imp.Response('<script>alert(1)</script>', 200,\n"
+        "                        {'Content-Type': 'text/html', 'Set-Cookie': cookie})\n"
+    )
+    env.publish("page", code, 1)
+    assert eventually(lambda: env.call("GET", "page").status_code == 200, timeout=RELOAD_DEADLINE)
+
+    response = env.call("GET", "page")
+    assert response.headers["set-cookie"] == f"session=evil; HttpOnly; Path=/{env.gateway_id}/dev/"
+    assert response.headers["content-security-policy"].split()[0] == "sandbox"
+    assert "allow-same-origin" not in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "set-cookie" not in env.call("GET", "page?cookie=imprun_session%3Dx").headers
+
+
 def test_an_unpublished_function_is_404(env: Environment) -> None:
     env.publish("temporary", hello("here"), 1)
     assert eventually(lambda: answer_of(env, "temporary") == "here", timeout=RELOAD_DEADLINE)
