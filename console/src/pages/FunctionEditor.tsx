@@ -440,6 +440,10 @@ export default function FunctionEditorPage() {
         <Grid.Col span={7}>
           <div ref={host} style={{ height: 520, border: "1px solid var(--mantine-color-gray-3)" }} data-testid="code-editor" data-ready={ready} />
           {!ready && <Loader size="sm" aria-label="Loading the editor" />}
+          <Text size="xs" c="dimmed" mt={4}>
+            <Kbd size="xs">Ctrl</Kbd>+<Kbd size="xs">S</Kbd> saves · <Kbd size="xs">Ctrl</Kbd>+<Kbd size="xs">Space</Kbd> completes ·{" "}
+            <Kbd size="xs">F8</Kbd> next problem · <Kbd size="xs">Ctrl</Kbd>+<Kbd size="xs">M</Kbd> makes Tab leave the editor
+          </Text>
           <Stack gap={2} mt="xs" data-testid="problems" aria-live="polite">
             {problems.map((p) => (
               <Text key={`${p.line}:${p.column}:${p.message}`} size="sm" c="red">
