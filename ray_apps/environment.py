@@ -17,9 +17,11 @@ code and serves only its health route (404 elsewhere).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any, Final
 
+import ray
 from ray import serve
 from ray.exceptions import RayActorError
 from starlette.requests import Request
@@ -114,6 +116,23 @@ class _HubSource:
         return result
 
 
+def _this_nodes_ray_ports() -> frozenset[int]:
+    """The ports Ray reports for this node (its agents, node and object managers, metrics) and the
+    HAProxy ingress's stats and metrics ports from the node's environment: never for ``imp.fetch``."""
+    node_id = ray.get_runtime_context().get_node_id()
+    ports = {
+        value
+        for node in ray.nodes()  # type: ignore[no-untyped-call]
+        if node.get("NodeID") == node_id
+        for key, value in node.items()
+        if key.endswith("Port") and isinstance(value, int) and value > 0
+    }
+    for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+        if os.environ.get(name, "").isdigit():
+            ports.add(int(os.environ[name]))
+    return frozenset(ports)
+
+
 class _NoTenantCode:
     """The pool of a replica without a runtime configuration: loads nothing, runs nothing."""
 
@@ -148,7 +167,8 @@ def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
 
     assert config.mongo_url is not None
     db = DbProxy.for_gateway(config.mongo_url, gateway_id)
-    egress = Egress(EgressPolicy(allow=config.egress_allow))
+    ray_ports = frozenset(config.egress_denied_ports) | _this_nodes_ray_ports()
+    egress = Egress(EgressPolicy(allow=config.egress_allow, denied_ports=ray_ports))
     pool: FunctionPool = WorkerPool(
         config.worker_pool_size,
         WorkerLimits(),

@@ -29,6 +29,8 @@ class RuntimeConfig:
     max_request_bytes: int = 1_048_576
     worker_pool_size: int = 2
     egress_allow: tuple[str, ...] = ()
+    egress_denied_ports: tuple[int, ...] = ()
+    """The cluster's Ray ports the driver knows (GCS, dashboard); replicas add their node's own."""
     api_key_pepper: str = field(default="", repr=False)
     """Hex of the 32-byte HMAC key of API-key lookup hashes; empty: no key can match."""
     variables_key: str = field(default="", repr=False)
@@ -45,6 +47,8 @@ class RuntimeConfig:
         values = dict(args)
         if "egress_allow" in values:
             values["egress_allow"] = tuple(values["egress_allow"] or ())
+        if "egress_denied_ports" in values:
+            values["egress_denied_ports"] = tuple(int(port) for port in values["egress_denied_ports"] or ())
         config = cls(**values)
         if config.max_request_bytes < 1 or config.worker_pool_size < 1 or config.log_retention_entries < 1:
             raise ValueError("max_request_bytes, worker_pool_size and log_retention_entries must be positive")
@@ -55,6 +59,7 @@ class RuntimeConfig:
     def to_args(self) -> dict[str, Any]:
         values = asdict(self)
         values["egress_allow"] = list(self.egress_allow)
+        values["egress_denied_ports"] = list(self.egress_denied_ports)
         for name in (
             _OMITTED_AT_DEFAULT
         ):  # a field at its default stays out, so adding one changes no existing digest
@@ -81,5 +86,10 @@ class RuntimeConfig:
         return hashlib.sha256(json.dumps(self.to_args(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-_DEFAULTS: Final = {f.name: f.default for f in fields(RuntimeConfig)}
-_OMITTED_AT_DEFAULT: Final = ("api_key_pepper", "variables_key", "log_retention_entries")
+_DEFAULTS: Final = {f.name: f.default for f in fields(RuntimeConfig)} | {"egress_denied_ports": []}
+_OMITTED_AT_DEFAULT: Final = (
+    "api_key_pepper",
+    "variables_key",
+    "log_retention_entries",
+    "egress_denied_ports",
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from runtime_actors.replica.callbacks.egress import Egress, EgressPolicy, check_address, resolve
+from runtime_actors.replica.callbacks.node_addresses import node_addresses
 
 
 class LoopbackServer:
@@ -211,3 +213,55 @@ def test_malformed_requests_are_invalid() -> None:
 )
 def test_check_address(address: str, public: bool) -> None:
     assert (check_address(ipaddress.ip_address(address)) is None) is public
+
+
+PUBLIC_LOOKING = "93.184.216.34"  # what a node with a public address would have; declared local below
+
+
+def node_at(address: str) -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    return frozenset({ipaddress.ip_address(address), ipaddress.ip_address("127.0.0.1")})
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [PUBLIC_LOOKING, f"::ffff:{PUBLIC_LOOKING}", "2002:5db8:d822::1"],  # itself, IPv4-mapped, 6to4
+)
+def test_the_nodes_own_public_address_is_refused_without_naming_it(answer: str) -> None:
+    lookups: list[str] = []
+
+    def rebinding(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return [answer]  # the name looked public to whoever wrote it; what it resolves to counts
+
+    egress = Egress(EgressPolicy(), resolver=rebinding, own_addresses=lambda: node_at(PUBLIC_LOOKING))
+    reply = egress.execute({"url": "http://innocent.example/"})
+
+    assert reply["error"]["code"] == "forbidden" and lookups == ["innocent.example"]
+    assert "the node's own address" in reply["error"]["message"]
+    assert PUBLIC_LOOKING not in reply["error"]["message"] and answer not in reply["error"]["message"]
+
+
+def test_another_public_address_is_not_the_nodes() -> None:
+    egress = Egress(EgressPolicy(), own_addresses=lambda: node_at(PUBLIC_LOOKING))
+    assert egress._checked_address("93.184.216.35", 80) == "93.184.216.35"
+
+
+def test_ray_ports_are_refused_on_the_node_even_where_it_is_allowed(server: LoopbackServer) -> None:
+    policy = EgressPolicy(allow=("127.0.0.1/32", "ray-head.internal"), denied_ports=frozenset({server.port}))
+    egress = Egress(policy, own_addresses=lambda: node_at(PUBLIC_LOOKING))
+    for url in (server.url, f"http://{PUBLIC_LOOKING}:{server.port}/"):
+        reply = egress.execute({"url": url})
+        assert reply["error"]["code"] == "forbidden", url
+        assert "a Ray port" in reply["error"]["message"]
+    named = Egress(policy, resolver=lambda host, port: ["10.0.0.7"]).execute(
+        {"url": f"http://ray-head.internal:{server.port}/"}
+    )
+    assert "a Ray port" in named["error"]["message"] and "10.0.0.7" not in named["error"]["message"]
+    assert server.requests == []
+    assert allowed().execute({"url": server.url})["status"] == 200  # the same port, not a Ray port here
+
+
+def test_the_node_addresses_are_every_interfaces_as_ip_addr_lists_them() -> None:
+    listed = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    expected = {ipaddress.ip_address(line.split()[3].partition("/")[0]) for line in listed.splitlines()}
+    assert expected and expected <= node_addresses()

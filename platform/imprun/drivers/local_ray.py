@@ -341,10 +341,18 @@ def runtime_config(
         max_request_bytes=settings.max_request_bytes,
         worker_pool_size=settings.worker_pool_size,
         egress_allow=settings.egress_allow,
+        egress_denied_ports=_ray_ports(settings),
         api_key_pepper=api_key_pepper.hex(),
         variables_key=variables_key.hex(),
         log_retention_entries=settings.log_retention_entries,
     )
+
+
+def _ray_ports(settings: Settings) -> tuple[int, ...]:
+    """Ray's ports the settings name (GCS or client server, dashboard), refused to ``imp.fetch``."""
+    port = (settings.ray_address or "").rpartition(":")[2]
+    named = {settings.embedded_ray_port, settings.dashboard_port, *([int(port)] if port.isdigit() else [])}
+    return tuple(sorted(named))
 
 
 def _deployment_options(spec: AppSpec, cpu: float) -> dict[str, Any]:

@@ -7,7 +7,12 @@ and the answer is ``{"status", "headers", "body" (bytes), "url"}`` or ``{"error"
 and **every** address it resolves to must be public: loopback, private, link-local, shared (CGNAT),
 multicast, reserved and unspecified ranges are refused, for IPv4 and IPv6 alike, including IPv4
 embedded in IPv6 (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4, Teredo) — unless the address is in
-an allowed network or the host name is allowed by ``EgressPolicy.allow``. The connection then goes to
+an allowed network or the host name is allowed by ``EgressPolicy.allow``. Every address of the node
+itself (``node_addresses``: all interfaces, read from the kernel, public ones included) is refused
+as "the node's own address" unless explicitly allowed, and the cluster's Ray ports
+(``EgressPolicy.denied_ports``: GCS, dashboard, agents, client server, HAProxy) on any address that
+is the node's or not public are refused as "a Ray port" whatever is allowed; neither message names
+the address. The connection then goes to
 the address that was checked (no second resolution, so DNS rebinding cannot swap it), with the URL's
 host name kept for ``Host`` and TLS verification. Redirects are followed up to a limit, each hop
 checked the same way. Responses are bounded in time and size. Standard library only.
@@ -26,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
+from runtime_actors.replica.callbacks.node_addresses import IPAddress, node_addresses
 from runtime_actors.shared.errors import error_body
 
 __all__ = ["Egress", "EgressError", "EgressPolicy", "check_address"]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
@@ -61,6 +66,8 @@ class EgressPolicy:
     max_response_bytes: int = 5 * 1024 * 1024
     max_request_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
+    denied_ports: frozenset[int] = frozenset()
+    """Ray's ports (GCS, dashboard, agents, client server, HAProxy stats and metrics)."""
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
     host_names: tuple[str, ...] = field(init=False)
 
@@ -108,6 +115,12 @@ def check_address(address: IPAddress) -> str | None:
     return next((f"a {name} address" for name, failed in checks if failed), None)
 
 
+def _forms(address: IPAddress) -> list[IPAddress]:
+    """The address and the IPv4 addresses it embeds (mapped, 6to4, Teredo, NAT64)."""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return [address, *([mapped] if mapped is not None else []), *_embedded_ipv4(address)]
+
+
 def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
     if not isinstance(address, ipaddress.IPv6Address):
         return []
@@ -131,9 +144,16 @@ def resolve(host: str, port: int) -> list[str]:
 class Egress:
     """Executes checked fetches; ``execute`` is the worker pool's ``fetch_executor``."""
 
-    def __init__(self, policy: EgressPolicy, *, resolver: Resolver = resolve) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        resolver: Resolver = resolve,
+        own_addresses: Callable[[], frozenset[IPAddress]] = node_addresses,
+    ) -> None:
         self.policy = policy
         self._resolve = resolver
+        self._own_addresses = own_addresses
         self._tls = ssl.create_default_context()
 
     def execute(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,12 +231,24 @@ class Egress:
         addresses = self._resolve(host, port)
         if not addresses:
             raise EgressError("invalid", f"{host!r} resolves to no address")
-        if self.policy.host_allowed(host):
-            return addresses[0]
+        host_allowed = self.policy.host_allowed(host)
+        own = self._own_addresses()
         for text in addresses:
             address = ipaddress.ip_address(text.partition("%")[0])
             reason = check_address(address)
-            if reason is not None and not self.policy.address_allowed(address):
+            is_own = any(form in own for form in _forms(address))
+            if port in self.policy.denied_ports and (is_own or reason is not None):
+                raise EgressError(
+                    "forbidden",
+                    f"fetching {host}:{port} is not allowed: {port} is a Ray port of this cluster.",
+                )
+            if host_allowed or self.policy.address_allowed(address):
+                continue
+            if is_own:
+                raise EgressError(
+                    "forbidden", f"fetching {host} is not allowed: it resolves to the node's own address."
+                )
+            if reason is not None:
                 raise EgressError(
                     "forbidden",
                     f"fetching {host} is not allowed: it resolves to {address}, {reason}. "
