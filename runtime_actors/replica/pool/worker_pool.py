@@ -36,7 +36,6 @@ import itertools
 import logging
 import shutil
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -68,6 +67,7 @@ from runtime_actors.replica.pool.scheduler import (
     can_share,
     decide,
 )
+from runtime_actors.replica.pool.scratch import claim_scratch
 from runtime_actors.shared.errors import error_json
 from runtime_actors.shared.frames import (
     FunctionSource,
@@ -165,7 +165,7 @@ class WorkerPool:
         self.limits = limits or WorkerLimits()
         self.insecure = insecure
         self._scratch_root = scratch_root
-        self._owned_scratch: Path | None = None  # made by start() when no scratch_root is given
+        self._owned_scratch: Path | None = None  # claimed by start() when no scratch_root is given
         self._callbacks = Callbacks(db_executor, fetch_executor)
         self._load_timeout = load_timeout
         self._queue_timeout = queue_timeout
@@ -191,7 +191,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         if self._scratch_root is None:
-            self._owned_scratch = self._scratch_root = Path(tempfile.mkdtemp(prefix="imprun-scratch-"))
+            self._owned_scratch = self._scratch_root = claim_scratch()
         results = await asyncio.gather(*(self._spawn() for _ in range(self.size)), return_exceptions=True)
         slots = [r for r in results if isinstance(r, _Slot)]
         failures = [r for r in results if not isinstance(r, _Slot)]
