@@ -42,6 +42,9 @@ class WorkerLimits:
     """RLIMIT_CPU over the worker's whole life (SIGXCPU past it); the pool recycles a worker at 80 %."""
     file_size_bytes: int = 16 * MiB
     """RLIMIT_FSIZE: the largest file the worker may write in its scratch directory."""
+    scratch_bytes: int = 64 * MiB
+    """What its scratch directory may hold after a call; past it the pool replaces the worker (and
+    removes its files) before it serves again."""
     open_files: int = 32
     """RLIMIT_NOFILE: the pipe, the event loop's descriptors, and a few spare."""
     processes: int = 0

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from runtime_actors.replica.pool.worker_pool import WorkerPool
+from runtime_actors.shared.jail_config import WorkerLimits
 from runtime_actors.shared.messages import InvocationResult
 from tests.runtime_actors.pool_harness import invocation, run, source
 
@@ -692,3 +693,32 @@ def test_scheduling_and_priority_calls_reach_only_the_worker_itself() -> None:
         assert refused(body[route], errno=EPERM), (route, body[route])
     for route in ("own nice", "own affinity", "own ioprio", "own limits"):
         assert body[route]["outcome"] == "succeeded", (route, body[route])
+
+
+def test_a_worker_past_its_scratch_budget_is_replaced_with_its_files() -> None:
+    code = ESCAPE + textwrap.dedent(
+        """
+        def main(req):
+            modules = disable_python_layer()
+            os = modules["os"]
+            if req.query.get("write"):
+                for index in range(3):  # each file under RLIMIT_FSIZE, together past the budget
+                    with modules["builtins"].open(f"part-{index}.bin", "wb") as f:
+                        f.write(b"x" * 1024 * 1024)
+            return {"pid": os.getpid(), "files": sorted(os.listdir("."))}
+        """
+    )
+
+    async def scenario(pool: WorkerPool) -> list[Any]:
+        errors = await pool.load([source("fill", code)])
+        assert errors == {}
+        answers = []
+        for query in ({"write": ["1"]}, {}):
+            result = await pool.invoke("fill", invocation("fill", method="GET", query=query))
+            assert result.status == 200, result
+            answers.append(json.loads(result.body))
+        return answers
+
+    written, after = run(scenario, limits=WorkerLimits(scratch_bytes=2 * 1024 * 1024))
+    assert written["files"] == ["part-0.bin", "part-1.bin", "part-2.bin"]
+    assert after["pid"] != written["pid"] and after["files"] == []

@@ -118,6 +118,12 @@ def test_an_answer_recycles_a_worker_past_its_cpu_share_else_offers_it() -> None
         assert decide(PoolState(DEPTH, worker=worker._replace(cpu_share=share)), Answered()) == action
 
 
+def test_an_answer_recycles_a_worker_past_its_scratch_budget() -> None:
+    worker = WorkerState(0, writable=True, in_sync=True)
+    for share, action in ((0.0, Offer()), (1.0, Offer()), (1.01, Recycle())):
+        assert decide(PoolState(DEPTH, worker=worker._replace(scratch_share=share)), Answered()) == action
+
+
 def test_a_failed_call_costs_its_worker_and_only_a_call_that_never_started_goes_again() -> None:
     state = PoolState(DEPTH, worker=WorkerState(1, True, True, shared=True))
     for failure, retries_left, closed in itertools.product(Failure, (True, False), (True, False)):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime_actors.replica.pool.scratch import claim_scratch, sweep_orphans
+from runtime_actors.replica.pool.scratch import claim_scratch, scratch_usage, sweep_orphans
 
 
 def dead_replica_scratch(parent: Path) -> Path:
@@ -47,3 +47,13 @@ def test_a_reused_pid_is_not_taken_for_the_owner(tmp_path: Path) -> None:
 
     assert sweep_orphans(tmp_path) == [impostor]
     assert unrelated.exists()
+
+
+def test_usage_counts_bytes_and_files_and_stops_past_the_budget(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(os.urandom(256 * 1024))
+    (tmp_path / "nested").mkdir()
+    for index in range(100):
+        (tmp_path / "nested" / f"empty-{index}").touch()
+    used = scratch_usage(tmp_path, budget=10 * 1024 * 1024)
+    assert 256 * 1024 + 100 * 4096 <= used < 2 * 1024 * 1024
+    assert scratch_usage(tmp_path, budget=8192) <= 256 * 1024 + 3 * 4096  # stopped early

@@ -21,7 +21,8 @@ The rules:
   sent at once, or is not an ``invoke``, has the worker to itself. What is left is parked: idle with
   nothing in flight, shared while it runs invokes with room and nothing waits. A retiring worker takes
   nothing and goes when its last call is answered.
-- A worker past ``RECYCLE_AT_CPU_SHARE`` of its CPU-time limit after an answer retires once idle.
+- A worker past ``RECYCLE_AT_CPU_SHARE`` of its CPU-time limit, or past its scratch budget, after an
+  answer retires once idle.
 - A failed call (``Failed``) costs its worker: replaced at once when it timed out, died, or died on
   the call ahead before reading this one (which then goes to another worker while retries are left
   and the pool is open); replaced once idle when it answered wrongly or reported a failure (a call
@@ -81,6 +82,8 @@ class WorkerState(NamedTuple):
     """Its calls in flight are invokes, and another may be sent behind them."""
     cpu_share: float = 0.0
     """Its CPU time as of its last answer, as a share of its CPU-time limit."""
+    scratch_share: float = 0.0
+    """What its scratch directory holds as of its last answer, as a share of its budget."""
 
 
 class WaitingCall(NamedTuple):
@@ -258,7 +261,8 @@ def decide(state: PoolState, event: Event) -> Action:
     worker = state.worker
     assert worker is not None, "Freed and Answered are about a worker"
     if isinstance(event, Answered):
-        return _RECYCLE if worker.cpu_share > RECYCLE_AT_CPU_SHARE else _OFFER
+        over = worker.cpu_share > RECYCLE_AT_CPU_SHARE or worker.scratch_share > 1
+        return _RECYCLE if over else _OFFER
     return _freed(state, worker)
 
 

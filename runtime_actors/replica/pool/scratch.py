@@ -4,7 +4,9 @@ Every worker pool that makes its own scratch space takes one directory under a p
 (``<tmp>/imprun-scratch``), named for the replica process that owns it: its pid and that process's
 start time (``/proc/<pid>/stat``), so a reused pid does not look like the owner. A pool closing
 removes its directory; a replica killed without closing cannot, so each new pool first removes every
-sibling whose owner is gone. Each worker's files are further capped by ``RLIMIT_FSIZE`` in the jail.
+sibling whose owner is gone. Each worker's files are capped by ``RLIMIT_FSIZE`` in the jail, and
+``scratch_usage`` measures a worker's directory after each call, for its budget
+(``WorkerLimits.scratch_bytes``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["claim_scratch", "default_scratch_parent", "sweep_orphans"]
+__all__ = ["claim_scratch", "default_scratch_parent", "scratch_usage", "sweep_orphans"]
 
 _PREFIX = "pool-"
+_ENTRY_COST = 4096
+"""What each file or directory counts for at least, so that many empty files reach the budget too."""
 
 
 def default_scratch_parent() -> Path:
@@ -55,3 +59,22 @@ def claim_scratch(parent: Path | None = None) -> Path:
     sweep_orphans(parent)
     pid = os.getpid()
     return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{pid}-{_start_time(pid)}-", dir=parent))
+
+
+def scratch_usage(directory: Path, budget: int) -> int:
+    """Bytes on disk under ``directory``; the walk stops once past ``budget`` (a tenant's many files
+    cost the walk no more than the budget allows)."""
+    used = 0
+    pending = [directory]
+    while pending and used <= budget:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    used += max(entry.stat(follow_symlinks=False).st_blocks * 512, _ENTRY_COST)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    if used > budget:
+                        break
+        except OSError:  # removed while walking: what was counted stands
+            continue
+    return used

@@ -67,7 +67,7 @@ from runtime_actors.replica.pool.scheduler import (
     can_share,
     decide,
 )
-from runtime_actors.replica.pool.scratch import claim_scratch
+from runtime_actors.replica.pool.scratch import claim_scratch, scratch_usage
 from runtime_actors.shared.errors import error_json
 from runtime_actors.shared.frames import (
     FunctionSource,
@@ -112,6 +112,7 @@ class _Slot:
     retiring: str | None = None  # why it goes once its calls in flight are answered
     shared: bool = False  # its calls in flight are invokes, and another may be sent behind them
     cpu_seconds: float = 0.0  # the worker's CPU time as of its last answer
+    scratch_bytes: int = 0  # what its scratch directory held at its last answer
 
 
 def _shareable(message: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
@@ -433,8 +434,13 @@ class WorkerPool:
             cpu = answer["result"].get("cpu_seconds")
             if isinstance(cpu, int | float):
                 slot.cpu_seconds = float(cpu)
+            slot.scratch_bytes = scratch_usage(slot.worker.scratch_dir, self.limits.scratch_bytes)
             if isinstance(decide(self._pool_state(slot), ANSWERED), Recycle):
-                self._retire_when_idle(slot, f"recycled after {slot.cpu_seconds:.0f} s of CPU time")
+                self._retire_when_idle(
+                    slot,
+                    f"recycled after {slot.cpu_seconds:.0f} s of CPU time "
+                    f"with {slot.scratch_bytes // 1024} KiB in its scratch directory",
+                )
             else:
                 self._offer(slot)
             elapsed = (time.perf_counter() - started) * 1000
@@ -628,6 +634,7 @@ class WorkerPool:
             retiring=slot.retiring is not None,
             shared=slot.shared,
             cpu_share=slot.cpu_seconds / self.limits.cpu_seconds,
+            scratch_share=slot.scratch_bytes / self.limits.scratch_bytes,
         )
 
     def _can_share(self, slot: _Slot) -> bool:
