@@ -1,9 +1,9 @@
 """The web console end to end in Chromium, on the real embedded stack (control plane, Ray, Redis, Mongo).
 
 One user's path through the console, each step checked by what the page shows: register → create a
-gateway and watch it reach ``Started`` → type a new function into Monaco → a syntax error is marked
-at its line → fix it, save, run it in the Run panel → publish to dev → create an application and a
-grant, the key shown once → call the function with it from the page → see the key's tools on the
+gateway and watch it reach ``Started`` → completions and a hover for ``imp`` in the editor → type a
+new function into Monaco → a syntax error is marked at its line → fix it, save, run it in the Run
+panel → publish to dev → create an application and a grant, the key shown once → call the function with it from the page → see the key's tools on the
 agents page → promote to staging and prod through the diff → a second version, its diff in the
 history and the first restored → the calls show in the live logs (one of them made while the page
 follows) → a secret variable is masked → the calls are counted in the metrics → delete the gateway. axe-core finds no critical violation on the
@@ -123,7 +123,23 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
     gateway_row.get_by_role("link", name="Web console").click()
     page.get_by_role("button", name="New function").click()
     page.get_by_label("Function name").fill("greet")
-    expect(page.get_by_test_id("code-editor")).to_have_attribute("data-ready", "true")
+    editor = page.get_by_test_id("code-editor")
+    expect(editor).to_have_attribute("data-ready", "true")
+    # Completions and hovers for imp come from the runtime's own definitions.
+    editor.locator(".view-line", has_text="return").click()
+    page.keyboard.press("End")
+    page.keyboard.insert_text("\n")
+    page.keyboard.type("imp.fe")
+    suggestions = editor.locator(".suggest-widget")
+    expect(suggestions).to_contain_text("fetch")
+    page.keyboard.press("Escape")
+    editor.locator(".view-line", has_text="imp.log(").click()  # the hover by keyboard: cursor on "log",
+    page.keyboard.press("Home")  # then Ctrl+K Ctrl+I (Show Hover)
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("ControlOrMeta+k")
+    page.keyboard.press("ControlOrMeta+i")
+    expect(page.locator(".monaco-hover:not(.hidden)").first).to_contain_text("imp.log(*args: Any) -> None")
     type_code(page, BROKEN)
     page.keyboard.press("ControlOrMeta+s")
     expect(page.get_by_test_id("problems")).to_contain_text("Line 5, column")
@@ -221,7 +237,9 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
         dialog = page.get_by_role("dialog")
         expect(dialog.get_by_role("textbox", name="Promote to")).to_have_value(stage)
         diff = dialog.get_by_test_id("diff-editor")
-        expect(diff.locator(".modified .view-lines[role=presentation]")).to_contain_text('imp.log("hello", name)')
+        expect(diff.locator(".modified .view-lines[role=presentation]")).to_contain_text(
+            'imp.log("hello", name)'
+        )
         expect(diff.locator(".line-insert").first).to_be_attached()
         if stage == "prod":
             shoot(page, "promote-diff")
