@@ -3,11 +3,12 @@
 One user's path through the console, each step checked by what the page shows: register → create a
 gateway and watch it reach ``Started`` → completions and a hover for ``imp`` in the editor → type a
 new function into Monaco → a syntax error is marked at its line → fix it, save, run it in the Run
-panel → publish to dev → create an application and a grant, the key shown once → call the function with it from the page → see the key's tools on the
-agents page → promote to staging and prod through the diff → a second version, its diff in the
-history and the first restored → the calls show in the live logs (one of them made while the page
-follows) → a secret variable is masked → the calls are counted in the metrics → delete the gateway. axe-core finds no critical violation on the
-main screens on the way.
+panel → publish to dev → create an application and a grant, the key shown once → call the function
+with it from the page → see the key's tools on the agents page → promote to staging and prod through
+the diff → a second version, its diff in the history and the first restored → the calls show in the
+live logs (one of them made while the page follows) → a secret variable is masked → the calls are
+counted in the metrics → delete the gateway. axe-core finds no critical violation on the main
+screens on the way.
 """
 
 from __future__ import annotations
