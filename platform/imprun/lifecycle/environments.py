@@ -172,16 +172,16 @@ class EnvironmentReconciler(
             case DeployApp():
                 spec = self._spec(resource)
                 self.driver.apply(spec)
-                self.environments.update(self.key(resource), {"appliedSpec": asdict(spec)})
+                self.update_leased(self.key(resource), {"appliedSpec": asdict(spec)})
             case DeleteApp():
                 self.driver.delete(resource.gateway_id, resource.name)
             case ApplyIngressRoute() if self.ingress is not None:
                 route = ingress_route(resource, self.upstream)
                 self.ingress.apply_environment(route)
-                self.environments.update(self.key(resource), {"appliedRoute": route_record(resource, route)})
+                self.update_leased(self.key(resource), {"appliedRoute": route_record(resource, route)})
             case RemoveIngressRoute() if self.ingress is not None:
                 self.ingress.delete_environment(resource.gateway_id, resource.name)
-                self.environments.update(self.key(resource), {"appliedRoute": dict(ROUTE_REMOVED)})
+                self.update_leased(self.key(resource), {"appliedRoute": dict(ROUTE_REMOVED)})
             case _:
                 raise TypeError(f"the environment reconciler cannot apply {step!r}")
         return resource

@@ -15,10 +15,10 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from imprun.domain.conditions import Condition, ConditionType
 from imprun.domain.resource import LifecycleResource
@@ -27,7 +27,7 @@ from imprun.errors import Conflict, ImprunError, Invalid, Unavailable
 from imprun.lifecycle.transitions import resource_ref, transition
 from imprun.observability.metrics import Metrics
 from imprun.store.events import Event, EventLog
-from imprun.store.lifecycle import LifecycleRepository
+from imprun.store.lifecycle import Lease, LifecycleRepository
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class Reconciler(Generic[R, O, S]):
         self.timing = timing
         self.faults = faults or FaultInjector(None)
         self.clock = clock
+        self.lease: Lease | None = None  # of the resource being reconciled: every write presents it
         self._failures: dict[str, int] = {}
 
     # To be filled in by each kind -----------------------------------------------------------------
@@ -127,9 +128,10 @@ class Reconciler(Generic[R, O, S]):
     def reconcile_one(self) -> bool:
         """Work on one claimable resource; False when there was none."""
         now = self.clock()
-        claimed = self.repo.claim(holder=self.holder, now=now, lease=self.timing.lease)
-        if claimed is None:
+        leased = self.repo.claim_lease(holder=self.holder, now=now, lease=self.timing.lease)
+        if leased is None:
             return False
+        claimed, self.lease = leased
         key = self.key(claimed)
         started = time.perf_counter()
         outcome = "ok"
@@ -154,6 +156,7 @@ class Reconciler(Generic[R, O, S]):
             self.repo.release(
                 key, holder=self.holder, lease=self.timing.lease, now=self.clock(), after=release_after
             )
+        self.lease = None
         return True
 
     def _reconcile(self, resource: R, now: datetime) -> float:
@@ -177,7 +180,7 @@ class Reconciler(Generic[R, O, S]):
         started_at = self.clock()
         if isinstance(step, Transition):
             result: R | None = transition(
-                self.repo, self.events, resource, step.to, actor=self.holder, now=started_at
+                self.repo, self.events, resource, step.to, actor=self.holder, now=started_at, lease=self.lease
             )
         elif isinstance(step, MarkFailed):
             condition = Condition.failed(step.reason, step.message, started_at)
@@ -196,7 +199,12 @@ class Reconciler(Generic[R, O, S]):
 
     def _store_conditions(self, resource: R) -> None:
         conditions = [c.model_dump(mode="json", by_alias=True) for c in resource.conditions]
-        self.repo.update(self.key(resource), {"conditions": conditions, "updatedAt": resource.updated_at})
+        self.update_leased(self.key(resource), {"conditions": conditions, "updatedAt": resource.updated_at})
+
+    def update_leased(self, key: str, fields: Mapping[str, Any]) -> None:
+        """Write fields of the resource being reconciled, only while this reconciler holds its lease."""
+        if not self.repo.update(key, fields, lease=self.lease):
+            raise Conflict(f"{self.kind} {key} changed hands (lease lost) or is gone; not written")
 
     def _record(
         self,

@@ -1,8 +1,9 @@
 """The one guarded transition function every phase change goes through, from the API or a reconciler.
 
 ``transition`` checks the domain's transition table, compare-and-sets ``{_id, phase}`` in the store and
-appends an event. A lost compare-and-set (someone else moved the resource first) raises ``Conflict``
-and writes nothing, so the event log holds exactly the transitions that happened.
+appends an event, both in one transaction: a crash between them leaves neither. A lost
+compare-and-set (someone else moved the resource first, or the caller's lease was taken over) raises
+``Conflict`` and writes nothing, so the event log holds exactly the transitions that happened.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from imprun.domain.phases import Phase
 from imprun.domain.resource import LifecycleResource
 from imprun.errors import Conflict
 from imprun.store.events import Event, EventLog
-from imprun.store.lifecycle import LifecycleRepository, environment_key
+from imprun.store.lifecycle import Lease, LifecycleRepository, environment_key
 
 R = TypeVar("R", bound=LifecycleResource)
 
@@ -37,26 +38,27 @@ def transition(
     actor: str,
     now: datetime,
     message: str = "",
+    lease: Lease | None = None,
 ) -> R:
     moved = resource.moved_to(to, now)
-    if not repo.compare_and_set_phase(moved, expected_phase=resource.phase):
-        raise Conflict(
-            f"the resource left phase {resource.phase.value} before it could move to {to.value}; "
-            "reload it and retry"
-        )
     gateway_id, kind, ref = resource_ref(resource)
-    events.append(
-        Event(
-            gateway_id=gateway_id,
-            kind=kind,
-            resource=ref,
-            type="Normal",
-            reason="Transition",
-            message=message or f"{resource.phase.value} → {to.value}",
-            at=now,
-            actor=actor,
-            from_phase=resource.phase.value,
-            to_phase=to.value,
-        )
+    event = Event(
+        gateway_id=gateway_id,
+        kind=kind,
+        resource=ref,
+        type="Normal",
+        reason="Transition",
+        message=message or f"{resource.phase.value} → {to.value}",
+        at=now,
+        actor=actor,
+        from_phase=resource.phase.value,
+        to_phase=to.value,
     )
+    with repo.transaction() as session:
+        if not repo.compare_and_set_phase(moved, expected_phase=resource.phase, lease=lease, session=session):
+            raise Conflict(
+                f"the resource left phase {resource.phase.value} before it could move to {to.value} "
+                "(or its lease was taken over); reload it and retry"
+            )
+        events.append(event, session=session)
     return moved

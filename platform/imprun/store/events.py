@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from imprun.store.mongo import Document, mongo_errors
@@ -56,12 +57,12 @@ class EventLog:
     def __init__(self, db: Database[Document]) -> None:
         self._events = db.events
 
-    def append(self, event: Event) -> None:
+    def append(self, event: Event, *, session: ClientSession | None = None) -> None:
         doc = asdict(event)
         doc["_id"] = doc.pop("id")
         doc["gatewayId"] = doc.pop("gateway_id")
         with mongo_errors():
-            self._events.insert_one(doc)
+            self._events.insert_one(doc, session=session)
 
     def of_gateway(self, gateway_id: str, *, limit: int = 200) -> list[Event]:
         with mongo_errors():

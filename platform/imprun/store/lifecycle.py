@@ -5,16 +5,23 @@ Both kinds share one shape: a domain document plus the bookkeeping only the stor
 resource with an atomic ``find_one_and_update`` on ``lockedAt < now - lease``; releasing sets
 ``lockedAt`` back to the epoch, or to a moment chosen so the lease runs out after a delay, which is
 how retries back off and how settled resources are re-observed now and then without a second queue.
-Phase changes are compare-and-sets on ``{_id, phase}``; only ``imprun.lifecycle.transitions`` calls them.
+Each claim bumps ``leaseEpoch``: the ``Lease`` it returns is a fencing token, and every write made
+under it (phase, conditions, bookkeeping) matches ``{lockedBy, leaseEpoch}``, so a reconciler that
+outlived its lease — paused, partitioned — cannot write after another took over.
+Phase changes are compare-and-sets on ``{_id, phase}``; only ``imprun.lifecycle.transitions`` calls them,
+inside a transaction with the event that records them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -26,9 +33,31 @@ from imprun.store.mongo import Document, encode_dates, epoch_ms, mongo_errors
 
 EPOCH = 0
 """``lockedAt`` of a free resource (milliseconds since the epoch)."""
-_BOOKKEEPING = ("_id", "lockedAt", "lockedBy", "appliedSpec", "appliedRoute")  # appliedRoute: the ingress
+_BOOKKEEPING = (
+    "_id",
+    "lockedAt",
+    "lockedBy",
+    "leaseEpoch",
+    "appliedSpec",
+    "appliedRoute",
+)  # appliedRoute: the ingress
 
 R = TypeVar("R", bound=LifecycleResource)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One claim on one resource: who holds it and which claim it is (the fencing token)."""
+
+    holder: str
+    epoch: int
+
+
+def _fenced(query: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
+    if lease is not None:
+        query["lockedBy"] = lease.holder
+        query["leaseEpoch"] = lease.epoch
+    return query
 
 
 class LifecycleRepository(Generic[R]):
@@ -64,20 +93,45 @@ class LifecycleRepository(Generic[R]):
             docs = list(self._collection.find(dict(query)).sort(sort, ASCENDING))
         return [r for r in (self._load(d) for d in docs) if r is not None]
 
-    def compare_and_set_phase(self, moved: R, *, expected_phase: Phase) -> bool:
-        """Store ``moved``'s phase if the stored one is still ``expected_phase``; False when it moved on."""
+    @contextmanager
+    def transaction(self) -> Iterator[ClientSession]:
+        """A transaction on this database (committed on leaving, aborted on an exception)."""
+        with (
+            mongo_errors(),
+            self._collection.database.client.start_session() as session,
+            session.start_transaction(),
+        ):
+            yield session
+
+    def compare_and_set_phase(
+        self,
+        moved: R,
+        *,
+        expected_phase: Phase,
+        lease: Lease | None = None,
+        session: ClientSession | None = None,
+    ) -> bool:
+        """Store ``moved``'s phase if the stored one is still ``expected_phase`` (and ``lease`` is still
+        held); False when it moved on or the lease was lost."""
         fields = encode_dates(
             {"phase": moved.phase.value, "phaseSince": moved.phase_since, "updatedAt": moved.updated_at}
         )
+        query = _fenced({"_id": self._key(moved), "phase": expected_phase.value}, lease)
         with mongo_errors():
-            result = self._collection.update_one(
-                {"_id": self._key(moved), "phase": expected_phase.value}, {"$set": fields}
-            )
+            result = self._collection.update_one(query, {"$set": fields}, session=session)
         return result.matched_count == 1
 
-    def update(self, key: str, fields: Mapping[str, Any], *, unless_phase: tuple[Phase, ...] = ()) -> bool:
-        """Set camelCase ``fields``; refused (False) when the stored phase is one of ``unless_phase``."""
-        query: dict[str, Any] = {"_id": key}
+    def update(
+        self,
+        key: str,
+        fields: Mapping[str, Any],
+        *,
+        unless_phase: tuple[Phase, ...] = (),
+        lease: Lease | None = None,
+    ) -> bool:
+        """Set camelCase ``fields``; refused (False) when the stored phase is one of ``unless_phase`` or
+        ``lease`` is no longer held."""
+        query: dict[str, Any] = _fenced({"_id": key}, lease)
         if unless_phase:
             query["phase"] = {"$nin": [p.value for p in unless_phase]}
         with mongo_errors():
@@ -97,14 +151,22 @@ class LifecycleRepository(Generic[R]):
 
     def claim(self, *, holder: str, now: datetime, lease: timedelta) -> R | None:
         """Atomically take the resource whose lease ran out longest ago, or None if none is free."""
+        claimed = self.claim_lease(holder=holder, now=now, lease=lease)
+        return None if claimed is None else claimed[0]
+
+    def claim_lease(self, *, holder: str, now: datetime, lease: timedelta) -> tuple[R, Lease] | None:
+        """``claim``, with the ``Lease`` that writes under it present (a new epoch per claim)."""
         with mongo_errors():
             doc = self._collection.find_one_and_update(
                 {"lockedAt": {"$lt": epoch_ms(now - lease)}},
-                {"$set": {"lockedAt": epoch_ms(now), "lockedBy": holder}},
+                {"$set": {"lockedAt": epoch_ms(now), "lockedBy": holder}, "$inc": {"leaseEpoch": 1}},
                 sort=[("lockedAt", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
-        return self._load(doc)
+        resource = self._load(doc)
+        if resource is None or doc is None:
+            return None
+        return resource, Lease(holder, int(doc["leaseEpoch"]))
 
     def release(self, key: str, *, holder: str, lease: timedelta, now: datetime, after: float = 0.0) -> None:
         """Give the lease back; the resource becomes claimable again ``after`` seconds from ``now``."""

@@ -1,0 +1,111 @@
+"""A phase transition and its event are one write, and a lost lease fences every later write.
+
+On the real nx-27017: the transition's compare-and-set and its event commit together or not at
+all; a claim's ``Lease`` carries an epoch, and a reconciler that outlived its lease (another took
+the resource over, or it re-claimed since) can neither move the phase nor write conditions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo.client_session import ClientSession
+
+from imprun.domain.gateway import Gateway
+from imprun.domain.phases import Phase
+from imprun.errors import Conflict, Unavailable
+from imprun.lifecycle.transitions import transition
+from imprun.store.events import Event, EventLog
+from imprun.store.lifecycle import GatewayRepository
+from imprun.store.mongo import Mongo, connect_mongo
+from tests.fixtures.services import RunningServices
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+class EventLogThatDiesAfterWriting(EventLog):
+    """The event is written, then the process loses the database (a crash between two writes)."""
+
+    def append(self, event: Event, *, session: ClientSession | None = None) -> None:
+        super().append(event, session=session)
+        raise Unavailable("MongoDB went away")
+
+
+@pytest.fixture
+def sys_db(services: RunningServices) -> Iterator[tuple[Mongo, str]]:
+    assert services.settings.mongo_url is not None
+    mongo = connect_mongo(services.settings.mongo_url)
+    name = f"imprun_sys_leases_{uuid.uuid4().hex[:6]}"
+    yield mongo, name
+    mongo.drop_database(name)
+    mongo.close()
+
+
+def _gateway(repo: GatewayRepository) -> Gateway:
+    gateway = Gateway.new(gateway_id=f"gw-{uuid.uuid4().hex[:6]}", name="g", owner_id="u1", now=NOW)
+    return repo.insert(gateway, conflict_message="taken")
+
+
+def test_a_transition_whose_event_fails_leaves_neither(sys_db: tuple[Mongo, str]) -> None:
+    mongo, name = sys_db
+    repo, events = GatewayRepository(mongo[name]), EventLogThatDiesAfterWriting(mongo[name])
+    gateway = _gateway(repo)
+    with pytest.raises(Unavailable):
+        transition(repo, events, gateway, Phase.CREATED, actor="t", now=NOW)
+    stored = repo.get(gateway.gateway_id)
+    assert stored is not None and stored.phase is Phase.CREATING
+    assert EventLog(mongo[name]).of_gateway(gateway.gateway_id) == []
+
+
+def test_a_transition_writes_the_phase_and_its_event(sys_db: tuple[Mongo, str]) -> None:
+    mongo, name = sys_db
+    repo, events = GatewayRepository(mongo[name]), EventLog(mongo[name])
+    gateway = _gateway(repo)
+    transition(repo, events, gateway, Phase.CREATED, actor="t", now=NOW)
+    stored = repo.get(gateway.gateway_id)
+    assert stored is not None and stored.phase is Phase.CREATED
+    assert [(e.reason, e.to_phase) for e in events.of_gateway(gateway.gateway_id)] == [
+        ("Transition", "Created")
+    ]
+
+
+def test_a_reconciler_that_outlived_its_lease_cannot_write(sys_db: tuple[Mongo, str]) -> None:
+    mongo, name = sys_db
+    repo, events = GatewayRepository(mongo[name]), EventLog(mongo[name])
+    gateway = _gateway(repo)
+    claimed_a = repo.claim_lease(holder="a", now=NOW, lease=LEASE)
+    assert claimed_a is not None
+    _, stale = claimed_a
+    later = NOW + LEASE + timedelta(seconds=1)  # a paused past its lease; b takes over
+    claimed_b = repo.claim_lease(holder="b", now=later, lease=LEASE)
+    assert claimed_b is not None
+    _, current = claimed_b
+    assert current.epoch == stale.epoch + 1
+
+    with pytest.raises(Conflict):
+        transition(repo, events, gateway, Phase.CREATED, actor="a", now=later, lease=stale)
+    assert not repo.update(gateway.gateway_id, {"conditions": []}, lease=stale)
+    stored = repo.get(gateway.gateway_id)
+    assert stored is not None and stored.phase is Phase.CREATING
+    assert events.of_gateway(gateway.gateway_id) == []
+
+    transition(repo, events, gateway, Phase.CREATED, actor="b", now=later, lease=current)
+    assert repo.update(gateway.gateway_id, {"conditions": []}, lease=current)
+
+
+def test_a_holder_that_claims_again_cannot_write_with_its_earlier_lease(sys_db: tuple[Mongo, str]) -> None:
+    mongo, name = sys_db
+    repo, events = GatewayRepository(mongo[name]), EventLog(mongo[name])
+    gateway = _gateway(repo)
+    first = repo.claim_lease(holder="a", now=NOW, lease=LEASE)
+    assert first is not None
+    repo.release(gateway.gateway_id, holder="a", lease=LEASE, now=NOW)
+    second = repo.claim_lease(holder="a", now=NOW, lease=LEASE)
+    assert second is not None
+    with pytest.raises(Conflict):
+        transition(repo, events, gateway, Phase.CREATED, actor="a", now=NOW, lease=first[1])
+    transition(repo, events, gateway, Phase.CREATED, actor="a", now=NOW, lease=second[1])
