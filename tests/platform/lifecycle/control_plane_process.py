@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from imprun.embedded.ray_head import ray_auth_token_path
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices, free_port
@@ -140,6 +141,9 @@ def control_plane_environment(
     if ray_head is not None:
         env["IMPRUN_RAY_ADDRESS"] = ray_head.address
         env["IMPRUN_SERVE_PORT"] = str(ray_head.settings.serve_port)
+        # That head's own token (which may not exist yet: a head started after the control plane).
+        env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN_PATH"] = str(ray_auth_token_path(ray_head.settings))
     env.update(
         {
             "IMPRUN_MONGO_URL": settings.mongo_url,

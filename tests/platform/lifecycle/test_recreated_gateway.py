@@ -64,9 +64,9 @@ def test_a_recreated_gateway_id_has_no_logs_events_data_or_code_of_the_deleted_o
         assert second.logs(gw, "dev", since="1d") == []
         assert not any(first_id in e.message or CANARY in e.message for e in gateway.events())
         assert gateway.functions() == []
-        assert second.call(gw, "dev", "canary", check=False).status == 404
         counter = gateway.function("count")
         counter.save(COUNT)
         counter.publish("dev")
-        assert counter.call().body == {"notes": 0}
+        assert counter.call().body == {"notes": 0}  # waits until the auth change and publish are live
+        assert second.call(gw, "dev", "canary", check=False).status == 404
         gateway.delete()
