@@ -116,9 +116,15 @@ class _HubSource:
         return result
 
 
-def _this_nodes_ray_ports() -> frozenset[int]:
-    """The ports Ray reports for this node (its agents, node and object managers, metrics) and the
-    HAProxy ingress's stats and metrics ports from the node's environment: never for ``imp.fetch``."""
+_RAY_DEFAULT_CLIENT_AND_WORKER_PORTS: Final = range(10001, 20000)
+"""``ray start``'s defaults: the client server on 10001, ``--min/max-worker-port`` 10002 to 19999."""
+
+
+def _this_nodes_ray_ports(environ: Mapping[str, str]) -> frozenset[int]:
+    """The ports Ray reports for this node (its agents, node and object managers, metrics), Ray's
+    default client-server port and worker port range (each worker process and actor serves gRPC
+    there), and Serve's ports set in the node's environment (``RAY_SERVE_…_PORT``: HAProxy's stats
+    and metrics, the fallback proxy's): never for ``imp.fetch``."""
     node_id = ray.get_runtime_context().get_node_id()
     ports = {
         value
@@ -127,9 +133,10 @@ def _this_nodes_ray_ports() -> frozenset[int]:
         for key, value in node.items()
         if key.endswith("Port") and isinstance(value, int) and value > 0
     }
-    for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
-        if os.environ.get(name, "").isdigit():
-            ports.add(int(os.environ[name]))
+    ports.update(_RAY_DEFAULT_CLIENT_AND_WORKER_PORTS)
+    for name, value in environ.items():
+        if name.startswith("RAY_SERVE_") and name.endswith("_PORT") and value.isdigit():
+            ports.add(int(value))
     return frozenset(ports)
 
 
@@ -167,7 +174,7 @@ def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
 
     assert config.mongo_url is not None
     db = DbProxy.for_gateway(config.mongo_url, gateway_id)
-    ray_ports = frozenset(config.egress_denied_ports) | _this_nodes_ray_ports()
+    ray_ports = frozenset(config.egress_denied_ports) | _this_nodes_ray_ports(os.environ)
     egress = Egress(EgressPolicy(allow=config.egress_allow, denied_ports=ray_ports))
     pool: FunctionPool = WorkerPool(
         config.worker_pool_size,

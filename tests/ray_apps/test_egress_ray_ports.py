@@ -25,8 +25,9 @@ def listening_ports_by_pid() -> dict[int, set[int]]:
     return ports
 
 
-def head_raylet_and_agents(run_dir: Path) -> list[int]:
-    """The head's raylet (its command line names the head's run directory) and the agents it started."""
+def head_raylet_and_children(run_dir: Path) -> list[int]:
+    """The head's raylet (its command line names the head's run directory), the agents and the worker
+    processes (actors included) it started."""
     processes = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -38,22 +39,29 @@ def head_raylet_and_agents(run_dir: Path) -> list[int]:
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
             processes[int(proc.name)] = (comm, int(stat.rpartition(")")[2].split()[1]), cmdline)
     [raylet] = [pid for pid, (comm, _, cmd) in processes.items() if comm == "raylet" and str(run_dir) in cmd]
-    agents = [
-        pid
-        for pid, (comm, parent, _) in processes.items()
-        if parent == raylet and comm in ("ray::DashboardA", "ray::RuntimeEnv")
+    children = [
+        pid for pid, (comm, parent, _) in processes.items() if parent == raylet and comm.startswith("ray::")
     ]
-    assert len(agents) == 2, processes
-    return [raylet, *agents]
+    agents = [pid for pid in children if processes[pid][0] in ("ray::DashboardA", "ray::RuntimeEnv")]
+    assert len(agents) == 2 and len(children) > 2, processes  # the Serve controller and proxy at least
+    return [raylet, *children]
 
 
-def test_the_raylets_and_its_agents_ports_are_refused(
+def test_the_raylets_its_agents_and_its_workers_ports_are_refused(
     ray_head: RunningRayHead, ray_driver: LocalRayServeDriver
 ) -> None:
     ray_driver.ping()  # this process is a Ray driver on the head's node, as a replica is
-    refused = _this_nodes_ray_ports() | set(runtime_config(ray_head.settings).egress_denied_ports)
+    raylet, *children = head_raylet_and_children(ray_head.head.run_dir)
+    replicas_environment = dict(  # what the raylet passes on to the worker processes it starts
+        entry.split("=", 1)
+        for entry in Path(f"/proc/{raylet}/environ").read_text().split("\0")
+        if "=" in entry
+    )
+    refused = _this_nodes_ray_ports(replicas_environment) | set(
+        runtime_config(ray_head.settings).egress_denied_ports
+    )
     listening = listening_ports_by_pid()
-    ports = {port for pid in head_raylet_and_agents(ray_head.head.run_dir) for port in listening.get(pid, ())}
+    ports = {port for pid in (raylet, *children) for port in listening.get(pid, ())}
 
     assert ports and ports <= refused, sorted(ports - refused)
     assert {ray_head.settings.dashboard_port, ray_head.settings.embedded_ray_port} <= refused
