@@ -37,6 +37,7 @@ from imprun.functions.logs import FunctionLogService
 from imprun.functions.variables import VariableService
 from imprun.lifecycle.commands import GatewayCommands
 from imprun.lifecycle.environments import EnvironmentReconciler
+from imprun.lifecycle.feed_repair import FeedRepair
 from imprun.lifecycle.gateways import GatewayReconciler
 from imprun.lifecycle.grants import GrantReconciler
 from imprun.lifecycle.loop import ReconcileLoop
@@ -379,6 +380,7 @@ class ControlPlane:
             loop = ReconcileLoop(
                 [
                     *([platform_apps] if platform_apps is not None else []),
+                    FeedRepair(RuntimeFeed(sys_db, redis), utc_now),
                     GatewayReconciler(
                         gateways,
                         environments,

@@ -285,7 +285,7 @@ class FunctionService:
     # --- helpers -----------------------------------------------------------------------------------
 
     def _release(self, gateway: Gateway, published: PublishedVersion) -> PublishedVersion:
-        self._published.publish(gateway.gateway_id, published)
+        self._published.publish(gateway.gateway_id, published, now=self._clock())
         self._deployments.append(Deployment.of(gateway.gateway_id, published))
         return published
 

@@ -270,8 +270,9 @@ class PublishedFunctions:
             for d in docs
         ]
 
-    def publish(self, gateway_id: str, published: PublishedVersion) -> None:
+    def publish(self, gateway_id: str, published: PublishedVersion, *, now: datetime) -> None:
         doc = _published_document(published)
+        self._feed.changing(gateway_id, published.environment, PART_FUNCTIONS, now)
         with mongo_errors():
             # The replacement names its _id: nx-27017 0.8.1 ignores the filter's _id on an upsert.
             self._collection(gateway_id).replace_one({"_id": doc["_id"]}, doc, upsert=True)

@@ -14,6 +14,8 @@ from imprun.domain.functions import DraftChanges, FunctionDraft, PublishedVersio
 from imprun.store.functions import FunctionDrafts, PublishedFunctions
 from imprun.store.mongo import Mongo, connect_mongo, iso, parse_time
 from imprun.store.redis import connect_redis
+from imprun.store.runtime_feed import RuntimeFeed
+from runtime_actors.shared.names import PART_FUNCTIONS
 from tests.fixtures.services import RunningServices, free_port
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
@@ -50,8 +52,8 @@ def test_publish_survives_a_redis_outage(mongo: Mongo, caplog: pytest.LogCapture
     store = PublishedFunctions(mongo, sys_db, dead_redis)
     try:
         with caplog.at_level(logging.WARNING, logger="imprun.store.functions"):
-            store.publish(gw, _published())
-            store.publish(gw, _published())
+            store.publish(gw, _published(), now=NOW)
+            store.publish(gw, _published(), now=NOW)
         assert store.generation(gw, "dev") == 2
         assert any("replicas catch up by generation" in r.getMessage() for r in caplog.records)
         stored = store.get(gw, "dev", "hello")
@@ -103,3 +105,20 @@ def test_a_stale_draft_version_does_not_overwrite(mongo: Mongo) -> None:
         assert drafts.get("gw-one", "reports/daily") == first
     finally:
         mongo.drop_database(sys_db.name)
+
+
+def test_a_publish_whose_writer_died_before_the_bump_is_bumped_by_the_repair(mongo: Mongo) -> None:
+    gw = f"st-{uuid.uuid4().hex[:8]}"
+    sys_db = mongo[f"imprun_sys_store_{uuid.uuid4().hex[:6]}"]
+    feed = RuntimeFeed(sys_db, connect_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2))
+    feed.changing(gw, "dev", PART_FUNCTIONS, NOW)  # the writer announced, wrote, and died
+    assert feed.generation(gw, "dev") == 0
+    assert feed.repair_one(older_than=NOW - timedelta(seconds=1)) is None  # still within its grace
+    assert feed.repair_one(older_than=NOW + timedelta(seconds=10)) == f"{gw}/dev"
+    assert feed.generation(gw, "dev") == 1
+    assert feed.repair_one(older_than=NOW + timedelta(seconds=10)) is None  # repaired once
+
+    feed.changing(gw, "dev", PART_FUNCTIONS, NOW)  # a writer that finished leaves nothing to repair
+    feed.changed(gw, "dev", PART_FUNCTIONS)
+    assert feed.repair_one(older_than=NOW + timedelta(seconds=10)) is None
+    assert feed.generation(gw, "dev") == 2
