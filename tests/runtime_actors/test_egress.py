@@ -46,11 +46,24 @@ class LoopbackServer:
                     self._reply(303, b"", {"location": "/hello"})
                 elif self.path.startswith("/big"):
                     self._reply(200, b"x" * 4096)
+                elif self.path.startswith("/trickle"):
+                    self._trickle()
                 elif self.path.startswith("/slow"):
                     server.release.wait(10)
                     self._reply(200, b"late")
                 else:
                     self._reply(200, b'{"hello": "world"}', {"content-type": "application/json"})
+
+            def _trickle(self) -> None:
+                """Headers at once, then one body byte every 50 ms for about 2 s."""
+                self.send_response(200)
+                self.send_header("content-length", "40")
+                self.end_headers()
+                for _ in range(40):
+                    if server.release.wait(0.05):
+                        return
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
 
             def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -120,6 +133,11 @@ def test_responses_over_the_size_limit_are_refused(server: LoopbackServer) -> No
 
 def test_a_slow_target_times_out(server: LoopbackServer) -> None:
     reply = allowed(timeout_s=0.3).execute({"url": f"{server.url}/slow"})
+    assert reply["error"]["code"] == "timeout"
+
+
+def test_the_deadline_covers_a_body_trickled_past_it(server: LoopbackServer) -> None:
+    reply = allowed(timeout_s=0.5).execute({"url": f"{server.url}/trickle"})
     assert reply["error"]["code"] == "timeout"
 
 

@@ -15,13 +15,16 @@ is the node's or not public are refused as "a Ray port" whatever is allowed; nei
 the address. The connection then goes to
 the address that was checked (no second resolution, so DNS rebinding cannot swap it), with the URL's
 host name kept for ``Host`` and TLS verification. Redirects are followed up to a limit, each hop
-checked the same way. Responses are bounded in time and size. Standard library only.
+checked the same way. Responses are bounded in size, and one deadline bounds the whole fetch —
+connecting, the status line and headers, and every read of the body — so a target trickling its
+answer a byte at a time cannot hold the fetch past it. Standard library only.
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
@@ -212,6 +215,7 @@ class Egress:
         if remaining <= 0:
             raise TimeoutError("deadline passed")
         connection = self._connection(parts.scheme, host, port, address, remaining)
+        connection.response_class = _deadline_response(deadline)  # type: ignore[assignment]
         try:
             target = parts.path or "/"
             if parts.query:
@@ -288,6 +292,42 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Reads a socket with each receive bounded by the time left until ``deadline``. It holds the
+    socket's own reader (``makefile``) until closed, so the socket stays open while it is read."""
+
+    def __init__(self, sock: socket.socket, held: io.IOBase, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._held = held
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the response did not arrive before the deadline")
+        self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        self._held.close()
+        super().close()
+
+
+def _deadline_response(deadline: float) -> Callable[..., http.client.HTTPResponse]:
+    """An ``HTTPResponse`` factory whose reads (status, headers, body) all stop at ``deadline``."""
+
+    def response(sock: socket.socket, *args: Any, **kwargs: Any) -> http.client.HTTPResponse:
+        answer = http.client.HTTPResponse(sock, *args, **kwargs)
+        answer.fp = io.BufferedReader(_DeadlineReader(sock, answer.fp, deadline))
+        return answer
+
+    return response
 
 
 def _request_body(request: Mapping[str, Any]) -> bytes:
