@@ -23,6 +23,7 @@ from ray.serve.handle import DeploymentHandle
 
 from imprun.ai.catalog import ToolCatalog
 from imprun.ai.chat import ChatService
+from imprun.ai.chat_budget import ChatBudget, ChatLimits
 from imprun.ai.config import AiGatewayConfig
 from imprun.ai.dispatch import Caller, ToolOutcome
 from imprun.ai.http_app import AiGatewayHttp
@@ -32,6 +33,7 @@ from imprun.ai.providers import ChatProvider, ProviderKind
 from imprun.ai.tools import Tool
 from imprun.domain.naming import serve_app_name
 from imprun.store.applications import GrantRepository
+from imprun.store.llm_usage import LlmUsageRepository
 from imprun.store.mcp_tools import McpToolRepository, published_tools
 from imprun.store.mongo import Mongo, connect_mongo
 from runtime_actors.shared.errors import error_body
@@ -101,12 +103,20 @@ class AiGateway:
             allowed_hosts=self._config.mcp_allowed_hosts,
             tool_timeout_seconds=self._config.tool_timeout_seconds,
         )
+        limits = ChatLimits(
+            calls_per_period=self._config.chat_calls_per_period,
+            tokens_per_period=self._config.chat_tokens_per_period,
+            period_seconds=self._config.chat_period_seconds,
+            requests_per_minute=self._config.chat_requests_per_minute,
+        )
         chat = ChatService(
             self._providers,
             invoker,
             default_provider=default,
             max_tool_calls=self._config.max_tool_calls,
             tool_timeout_seconds=self._config.tool_timeout_seconds,
+            allowed_models={p.kind: p.allowed_models for p in self._config.provider_configs()},
+            budget=ChatBudget(LlmUsageRepository(sys_db), limits),
         )
         self._http = AiGatewayHttp(
             self._catalog, self._mcp, chat, max_request_bytes=self._config.max_request_bytes

@@ -126,6 +126,27 @@ class Settings(BaseSettings):
     ai_tool_timeout_seconds: float = Field(default=30.0, gt=0, description="Deadline of one tool call.")
     ai_provider_timeout_seconds: float = Field(default=60.0, gt=0, description="Deadline of one LLM call.")
     ai_provider_retries: int = Field(default=2, ge=0, le=10, description="Retries on provider 429/5xx.")
+    openai_models: tuple[str, ...] = Field(
+        default=(), description="Models a chat request may name for OpenAI besides openai_model (JSON list)."
+    )
+    anthropic_models: tuple[str, ...] = Field(
+        default=(), description="Models a chat request may name for Anthropic besides anthropic_model."
+    )
+    local_llm_models: tuple[str, ...] = Field(
+        default=(), description="Models a chat request may name for the local server besides local_llm_model."
+    )
+    ai_chat_calls_per_period: int = Field(
+        default=500, ge=0, description="LLM calls one application may make per budget period (0 = none)."
+    )
+    ai_chat_tokens_per_period: int = Field(
+        default=500_000, ge=0, description="LLM tokens (input + output) one application may use per period."
+    )
+    ai_chat_period_seconds: int = Field(
+        default=86_400, ge=60, description="Length of the chat budget period (fixed windows from the epoch)."
+    )
+    ai_chat_requests_per_minute: int = Field(
+        default=30, ge=1, description="Chat requests per application per minute, apart from tool calls."
+    )
     mcp_allowed_hosts: tuple[str, ...] = Field(
         default=(), description="Host header values /mcp accepts besides loopback (JSON list)."
     )

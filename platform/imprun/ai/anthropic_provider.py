@@ -139,4 +139,6 @@ def _assistant_turn(answer: Message) -> AssistantTurn:
         tool_calls=tuple(calls),
         stop_reason=answer.stop_reason or "",
         model=answer.model,
+        input_tokens=answer.usage.input_tokens,
+        output_tokens=answer.usage.output_tokens,
     )

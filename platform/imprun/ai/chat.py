@@ -6,7 +6,10 @@ provider chosen (the request's, else the configured default, else the first conf
 answers with tool calls, run them — in parallel when it asked for several at once — through the same
 dispatch as MCP (schema check, the function's sandbox, a per-call timeout) and give it the results;
 stop when it answers without tool calls. A model that keeps calling tools is stopped at the cap with a
-final message saying so. The answer is OpenAI-shaped, plus the trace of tool calls:
+final message saying so. A request may name only a model on its provider's allow-list (the configured
+model plus the provider's ``models`` setting; another is a 403 listing them), and, with a
+``ChatBudget``, counts against its applications' chat rate and LLM budget (``imprun.ai.chat_budget``):
+checked before every provider call, the provider's reported tokens recorded after it. The answer is OpenAI-shaped, plus the trace of tool calls:
 ``{choices: [{index, message: {role, content}, finish_reason}], toolCalls: [{name, arguments, result,
 isError, durationMs}], provider, model}``.
 """
@@ -14,10 +17,11 @@ isError, durationMs}], provider, model}``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from imprun.ai.chat_budget import ChatBudget
 from imprun.ai.dispatch import Caller, ToolInvoker, ToolOutcome, call_tool
 from imprun.ai.providers import (
     AssistantTurn,
@@ -29,7 +33,7 @@ from imprun.ai.providers import (
     ToolSpec,
 )
 from imprun.ai.tools import Tool
-from imprun.errors import Invalid, Unavailable
+from imprun.errors import Forbidden, Invalid, Unavailable
 from runtime_actors.shared.errors import error_body
 
 __all__ = ["PROVIDER_SETTINGS", "ChatRequest", "ChatService", "parse_chat_request"]
@@ -111,8 +115,12 @@ class ChatService:
         default_provider: ProviderKind | None = None,
         max_tool_calls: int = 8,
         tool_timeout_seconds: float = 30.0,
+        allowed_models: Mapping[ProviderKind, Sequence[str]] | None = None,
+        budget: ChatBudget | None = None,
     ) -> None:
         self._providers = dict(providers)
+        self._allowed_models = None if allowed_models is None else dict(allowed_models)
+        self._budget = budget
         self._invoker = invoker
         self._default = default_provider
         self.max_tool_calls = max_tool_calls
@@ -132,17 +140,42 @@ class ChatService:
             raise Unavailable(f"The {kind.value} provider is not configured: set {PROVIDER_SETTINGS[kind]}.")
         return provider
 
-    async def chat(
-        self, request: ChatRequest, tools: Sequence[Tool], request_id: str, caller: Caller
-    ) -> dict[str, Any]:
+    def checked_provider(self, request: ChatRequest) -> ChatProvider:
+        """``provider_for`` the request, or ``Forbidden`` (403) if its model is not on the allow-list."""
         provider = self.provider_for(request.provider)
+        if self._allowed_models is None or request.model is None:
+            return provider
+        allowed = list(self._allowed_models.get(provider.kind, ()))
+        if request.model not in allowed:
+            raise Forbidden(
+                f"The model {request.model!r} is not allowed for the {provider.kind.value} provider; "
+                f"use one of: {', '.join(allowed) or 'none'} (or leave 'model' out for the default).",
+                details={"field": "model", "allowedModels": allowed},
+            )
+        return provider
+
+    async def chat(
+        self,
+        request: ChatRequest,
+        tools: Sequence[Tool],
+        request_id: str,
+        caller: Caller,
+        applications: Collection[str] = frozenset(),
+    ) -> dict[str, Any]:
+        provider = self.checked_provider(request)
+        if self._budget is not None:
+            self._budget.admit(applications)
         cap = self.max_tool_calls if request.max_tool_calls is None else request.max_tool_calls
         by_name = {tool.name: tool for tool in tools}
         specs = [ToolSpec(t.name, t.description, t.input_schema) for t in tools]
         conversation = list(request.messages)
         trace: list[dict[str, Any]] = []
         while True:
+            if self._budget is not None:
+                await self._budget.check(applications)
             turn = await provider.complete(conversation, specs, model=request.model)
+            if self._budget is not None:
+                await self._budget.record(applications, turn)
             if not turn.tool_calls:
                 return _answer(provider, turn, turn.content, "stop", trace)
             if len(trace) + len(turn.tool_calls) > cap:

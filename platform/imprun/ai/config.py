@@ -42,6 +42,10 @@ class AiGatewayConfig:
     mcp_allowed_hosts: tuple[str, ...] = ()
     max_request_bytes: int = 1_048_576
     catalog_ttl_seconds: float = 0.5
+    chat_calls_per_period: int = 500
+    chat_tokens_per_period: int = 500_000
+    chat_period_seconds: int = 86_400
+    chat_requests_per_minute: int = 30
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> AiGatewayConfig:
@@ -72,6 +76,7 @@ class AiGatewayConfig:
                 base_url=p.get("base_url"),
                 timeout_seconds=float(p.get("timeout_seconds", 60.0)),
                 max_retries=int(p.get("max_retries", 2)),
+                models=tuple(str(m) for m in p.get("models") or ()),
             )
             for p in self.providers
         ]
@@ -89,6 +94,7 @@ def configured_providers(settings: Settings) -> list[dict[str, Any]]:
             {
                 "kind": ProviderKind.OPENAI.value,
                 "model": settings.openai_model,
+                "models": list(settings.openai_models),
                 "api_key": settings.openai_api_key.get_secret_value(),
                 "base_url": settings.openai_base_url,
                 **common,
@@ -99,6 +105,7 @@ def configured_providers(settings: Settings) -> list[dict[str, Any]]:
             {
                 "kind": ProviderKind.ANTHROPIC.value,
                 "model": settings.anthropic_model,
+                "models": list(settings.anthropic_models),
                 "api_key": settings.anthropic_api_key.get_secret_value(),
                 "base_url": settings.anthropic_base_url,
                 **common,
@@ -109,6 +116,7 @@ def configured_providers(settings: Settings) -> list[dict[str, Any]]:
             {
                 "kind": ProviderKind.LOCAL.value,
                 "model": settings.local_llm_model,
+                "models": list(settings.local_llm_models),
                 "api_key": settings.local_llm_api_key.get_secret_value()
                 if settings.local_llm_api_key
                 else "",
@@ -130,6 +138,10 @@ def ai_gateway_config(settings: Settings, api_key_pepper: bytes) -> AiGatewayCon
         tool_timeout_seconds=settings.ai_tool_timeout_seconds,
         mcp_allowed_hosts=settings.mcp_allowed_hosts,
         max_request_bytes=settings.max_request_bytes,
+        chat_calls_per_period=settings.ai_chat_calls_per_period,
+        chat_tokens_per_period=settings.ai_chat_tokens_per_period,
+        chat_period_seconds=settings.ai_chat_period_seconds,
+        chat_requests_per_minute=settings.ai_chat_requests_per_minute,
     )
 
 

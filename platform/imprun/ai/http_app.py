@@ -22,7 +22,7 @@ from imprun.ai.catalog import ToolCatalog, presented_key
 from imprun.ai.chat import ChatService, parse_chat_request
 from imprun.ai.dispatch import Caller
 from imprun.ai.mcp_server import CALLER_STATE, KEY_VIEW_STATE, McpEndpoint
-from imprun.errors import ImprunError, Internal, Invalid, NotFound, TooLarge
+from imprun.errors import ImprunError, Internal, Invalid, NotFound, RateLimited, TooLarge, Unavailable
 from runtime_actors.shared.errors import REQUEST_ID_HEADER, error_body, request_id_of
 
 __all__ = ["CHAT_PATH", "HEALTH_PATH", "MCP_PATH", "AiGatewayHttp"]
@@ -84,9 +84,12 @@ class AiGatewayHttp:
         view = await self._catalog.view_of_async(key)
         body = await _json_body(request, self._max_request_bytes)
         chat_request = parse_chat_request(body, cap=self._chat.max_tool_calls)
-        self._chat.provider_for(chat_request.provider)  # 503 before any tool is read if none is configured
+        self._chat.checked_provider(chat_request)  # 503/403 before any tool is read
         tools = await self._catalog.tools_of_async(view)
-        return JSONResponse(await self._chat.chat(chat_request, tools, request_id, _caller(request, key)))
+        answer = await self._chat.chat(
+            chat_request, tools, request_id, _caller(request, key), view.application_ids
+        )
+        return JSONResponse(answer)
 
 
 def _caller(request: Request, key: str) -> Caller:
@@ -136,4 +139,7 @@ def error_response(exc: ImprunError, request_id: str) -> JSONResponse:
     response = JSONResponse(body, status_code=exc.status)
     if exc.status == 401:
         response.headers["www-authenticate"] = "Bearer"
+    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable) else None
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
     return response

@@ -123,8 +123,13 @@ def _wire_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessag
 
 
 def _assistant_turn(completion: ChatCompletion) -> AssistantTurn:
+    usage = completion.usage
+    input_tokens = usage.prompt_tokens if usage else 0
+    output_tokens = usage.completion_tokens if usage else 0
     if not completion.choices:
-        return AssistantTurn(content="", stop_reason="", model=completion.model)
+        return AssistantTurn(
+            "", model=completion.model, input_tokens=input_tokens, output_tokens=output_tokens
+        )
     choice = completion.choices[0]
     calls = tuple(
         _tool_call(call.id, call.function.name, call.function.arguments)
@@ -136,6 +141,8 @@ def _assistant_turn(completion: ChatCompletion) -> AssistantTurn:
         tool_calls=calls,
         stop_reason=choice.finish_reason or "",
         model=completion.model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
     )
 
 

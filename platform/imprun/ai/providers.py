@@ -82,12 +82,15 @@ class ChatMessage:
 
 @dataclass(frozen=True, slots=True)
 class AssistantTurn:
-    """The model's answer: text, tool calls, or both; ``stop_reason`` as the provider said it."""
+    """The model's answer: text, tool calls, or both; ``stop_reason`` as the provider said it;
+    the tokens the provider's ``usage`` reported for the call (0 when it reported none)."""
 
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     stop_reason: str = ""
     model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,12 @@ class ProviderConfig:
     timeout_seconds: float = 60.0
     max_retries: int = 2
     max_tokens: int = 1024
+    models: tuple[str, ...] = ()
+    """Models a request may name besides ``model`` (the allow-list; ``model`` is always on it)."""
+
+    @property
+    def allowed_models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.model, *self.models)))
 
 
 class ChatProvider(Protocol):

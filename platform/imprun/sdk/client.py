@@ -35,6 +35,7 @@ from imprun.sdk.models import (
     Invite,
     IssuedInvite,
     IssuedKey,
+    LlmUsage,
     LogEntry,
     LoginResult,
     McpTool,
@@ -422,6 +423,11 @@ class Client:
 
     def get_application(self, app: str) -> Application:
         return self.run(Spec("GET", f"/v1/applications/{segment(app)}", Application.model_validate))
+
+    def llm_usage(self, app: str) -> LlmUsage:
+        """The application's LLM calls and tokens through the AI gateway's chat this period."""
+        path = f"/v1/applications/{segment(app)}/llm-usage"
+        return self.run(Spec("GET", path, LlmUsage.model_validate))
 
     def update_application(
         self,

@@ -180,6 +180,18 @@ class Application(ApiModel):
     created_at: datetime | None = None
 
 
+class LlmUsage(ApiModel):
+    """An application's calls and tokens of ``/ai-gateway/chat`` this budget period, and the limits."""
+
+    application_id: str
+    period_start: datetime
+    period_end: datetime
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    limits: dict[str, int]
+
+
 class Grant(ApiModel):
     grant_id: str
     application_id: str | None = None

@@ -53,7 +53,9 @@ def test_text_answer_with_the_system_prompt_apart(llm_server: ScriptedLLMServer)
 
     turn = complete(config_for(llm_server), QUESTION, tools=())
 
-    assert turn == AssistantTurn("The tax is 8,800,000 KRW.", (), "end_turn", "claude-test")
+    assert turn == AssistantTurn(
+        "The tax is 8,800,000 KRW.", (), "end_turn", "claude-test", input_tokens=10, output_tokens=5
+    )
     (sent,) = llm_server.requests("anthropic")
     assert sent.path == "/anthropic/v1/messages"
     assert sent.headers["authorization"] == f"Bearer {API_KEY}"  # how anthropic 2.x sends api_key
@@ -102,7 +104,9 @@ def test_parallel_tool_calls_and_their_results_on_the_next_turn(llm_server: Scri
     )
     second = complete(config, conversation)
 
-    assert second == AssistantTurn("1 costs 0.22, 2 failed.", (), "end_turn", "claude-test")
+    assert second == AssistantTurn(
+        "1 costs 0.22, 2 failed.", (), "end_turn", "claude-test", input_tokens=10, output_tokens=5
+    )
     sent = llm_server.requests("anthropic")[1].body["messages"]
     assert sent[1:] == [
         {

@@ -74,7 +74,9 @@ def test_text_answer(llm_server: ScriptedLLMServer, route: str, kind: ProviderKi
 
     turn = complete(config_for(llm_server, route, kind), QUESTION, tools=())
 
-    assert turn == AssistantTurn("The tax is 8,800,000 KRW.", (), "stop", "gpt-test")
+    assert turn == AssistantTurn(
+        "The tax is 8,800,000 KRW.", (), "stop", "gpt-test", input_tokens=10, output_tokens=5
+    )
     (sent,) = llm_server.requests(route)
     assert sent.path == f"/{route}/v1/chat/completions"
     assert sent.body["model"] == "gpt-test"

@@ -1,5 +1,5 @@
-"""``/v1/applications``: applications (create, list, get, patch, delete) and their grants (create,
-list, regenerate the key, revoke).
+"""``/v1/applications``: applications (create, list, get, patch, delete), their grants (create,
+list, regenerate the key, revoke) and what they spent on the chat endpoint's LLMs this period.
 
 The key is in exactly two responses — creating a grant and regenerating its key — and those are
 sent with ``Cache-Control: no-store``; listings show only the short ``keyPrefix``. The work happens
@@ -8,6 +8,8 @@ in ``imprun.access.AccessService``; this module validates bodies and shapes resp
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -18,6 +20,7 @@ from imprun.api.deps import CurrentUser, Plane
 from imprun.domain.environment import RateLimit
 from imprun.domain.naming import EnvironmentName
 from imprun.store.applications import ApplicationRecord, GrantRecord
+from imprun.store.llm_usage import LlmUsageRepository, period_start
 
 router = APIRouter(prefix="/v1/applications", tags=["applications"])
 
@@ -93,6 +96,29 @@ def list_applications(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
 @router.get("/{app}")
 def get_application(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
     return application_public(plane.access.get_application(app, user))
+
+
+@router.get("/{app}/llm-usage")
+def get_llm_usage(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+    """Calls and tokens of ``/ai-gateway/chat`` in the current budget period, against the limits."""
+    plane.access.get_application(app, user)
+    settings = plane.settings
+    period = settings.ai_chat_period_seconds
+    start = period_start(time.time(), period)
+    used = LlmUsageRepository(plane.mongo[settings.sys_db_name]).usage(app, start)
+    return {
+        "applicationId": app,
+        "periodStart": datetime.fromtimestamp(start, UTC),
+        "periodEnd": datetime.fromtimestamp(start + period, UTC),
+        "calls": used.calls,
+        "inputTokens": used.input_tokens,
+        "outputTokens": used.output_tokens,
+        "limits": {
+            "callsPerPeriod": settings.ai_chat_calls_per_period,
+            "tokensPerPeriod": settings.ai_chat_tokens_per_period,
+            "requestsPerMinute": settings.ai_chat_requests_per_minute,
+        },
+    }
 
 
 @router.patch("/{app}")
