@@ -36,6 +36,10 @@ class FailureReason(StrEnum):
     STUCK = "Stuck"
 
 
+PERMANENT_FAILURE = "StepFailedPermanently"
+"""Reason of the Failed condition a step that can never work (``Invalid``) leaves at once."""
+
+
 class Condition(DomainModel):
     type: ConditionType
     status: bool

@@ -5,32 +5,33 @@ An application belongs to a user and is independent of gateways. A grant gives i
 copy — never the plaintext. At most one *active* grant per application, gateway and environment:
 the unique ``slot`` field is ``<app>/<gw>/<env>`` while a grant is active and ``revoked/<grant>``
 once revoked, so no partial index is needed (the indexes are made by
-``imprun.store.mongo.ensure_system_indexes``). Grants carry the optimistic lease of the lifecycle
-resources (``lockedAt`` / ``lockedBy``) for the grant reconciler; a ``revision`` that every API change
-increments — a reconciler that worked on an older revision releases the grant for immediate
-re-examination, so a revoke or regenerate made mid-reconcile is never parked until the next resync;
-and ``appliedConsumer``, store bookkeeping of what the ingress was last given.
+``imprun.store.mongo.ensure_system_indexes``). Grants carry the fenced lease of the lifecycle
+resources (``lockedAt`` / ``lockedBy`` / ``leaseEpoch``), which the grant reconciler's writes
+present; a ``revision`` that every API change increments — a reconciler that worked on an older
+revision releases the grant for immediate re-examination, so a revoke or regenerate made
+mid-reconcile is never parked until the next resync; ``appliedConsumer``, store bookkeeping of what the ingress was last given; and ``conditions`` (a
+Failed one when the ingress refused the credential), cleared by a new key, a revoke or an apply
+that works. The grant types themselves are ``imprun.domain.access``'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 
+from imprun.domain.access import AppliedConsumer as AppliedConsumer
+from imprun.domain.access import GrantRecord as GrantRecord
+from imprun.domain.access import GrantStatus as GrantStatus
+from imprun.domain.access import StoredKey as StoredKey
+from imprun.domain.conditions import Condition
 from imprun.domain.environment import RateLimit
-from imprun.store.lifecycle import EPOCH
+from imprun.store.lifecycle import EPOCH, Lease, fenced
 from imprun.store.mongo import Document, epoch_ms, iso, mongo_errors, parse_time
-
-
-class GrantStatus(StrEnum):
-    ACTIVE = "active"
-    REVOKED = "revoked"
 
 
 @dataclass(frozen=True)
@@ -42,54 +43,6 @@ class ApplicationRecord:
     organization: str | None
     created_at: datetime
     updated_at: datetime
-
-
-@dataclass(frozen=True)
-class AppliedConsumer:
-    """What the ingress holds (or should hold) for one grant's credential."""
-
-    lookup_hash: str
-    active: bool
-    rate_limit: RateLimit | None
-
-
-@dataclass(frozen=True)
-class StoredKey:
-    """A grant's key material as it may be stored: prefix, lookup hash, sealed copy (never the key)."""
-
-    key_prefix: str
-    lookup_hash: str
-    key_version: int
-    key_nonce: bytes = field(repr=False)
-    key_ciphertext: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class GrantRecord:
-    grant_id: str
-    application_id: str
-    owner_id: str
-    gateway_id: str
-    gateway_created_at: datetime
-    """Which incarnation of the gateway id the grant was made for (a re-created gateway is another)."""
-    environment: str
-    credential_id: str
-    key: StoredKey
-    rate_limit: RateLimit | None
-    status: GrantStatus
-    revision: int
-    created_at: datetime
-    key_issued_at: datetime
-    applied: AppliedConsumer | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status is GrantStatus.ACTIVE
-
-    @property
-    def key_applied(self) -> bool:
-        """The ingress was given the current key of this active grant (it works, or will in moments)."""
-        return self.active and self.applied is not None and self.applied.lookup_hash == self.key.lookup_hash
 
 
 def _slot(grant_id: str, application_id: str, gateway_id: str, environment: str, status: GrantStatus) -> str:
@@ -201,6 +154,7 @@ class GrantRepository:
             "createdAt": iso(record.created_at),
             "keyIssuedAt": iso(record.key_issued_at),
             "appliedConsumer": None,
+            "conditions": [],
             "lockedAt": EPOCH,
             "lockedBy": None,
         }
@@ -236,7 +190,10 @@ class GrantRepository:
         with mongo_errors():
             result = self._grants.update_one(
                 {"_id": grant_id, "revision": expected_revision, "status": GrantStatus.ACTIVE.value},
-                {"$set": {**_key_fields(key), "keyIssuedAt": iso(at)}, "$inc": {"revision": 1}},
+                {
+                    "$set": {**_key_fields(key), "keyIssuedAt": iso(at), "conditions": []},
+                    "$inc": {"revision": 1},
+                },
             )
         self.wake(grant_id)
         return result.matched_count == 1
@@ -247,7 +204,11 @@ class GrantRepository:
             result = self._grants.update_one(
                 {"_id": grant_id, "status": GrantStatus.ACTIVE.value},
                 {
-                    "$set": {"status": GrantStatus.REVOKED.value, "slot": f"revoked/{grant_id}"},
+                    "$set": {
+                        "status": GrantStatus.REVOKED.value,
+                        "slot": f"revoked/{grant_id}",
+                        "conditions": [],
+                    },
                     "$inc": {"revision": 1},
                 },
             )
@@ -265,32 +226,44 @@ class GrantRepository:
             ]
         return [grant_id for grant_id in ids if self.revoke(grant_id)]
 
-    def record_applied(self, grant_id: str, applied: AppliedConsumer | None) -> None:
-        value = None
-        if applied is not None:
-            value = {
-                "lookupHash": applied.lookup_hash,
-                "active": applied.active,
-                "rateLimit": _dump_limit(applied.rate_limit),
-            }
-        with mongo_errors():
-            self._grants.update_one({"_id": grant_id}, {"$set": {"appliedConsumer": value}})
+    def record_applied(self, grant_id: str, applied: AppliedConsumer, *, lease: Lease | None = None) -> bool:
+        """Note what the ingress now holds and clear the grant's conditions (it works); False when
+        ``lease`` is no longer held."""
+        value = {
+            "lookupHash": applied.lookup_hash,
+            "active": applied.active,
+            "rateLimit": _dump_limit(applied.rate_limit),
+        }
+        return self.update(grant_id, {"appliedConsumer": value, "conditions": []}, lease=lease)
 
-    def delete(self, grant_id: str) -> bool:
+    def update(self, grant_id: str, fields: Mapping[str, Any], *, lease: Lease | None = None) -> bool:
+        """Set camelCase ``fields``; refused (False) when ``lease`` is no longer held."""
         with mongo_errors():
-            return self._grants.delete_one({"_id": grant_id}).deleted_count == 1
+            result = self._grants.update_one(fenced({"_id": grant_id}, lease), {"$set": dict(fields)})
+        return result.matched_count == 1
+
+    def delete(self, grant_id: str, *, lease: Lease | None = None) -> bool:
+        with mongo_errors():
+            return self._grants.delete_one(fenced({"_id": grant_id}, lease)).deleted_count == 1
 
     # Leases (as in ``imprun.store.lifecycle``, plus the revision check on release) ------------------
 
     def claim(self, *, holder: str, now: datetime, lease: timedelta) -> GrantRecord | None:
+        claimed = self.claim_lease(holder=holder, now=now, lease=lease)
+        return None if claimed is None else claimed[0]
+
+    def claim_lease(
+        self, *, holder: str, now: datetime, lease: timedelta
+    ) -> tuple[GrantRecord, Lease] | None:
+        """``claim``, with the ``Lease`` that writes under it present (a new epoch per claim)."""
         with mongo_errors():
             doc = self._grants.find_one_and_update(
                 {"lockedAt": {"$lt": epoch_ms(now - lease)}},
-                {"$set": {"lockedAt": epoch_ms(now), "lockedBy": holder}},
+                {"$set": {"lockedAt": epoch_ms(now), "lockedBy": holder}, "$inc": {"leaseEpoch": 1}},
                 sort=[("lockedAt", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
-        return None if doc is None else _grant_from(doc)
+        return None if doc is None else (_grant_from(doc), Lease(holder, int(doc["leaseEpoch"])))
 
     def release(
         self, grant_id: str, *, holder: str, revision: int, lease: timedelta, now: datetime, after: float
@@ -351,4 +324,5 @@ def _grant_from(doc: Document) -> GrantRecord:
             active=bool(applied["active"]),
             rate_limit=_rate_limit(applied.get("rateLimit")),
         ),
+        conditions=tuple(Condition.model_validate(c) for c in doc.get("conditions") or ()),
     )

@@ -53,7 +53,7 @@ class Lease:
     epoch: int
 
 
-def _fenced(query: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
+def fenced(query: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
     if lease is not None:
         query["lockedBy"] = lease.holder
         query["leaseEpoch"] = lease.epoch
@@ -116,7 +116,7 @@ class LifecycleRepository(Generic[R]):
         fields = encode_dates(
             {"phase": moved.phase.value, "phaseSince": moved.phase_since, "updatedAt": moved.updated_at}
         )
-        query = _fenced({"_id": self._key(moved), "phase": expected_phase.value}, lease)
+        query = fenced({"_id": self._key(moved), "phase": expected_phase.value}, lease)
         with mongo_errors():
             result = self._collection.update_one(query, {"$set": fields}, session=session)
         return result.matched_count == 1
@@ -131,7 +131,7 @@ class LifecycleRepository(Generic[R]):
     ) -> bool:
         """Set camelCase ``fields``; refused (False) when the stored phase is one of ``unless_phase`` or
         ``lease`` is no longer held."""
-        query: dict[str, Any] = _fenced({"_id": key}, lease)
+        query: dict[str, Any] = fenced({"_id": key}, lease)
         if unless_phase:
             query["phase"] = {"$nin": [p.value for p in unless_phase]}
         with mongo_errors():
