@@ -2,8 +2,10 @@
 
 Following live logs is a long-lived Server-Sent Events stream (``follow_logs`` is an async
 iterator); debug-runs and data-plane calls are the other slow paths. Any other route can be sent
-with ``await client.run(spec)`` using the specs of ``imprun.sdk.routes``. Connection settings and
-errors are the sync ``Client``'s.
+with ``await client.run(spec)`` using the specs of ``imprun.sdk.routes``. Connection settings,
+request building, errors and the looked-up environment URLs are shared with the sync ``Client``
+(``imprun.sdk._base``); ``transport=`` takes an ``httpx.AsyncBaseTransport`` (e.g. a
+``MockTransport``), as ``Client`` takes a sync one.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ from typing import Any, TypeVar
 import httpx
 
 from imprun.sdk import _http, routes
-from imprun.sdk._http import Spec, StreamEnd, segment
-from imprun.sdk.client import DEFAULT_DATA_PLANE_URL
-from imprun.sdk.connection import Connection, resolve_connection
-from imprun.sdk.errors import NotLoggedInError
-from imprun.sdk.models import CallResult, DebugResult, Environment, LogEntry, LoginResult, User
+from imprun.sdk._base import ClientBase
+from imprun.sdk._http import Spec, StreamEnd
+from imprun.sdk.models import CallResult, DebugResult, LogEntry, LoginResult, User
 
 T = TypeVar("T")
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     def __init__(
         self,
         url: str | None = None,
@@ -32,16 +32,10 @@ class AsyncClient:
         data_plane_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.connection: Connection = resolve_connection(
-            url, token, data_plane_url=data_plane_url, api_key=api_key, timeout=timeout
-        )
-        self.token = self.connection.token
-        self._http = httpx.AsyncClient(base_url=self.connection.url, timeout=timeout)
-
-    @property
-    def url(self) -> str:
-        return self.connection.url
+        super().__init__(url, token, data_plane_url=data_plane_url, api_key=api_key, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -52,23 +46,13 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _headers(self, spec: Spec[Any]) -> dict[str, str]:
-        if not spec.auth:
-            return {}
-        if not self.token:
-            raise NotLoggedInError(self.url)
-        return {"Authorization": f"Bearer {self.token}"}
-
     async def run(self, spec: Spec[T]) -> T:
-        headers = self._headers(spec)
+        request = self._request_args(spec)
         try:
-            response = await self._http.request(
-                spec.method, spec.path, json=spec.json, params=spec.params or None, headers=headers
-            )
+            response = await self._http.request(**request)
         except httpx.TransportError as exc:
-            raise _http.connection_error(exc, self.url + spec.path) from exc
-        _http.raise_for_error(response)
-        return spec.parse(response.text if spec.raw_text else _http.decode(response))
+            raise self._failed(exc, spec) from exc
+        return self._answer(spec, response)
 
     async def login(self, username: str, password: str) -> LoginResult:
         result = await self.run(routes.login(username, password))
@@ -134,17 +118,14 @@ class AsyncClient:
                     if item is not None:
                         yield item
         except httpx.TransportError as exc:
-            raise _http.connection_error(exc, self.url + spec.path) from exc
+            raise self._failed(exc, spec) from exc
 
     async def _environment_base(self, gw: str, env: str) -> str:
-        if self.connection.data_plane_url:
-            return f"{self.connection.data_plane_url}/{segment(gw)}/{segment(env)}"
-        if self.token:
-            spec = Spec("GET", routes.environment_path(gw, env), Environment.model_validate)
-            url = (await self.run(spec)).url
-            if url:
-                return url.rstrip("/")
-        return f"{DEFAULT_DATA_PLANE_URL}/{segment(gw)}/{segment(env)}"
+        known = self._known_base(gw, env)
+        if known is not None:
+            return known
+        lookup = self._environment_spec(gw, env)
+        return self._remember_base(gw, env, (await self.run(lookup)).url if lookup is not None else None)
 
     async def call(
         self,

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from imprun.sdk import _http, routes
+from imprun.sdk._base import DEFAULT_DATA_PLANE_URL, ClientBase
 from imprun.sdk._http import Spec, StreamEnd, compact, segment
-from imprun.sdk.connection import Connection, resolve_connection
-from imprun.sdk.errors import NotFoundError, NotLoggedInError, WaitTimeoutError
+from imprun.sdk.errors import NotFoundError, WaitTimeoutError
 from imprun.sdk.models import (
     Application,
     CallResult,
@@ -49,14 +49,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 UNSET: Any = object()
-DEFAULT_DATA_PLANE_URL = "http://127.0.0.1:8000"
 
 
 def _many(model: Callable[[Any], T]) -> Callable[[Any], list[T]]:
     return lambda payload: [model(item) for item in payload or []]
 
 
-class Client:
+class Client(ClientBase):
     """A synchronous imprun client; ``Client()`` connects as the environment and saved login say."""
 
     def __init__(
@@ -69,17 +68,9 @@ class Client:
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.connection: Connection = resolve_connection(
-            url, token, data_plane_url=data_plane_url, api_key=api_key, timeout=timeout
-        )
-        self.token = self.connection.token
+        super().__init__(url, token, data_plane_url=data_plane_url, api_key=api_key, timeout=timeout)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
         self._data = httpx.Client(timeout=timeout, transport=transport)
-        self._environment_urls: dict[tuple[str, str], str] = {}
-
-    @property
-    def url(self) -> str:
-        return self.connection.url
 
     def __enter__(self) -> Client:
         return self
@@ -96,24 +87,14 @@ class Client:
 
     # ---- the seam --------------------------------------------------------------------------------
 
-    def _headers(self, spec: Spec[Any]) -> dict[str, str]:
-        if not spec.auth:
-            return {}
-        if not self.token:
-            raise NotLoggedInError(self.url)
-        return {"Authorization": f"Bearer {self.token}"}
-
     def run(self, spec: Spec[T]) -> T:
         """Send one request spec and parse its answer (the methods below all come through here)."""
-        headers = self._headers(spec)
+        request = self._request_args(spec)
         try:
-            response = self._http.request(
-                spec.method, spec.path, json=spec.json, params=spec.params or None, headers=headers
-            )
+            response = self._http.request(**request)
         except httpx.TransportError as exc:
-            raise _http.connection_error(exc, self.url + spec.path) from exc
-        _http.raise_for_error(response)
-        return spec.parse(response.text if spec.raw_text else _http.decode(response))
+            raise self._failed(exc, spec) from exc
+        return self._answer(spec, response)
 
     # ---- auth and health -------------------------------------------------------------------------
 
@@ -308,7 +289,7 @@ class Client:
                     if item is not None:
                         yield item
         except httpx.TransportError as exc:
-            raise _http.connection_error(exc, self.url + spec.path) from exc
+            raise self._failed(exc, spec) from exc
 
     # ---- functions -------------------------------------------------------------------------------
 
@@ -500,13 +481,11 @@ class Client:
 
     def data_plane_base(self, gw: str, env: str) -> str:
         """The environment's base URL: the configured data plane, else the ``url`` the API reports."""
-        if self.connection.data_plane_url:
-            return f"{self.connection.data_plane_url}/{segment(gw)}/{segment(env)}"
-        key = (gw, env)
-        if key not in self._environment_urls:
-            url = self.get_environment(gw, env).url if self.token else None
-            self._environment_urls[key] = (url or f"{DEFAULT_DATA_PLANE_URL}/{gw}/{env}").rstrip("/")
-        return self._environment_urls[key]
+        known = self._known_base(gw, env)
+        if known is not None:
+            return known
+        lookup = self._environment_spec(gw, env)
+        return self._remember_base(gw, env, self.run(lookup).url if lookup is not None else None)
 
     def call(
         self,
