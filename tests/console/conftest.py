@@ -24,9 +24,13 @@ from tests.console.chromium import VIEWPORT, launch
 AXE = Path(__file__).resolve().parents[2] / "console" / "node_modules" / "axe-core" / "axe.min.js"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_browser() -> Iterator[Browser]:
-    """Playwright's ``launch`` gives the browser a fresh temporary profile (user-data dir)."""
+    """Playwright's ``launch`` gives the browser a fresh temporary profile (user-data dir).
+
+    Module-scoped: Playwright's sync API keeps an event loop marked running on this thread until it
+    stops, and every later test that calls ``asyncio.run`` (the MCP and chat e2e tests) would fail.
+    """
     index = default_console_dir() / "index.html"
     assert index.is_file(), f"{index} is missing: build the console with `bash console/setup.sh`"
     with sync_playwright() as playwright:

@@ -252,7 +252,7 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
     page.keyboard.press("ControlOrMeta+End")
     page.keyboard.type("# second version")
     page.keyboard.press("ControlOrMeta+s")
-    expect(page.get_by_text("draft v2")).to_be_visible()
+    expect(page.get_by_text("draft v2", exact=True)).to_be_visible()  # not the "greet: draft v2" toast
     page.get_by_role("button", name="History").click()
     drawer = page.get_by_role("dialog", name="History")
     expect(drawer.get_by_role("button", name=re.compile("^v2"))).to_be_visible()
@@ -262,7 +262,7 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
     expect(diff.locator(".original .view-lines[role=presentation]")).not_to_contain_text("# second version")
     shoot(page, "history")
     drawer.get_by_role("button", name="Restore v1").click()
-    expect(page.get_by_text("draft v3")).to_be_visible()
+    expect(page.get_by_text("draft v3", exact=True)).to_be_visible()
     expect(page.get_by_test_id("code-editor").locator(".view-lines")).not_to_contain_text("# second version")
 
     # The live logs of dev: the earlier calls, and one made while the page follows.
