@@ -1,9 +1,9 @@
 """The one guarded transition function every phase change goes through, from the API or a reconciler.
 
 ``transition`` checks the domain's transition table, compare-and-sets ``{_id, phase}`` in the store and
-appends an event, both in one transaction: a crash between them leaves neither. A lost
-compare-and-set (someone else moved the resource first, or the caller's lease was taken over) raises
-``Conflict`` and writes nothing, so the event log holds exactly the transitions that happened.
+appends an event. A lost compare-and-set (someone else moved the resource first, or the caller's lease
+was taken over) raises ``Conflict`` and writes nothing, so the event log holds only transitions that
+happened.
 """
 
 from __future__ import annotations
@@ -54,11 +54,10 @@ def transition(
         from_phase=resource.phase.value,
         to_phase=to.value,
     )
-    with repo.transaction() as session:
-        if not repo.compare_and_set_phase(moved, expected_phase=resource.phase, lease=lease, session=session):
-            raise Conflict(
-                f"the resource left phase {resource.phase.value} before it could move to {to.value} "
-                "(or its lease was taken over); reload it and retry"
-            )
-        events.append(event, session=session)
+    if not repo.compare_and_set_phase(moved, expected_phase=resource.phase, lease=lease):
+        raise Conflict(
+            f"the resource left phase {resource.phase.value} before it could move to {to.value} "
+            "(or its lease was taken over); reload it and retry"
+        )
+    events.append(event)
     return moved

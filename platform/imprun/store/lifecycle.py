@@ -8,14 +8,12 @@ how retries back off and how settled resources are re-observed now and then with
 Each claim bumps ``leaseEpoch``: the ``Lease`` it returns is a fencing token, and every write made
 under it (phase, conditions, bookkeeping) matches ``{lockedBy, leaseEpoch}``, so a reconciler that
 outlived its lease — paused, partitioned — cannot write after another took over.
-Phase changes are compare-and-sets on ``{_id, phase}``; only ``imprun.lifecycle.transitions`` calls them,
-inside a transaction with the event that records them.
+Phase changes are compare-and-sets on ``{_id, phase}``; only ``imprun.lifecycle.transitions`` calls them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -92,16 +90,6 @@ class LifecycleRepository(Generic[R]):
         with mongo_errors():
             docs = list(self._collection.find(dict(query)).sort(sort, ASCENDING))
         return [r for r in (self._load(d) for d in docs) if r is not None]
-
-    @contextmanager
-    def transaction(self) -> Iterator[ClientSession]:
-        """A transaction on this database (committed on leaving, aborted on an exception)."""
-        with (
-            mongo_errors(),
-            self._collection.database.client.start_session() as session,
-            session.start_transaction(),
-        ):
-            yield session
 
     def compare_and_set_phase(
         self,
