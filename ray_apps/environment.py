@@ -16,9 +16,11 @@ code and serves only its health route (404 elsewhere).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import ray
@@ -120,11 +122,33 @@ _RAY_DEFAULT_CLIENT_AND_WORKER_PORTS: Final = range(10001, 20000)
 """``ray start``'s defaults: the client server on 10001, ``--min/max-worker-port`` 10002 to 19999."""
 
 
+_SERVE_PORTS: Final = (
+    "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
+    "RAY_SERVE_WORKER_PROXY_HTTP_PORT",
+    "RAY_SERVE_WORKER_PROXY_GRPC_PORT",
+)
+"""Serve's single ports (HAProxy's stats and metrics, the fallback and worker proxies')."""
+
+_SERVE_PORT_RANGES: Final = (
+    ("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"),
+    ("RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT", "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"),
+)
+"""The ranges each replica's direct-ingress HTTP and gRPC servers take a port from."""
+
+_EPHEMERAL_PORTS: Final = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""The kernel's range for listeners bound to port 0: every Serve replica's inter-deployment gRPC
+server (on all interfaces; it answers handle calls, ``debug`` included) gets its port there."""
+
+
 def _this_nodes_ray_ports(environ: Mapping[str, str]) -> frozenset[int]:
     """The ports Ray reports for this node (its agents, node and object managers, metrics), Ray's
     default client-server port and worker port range (each worker process and actor serves gRPC
-    there), and Serve's ports set in the node's environment (``RAY_SERVE_…_PORT``: HAProxy's stats
-    and metrics, the fallback proxy's): never for ``imp.fetch``."""
+    there), and Serve's ports and port ranges (HAProxy's, the proxies', every replica's direct
+    ingress), as the node's environment sets them or Serve's defaults, and the kernel's ephemeral
+    range, where each replica's inter-deployment gRPC server listens: never for ``imp.fetch``."""
     node_id = ray.get_runtime_context().get_node_id()
     ports = {
         value
@@ -134,10 +158,26 @@ def _this_nodes_ray_ports(environ: Mapping[str, str]) -> frozenset[int]:
         if key.endswith("Port") and isinstance(value, int) and value > 0
     }
     ports.update(_RAY_DEFAULT_CLIENT_AND_WORKER_PORTS)
-    for name, value in environ.items():
-        if name.startswith("RAY_SERVE_") and name.endswith("_PORT") and value.isdigit():
-            ports.add(int(value))
+    serve_port = functools.partial(_serve_port, environ)
+    ports.update(port for port in map(serve_port, _SERVE_PORTS) if port is not None)
+    for low, high in _SERVE_PORT_RANGES:
+        first, last = serve_port(low), serve_port(high)
+        if first is not None and last is not None:
+            ports.update(range(first, last + 1))
+    first, last = map(int, _EPHEMERAL_PORTS.read_text().split())
+    ports.update(range(first, last + 1))
     return frozenset(ports)
+
+
+def _serve_port(environ: Mapping[str, str], name: str) -> int | None:
+    """A Serve port setting: the node's environment's, else Serve's default (its constant)."""
+    from ray.serve._private import constants
+
+    value = environ.get(name)
+    if value is not None:
+        return int(value) if value.isdigit() else None
+    default = getattr(constants, name, None)
+    return default if isinstance(default, int) else None
 
 
 class _NoTenantCode:

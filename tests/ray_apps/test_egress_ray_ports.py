@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from imprun.drivers.cluster import AppSpec, AppStatus
 from imprun.drivers.local_ray import LocalRayServeDriver, runtime_config
 from ray_apps.environment import _this_nodes_ray_ports
+from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 
 pytestmark = pytest.mark.ray
@@ -27,7 +31,7 @@ def listening_ports_by_pid() -> dict[int, set[int]]:
 
 def head_raylet_and_children(run_dir: Path) -> list[int]:
     """The head's raylet (its command line names the head's run directory), the agents and the worker
-    processes (actors included) it started."""
+    processes (actors and Serve replicas included) it started."""
     processes = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -47,10 +51,24 @@ def head_raylet_and_children(run_dir: Path) -> list[int]:
     return [raylet, *children]
 
 
+@pytest.fixture(scope="module")
+def replica(ray_driver: LocalRayServeDriver) -> Iterator[str]:
+    """A running environment replica (no tenant code): its direct-ingress HTTP server and its
+    inter-deployment gRPC server listen beside the raylet's and the agents' ports."""
+    gateway_id = f"ports-{uuid.uuid4().hex[:8]}"
+    ray_driver.apply(AppSpec(gateway_id, "dev", 1, 1, cpu=0.05, memory_mb=0))
+    try:
+        assert eventually(
+            lambda: ray_driver.observe(gateway_id, "dev").status is AppStatus.RUNNING, timeout=120
+        )
+        yield gateway_id
+    finally:
+        ray_driver.delete(gateway_id, "dev")
+
+
 def test_the_raylets_its_agents_and_its_workers_ports_are_refused(
-    ray_head: RunningRayHead, ray_driver: LocalRayServeDriver
+    ray_head: RunningRayHead, ray_driver: LocalRayServeDriver, replica: str
 ) -> None:
-    ray_driver.ping()  # this process is a Ray driver on the head's node, as a replica is
     raylet, *children = head_raylet_and_children(ray_head.head.run_dir)
     replicas_environment = dict(  # what the raylet passes on to the worker processes it starts
         entry.split("=", 1)
@@ -61,7 +79,11 @@ def test_the_raylets_its_agents_and_its_workers_ports_are_refused(
         runtime_config(ray_head.settings).egress_denied_ports
     )
     listening = listening_ports_by_pid()
-    ports = {port for pid in (raylet, *children) for port in listening.get(pid, ())}
+    owners = {port: pid for pid in (raylet, *children) for port in listening.get(pid, ())}
 
-    assert ports and ports <= refused, sorted(ports - refused)
+    assert owners and owners.keys() <= refused, {
+        port: Path(f"/proc/{pid}/comm").read_text().strip()
+        for port, pid in owners.items()
+        if port not in refused
+    }
     assert {ray_head.settings.dashboard_port, ray_head.settings.embedded_ray_port} <= refused

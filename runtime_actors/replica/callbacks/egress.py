@@ -10,7 +10,8 @@ embedded in IPv6 (``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4, Teredo) — 
 an allowed network or the host name is allowed by ``EgressPolicy.allow``. Every address of the node
 itself (``node_addresses``: all interfaces, read from the kernel, public ones included) is refused
 as "the node's own address" unless explicitly allowed, and the cluster's Ray ports
-(``EgressPolicy.denied_ports``: GCS, dashboard, agents, client server, HAProxy) on any address that
+(``EgressPolicy.denied_ports``: GCS, dashboard, agents, client server, workers, HAProxy, replicas'
+direct-ingress and inter-deployment gRPC servers) on any address that
 is the node's or not public are refused as "a Ray port" whatever is allowed; neither message names
 the address. The connection then goes to
 the address that was checked (no second resolution, so DNS rebinding cannot swap it), with the URL's
@@ -70,7 +71,7 @@ class EgressPolicy:
     max_request_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     denied_ports: frozenset[int] = frozenset()
-    """Ray's ports (GCS, dashboard, agents, client server, HAProxy stats and metrics)."""
+    """Ray's ports (GCS, dashboard, agents, client server, workers, HAProxy, Serve replicas)."""
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
     host_names: tuple[str, ...] = field(init=False)
 
