@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.client_session import ClientSession
@@ -34,23 +33,6 @@ class Event:
     step: str | None = None
     started_at: datetime | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def to_public(self) -> dict[str, Any]:
-        body = {
-            "id": self.id,
-            "kind": self.kind,
-            "resource": self.resource,
-            "type": self.type,
-            "reason": self.reason,
-            "message": self.message,
-            "at": self.at,
-            "actor": self.actor,
-            "from": self.from_phase,
-            "to": self.to_phase,
-            "step": self.step,
-            "startedAt": self.started_at,
-        }
-        return {k: v for k, v in body.items() if v is not None}
 
 
 class EventLog:

@@ -3,16 +3,19 @@ and the gateway's environments (list, patch auth type and rate limit)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from imprun.api.deps import CurrentUser, Plane
+from imprun.domain.conditions import Condition
 from imprun.domain.environment import AuthType, Environment, RateLimit
 from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline
-from imprun.domain.phases import DesiredState
+from imprun.domain.phases import DesiredState, Phase
 from imprun.settings import Settings
+from imprun.store.events import Event
 
 router = APIRouter(prefix="/v1/api-gateways", tags=["gateways"])
 
@@ -37,35 +40,94 @@ class EnvironmentPatch(_Request):
     rateLimit: RateLimit | None = None
 
 
-def environment_public(environment: Environment, settings: Settings) -> dict[str, Any]:
-    return {
-        "name": environment.name,
-        "state": environment.state.value,
-        "phase": environment.phase.value,
-        "url": f"{settings.function_base_url}/{environment.gateway_id}/{environment.name}",
-        "authType": environment.auth_type.value,
-        "rateLimit": environment.rate_limit.model_dump(mode="json") if environment.rate_limit else None,
-        "conditions": [c.model_dump(mode="json") for c in environment.conditions],
-    }
+class EnvironmentPublic(BaseModel):
+    name: str
+    state: DesiredState
+    phase: Phase
+    url: str = Field(description="Where the environment's functions answer on the data plane.")
+    authType: AuthType
+    rateLimit: RateLimit | None
+    conditions: list[Condition]
 
 
-def gateway_public(gateway: Gateway, environments: list[Environment], settings: Settings) -> dict[str, Any]:
-    return {
-        "gatewayId": gateway.gateway_id,
-        "name": gateway.name,
-        "state": gateway.state.value,
-        "phase": gateway.phase.value,
-        "bundle": gateway.bundle.model_dump(mode="json"),
-        "promotionPipeline": gateway.promotion_pipeline.model_dump(mode="json"),
-        "conditions": [c.model_dump(mode="json") for c in gateway.conditions],
-        "createdAt": gateway.created_at,
-        "updatedAt": gateway.updated_at,
-        "environments": [environment_public(e, settings) for e in environments],
-    }
+class GatewayPublic(BaseModel):
+    gatewayId: str
+    name: str
+    state: DesiredState
+    phase: Phase
+    bundle: Bundle
+    promotionPipeline: PromotionPipeline
+    conditions: list[Condition]
+    createdAt: datetime
+    updatedAt: datetime
+    environments: list[EnvironmentPublic]
+
+
+class GatewayEventPublic(BaseModel):
+    """One event of a gateway's log; the keys whose value would be null are left out."""
+
+    model_config = ConfigDict(validate_by_name=True)
+
+    id: str
+    kind: str = Field(description='"gateway" or "environment".')
+    resource: str = Field(description='The gateway id, or "<gateway>/<environment>".')
+    type: str = Field(description='"Normal" or "Warning".')
+    reason: str
+    message: str
+    at: datetime
+    actor: str
+    from_: str | None = Field(default=None, alias="from", description="The phase before a transition.")
+    to: str | None = Field(default=None, description="The phase after a transition.")
+    step: str | None = None
+    startedAt: datetime | None = None
+
+
+def environment_public(environment: Environment, settings: Settings) -> EnvironmentPublic:
+    return EnvironmentPublic(
+        name=environment.name,
+        state=environment.state,
+        phase=environment.phase,
+        url=f"{settings.function_base_url}/{environment.gateway_id}/{environment.name}",
+        authType=environment.auth_type,
+        rateLimit=environment.rate_limit,
+        conditions=list(environment.conditions),
+    )
+
+
+def gateway_public(gateway: Gateway, environments: list[Environment], settings: Settings) -> GatewayPublic:
+    return GatewayPublic(
+        gatewayId=gateway.gateway_id,
+        name=gateway.name,
+        state=gateway.state,
+        phase=gateway.phase,
+        bundle=gateway.bundle,
+        promotionPipeline=gateway.promotion_pipeline,
+        conditions=list(gateway.conditions),
+        createdAt=gateway.created_at,
+        updatedAt=gateway.updated_at,
+        environments=[environment_public(e, settings) for e in environments],
+    )
+
+
+def event_public(event: Event) -> GatewayEventPublic:
+    return GatewayEventPublic(
+        id=event.id,
+        kind=event.kind,
+        resource=event.resource,
+        type=event.type,
+        reason=event.reason,
+        message=event.message,
+        at=event.at,
+        actor=event.actor,
+        from_=event.from_phase,
+        to=event.to_phase,
+        step=event.step,
+        startedAt=event.started_at,
+    )
 
 
 @router.post("", status_code=202)
-def create_gateway(body: GatewayCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def create_gateway(body: GatewayCreate, user: CurrentUser, plane: Plane) -> GatewayPublic:
     owned = plane.gateway_commands.gateways.owned_by(user.id)
     plane.quotas.check_new_gateway(len(owned), body.bundle)
     gateway = plane.gateway_commands.create(
@@ -75,7 +137,7 @@ def create_gateway(body: GatewayCreate, user: CurrentUser, plane: Plane) -> dict
 
 
 @router.get("")
-def list_gateways(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+def list_gateways(user: CurrentUser, plane: Plane) -> list[GatewayPublic]:
     commands = plane.gateway_commands
     return [
         gateway_public(g, commands.environments_of(g), plane.settings)
@@ -84,14 +146,14 @@ def list_gateways(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
 
 
 @router.get("/{gw}")
-def get_gateway(gw: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def get_gateway(gw: str, user: CurrentUser, plane: Plane) -> GatewayPublic:
     commands = plane.gateway_commands
     gateway = commands.get_owned(gw, user.id)
     return gateway_public(gateway, commands.environments_of(gateway), plane.settings)
 
 
 @router.patch("/{gw}")
-def patch_gateway(gw: str, body: GatewayPatch, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def patch_gateway(gw: str, body: GatewayPatch, user: CurrentUser, plane: Plane) -> GatewayPublic:
     commands = plane.gateway_commands
     gateway = commands.get_owned(gw, user.id)
     if body.promotionPipeline is not None:
@@ -102,30 +164,30 @@ def patch_gateway(gw: str, body: GatewayPatch, user: CurrentUser, plane: Plane) 
 
 
 @router.delete("/{gw}", status_code=202)
-def delete_gateway(gw: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def delete_gateway(gw: str, user: CurrentUser, plane: Plane) -> GatewayPublic:
     commands = plane.gateway_commands
     gateway = commands.delete(commands.get_owned(gw, user.id), actor=user.id)
     return gateway_public(gateway, commands.environments_of(gateway), plane.settings)
 
 
-@router.get("/{gw}/events")
+@router.get("/{gw}/events", response_model_exclude_none=True)
 def gateway_events(
     gw: str, user: CurrentUser, plane: Plane, limit: int = Query(default=200, ge=1, le=1000)
-) -> list[dict[str, Any]]:
+) -> list[GatewayEventPublic]:
     commands = plane.gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return [event.to_public() for event in commands.events_of(gateway, limit=limit)]
+    return [event_public(event) for event in commands.events_of(gateway, limit=limit)]
 
 
 @router.get("/{gw}/environments")
-def list_environments(gw: str, user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+def list_environments(gw: str, user: CurrentUser, plane: Plane) -> list[EnvironmentPublic]:
     commands = plane.gateway_commands
     gateway = commands.get_owned(gw, user.id)
     return [environment_public(e, plane.settings) for e in commands.environments_of(gateway)]
 
 
 @router.get("/{gw}/environments/{env}")
-def get_environment(gw: str, env: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def get_environment(gw: str, env: str, user: CurrentUser, plane: Plane) -> EnvironmentPublic:
     commands = plane.gateway_commands
     gateway = commands.get_owned(gw, user.id)
     return environment_public(commands.get_environment(gateway, env), plane.settings)
@@ -134,7 +196,7 @@ def get_environment(gw: str, env: str, user: CurrentUser, plane: Plane) -> dict[
 @router.patch("/{gw}/environments/{env}")
 def patch_environment(
     gw: str, env: str, body: EnvironmentPatch, user: CurrentUser, plane: Plane
-) -> dict[str, Any]:
+) -> EnvironmentPublic:
     commands = plane.gateway_commands
     gateway = commands.get_owned(gw, user.id)
     kwargs: dict[str, Any] = {}
