@@ -9,6 +9,7 @@ in ``imprun.functions.FunctionService``; this module validates bodies and shapes
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
@@ -84,75 +85,152 @@ class DebugRequest(_Request):
         return method.upper()
 
 
-def function_public(view: FunctionView, *, include_code: bool = True) -> dict[str, Any]:
+def _absent_when_none(value: object) -> bool:
+    return value is None
+
+
+class PublicationPublic(BaseModel):
+    version: int
+    publishedAt: datetime
+    publishedBy: str
+    promotedFrom: EnvironmentName | None
+
+
+class FunctionPublic(BaseModel):
+    gatewayId: str
+    name: str
+    description: str
+    version: int
+    hash: str
+    methods: list[str]
+    timeoutSeconds: float
+    inputSchema: dict[str, Any]
+    outputSchema: dict[str, Any] | None
+    createdAt: datetime
+    createdBy: str
+    updatedAt: datetime
+    updatedBy: str
+    published: dict[str, PublicationPublic] = Field(description="Where it is published, by environment.")
+    code: str | None = Field(
+        default=None, exclude_if=_absent_when_none, description="Absent in listings: GET one function for it."
+    )
+
+
+class PublishedPublic(BaseModel):
+    name: str
+    environment: EnvironmentName
+    version: int
+    hash: str
+    publishedAt: datetime
+    publishedBy: str
+    promotedFrom: EnvironmentName | None
+
+
+class FunctionVersionPublic(BaseModel):
+    version: int
+    hash: str
+    changelog: str
+    author: str
+    at: datetime
+    code: str | None = Field(
+        default=None, exclude_if=_absent_when_none, description="Present only with `includeCode=true`."
+    )
+
+
+class DeploymentPublic(BaseModel):
+    function: str
+    environment: EnvironmentName
+    version: int
+    promotedFrom: EnvironmentName | None
+    by: str
+    at: datetime
+
+
+class DebugLogPublic(BaseModel):
+    time: str
+    level: str
+    message: str
+
+
+class DebugResultPublic(BaseModel):
+    status: int
+    headers: dict[str, str]
+    body: Any = Field(description="The function's answer, parsed when it is JSON.")
+    logs: list[DebugLogPublic]
+    durationMs: float
+
+
+class FunctionDeleted(BaseModel):
+    name: str
+    deleted: bool
+    unpublishedFrom: list[EnvironmentName] = Field(description="The environments it was published in.")
+
+
+def function_public(view: FunctionView, *, include_code: bool = True) -> FunctionPublic:
     draft = view.draft
-    body: dict[str, Any] = {
-        "gatewayId": draft.gateway_id,
-        "name": draft.name,
-        "description": draft.description,
-        "version": draft.version,
-        "hash": draft.hash,
-        "methods": list(draft.methods),
-        "timeoutSeconds": draft.timeout_seconds,
-        "inputSchema": draft.input_schema,
-        "outputSchema": draft.output_schema,
-        "createdAt": draft.created_at,
-        "createdBy": draft.created_by,
-        "updatedAt": draft.updated_at,
-        "updatedBy": draft.updated_by,
-        "published": {
-            p.environment: {
-                "version": p.version,
-                "publishedAt": p.published_at,
-                "publishedBy": p.published_by,
-                "promotedFrom": p.promoted_from,
-            }
+    return FunctionPublic(
+        gatewayId=draft.gateway_id,
+        name=draft.name,
+        description=draft.description,
+        version=draft.version,
+        hash=draft.hash,
+        methods=list(draft.methods),
+        timeoutSeconds=draft.timeout_seconds,
+        inputSchema=draft.input_schema,
+        outputSchema=draft.output_schema,
+        createdAt=draft.created_at,
+        createdBy=draft.created_by,
+        updatedAt=draft.updated_at,
+        updatedBy=draft.updated_by,
+        published={
+            p.environment: PublicationPublic(
+                version=p.version,
+                publishedAt=p.published_at,
+                publishedBy=p.published_by,
+                promotedFrom=p.promoted_from,
+            )
             for p in view.publications
         },
-    }
-    if include_code:
-        body["code"] = draft.code
-    return body
+        code=draft.code if include_code else None,
+    )
 
 
-def published_public(published: PublishedVersion) -> dict[str, Any]:
-    return {
-        "name": published.name,
-        "environment": published.environment,
-        "version": published.version,
-        "hash": published.hash,
-        "publishedAt": published.published_at,
-        "publishedBy": published.published_by,
-        "promotedFrom": published.promoted_from,
-    }
+def published_public(published: PublishedVersion) -> PublishedPublic:
+    return PublishedPublic(
+        name=published.name,
+        environment=published.environment,
+        version=published.version,
+        hash=published.hash,
+        publishedAt=published.published_at,
+        publishedBy=published.published_by,
+        promotedFrom=published.promoted_from,
+    )
 
 
-def version_public(entry: FunctionVersion, *, include_code: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "version": entry.version,
-        "hash": entry.hash,
-        "changelog": entry.changelog,
-        "author": entry.author,
-        "at": entry.at,
-    }
-    if include_code:
-        body["code"] = entry.code
-    return body
+def version_public(entry: FunctionVersion, *, include_code: bool) -> FunctionVersionPublic:
+    return FunctionVersionPublic(
+        version=entry.version,
+        hash=entry.hash,
+        changelog=entry.changelog,
+        author=entry.author,
+        at=entry.at,
+        code=entry.code if include_code else None,
+    )
 
 
-def deployment_public(deployment: Deployment) -> dict[str, Any]:
-    return {
-        "function": deployment.function,
-        "environment": deployment.environment,
-        "version": deployment.version,
-        "promotedFrom": deployment.promoted_from,
-        "by": deployment.by,
-        "at": deployment.at,
-    }
+def deployment_public(deployment: Deployment) -> DeploymentPublic:
+    return DeploymentPublic(
+        function=deployment.function,
+        environment=deployment.environment,
+        version=deployment.version,
+        promotedFrom=deployment.promoted_from,
+        by=deployment.by,
+        at=deployment.at,
+    )
 
 
 @router.post("/{gw}/functions", status_code=201)
-def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Plane) -> FunctionPublic:
     plane.quotas.check_code(body.code)
     plane.quotas.check_new_function(len(plane.functions.list_functions(gw, user)))
     view = plane.functions.create(
@@ -168,7 +246,7 @@ def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Pla
 
 
 @router.get("/{gw}/functions")
-def list_functions(gw: str, user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+def list_functions(gw: str, user: CurrentUser, plane: Plane) -> list[FunctionPublic]:
     """Every draft without its code (GET one function for the code)."""
     return [function_public(view, include_code=False) for view in plane.functions.list_functions(gw, user)]
 
@@ -180,7 +258,7 @@ def list_deployments(
     plane: Plane,
     function: str | None = Query(default=None, max_length=128),
     limit: int = Query(default=200, ge=1, le=1000),
-) -> list[dict[str, Any]]:
+) -> list[DeploymentPublic]:
     deployments = plane.functions.deployments(gw, user, function=function, limit=limit)
     return [deployment_public(d) for d in deployments]
 
@@ -193,7 +271,7 @@ def function_history(
     plane: Plane,
     limit: int = Query(default=100, ge=1, le=1000),
     includeCode: bool = Query(default=False),
-) -> list[dict[str, Any]]:
+) -> list[FunctionVersionPublic]:
     versions = plane.functions.history(gw, fn, user, limit=limit)
     return [version_public(v, include_code=includeCode) for v in versions]
 
@@ -201,12 +279,14 @@ def function_history(
 @router.post("/{gw}/functions/{fn:path}/publish")
 def publish_function(
     gw: str, fn: str, body: PublishRequest, user: CurrentUser, plane: Plane
-) -> dict[str, Any]:
+) -> PublishedPublic:
     return published_public(plane.functions.publish(gw, fn, user, environment=body.environment))
 
 
 @router.post("/{gw}/functions/{fn:path}/deploy-to-stage")
-def deploy_function(gw: str, fn: str, body: DeployRequest, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def deploy_function(
+    gw: str, fn: str, body: DeployRequest, user: CurrentUser, plane: Plane
+) -> PublishedPublic:
     published = plane.functions.deploy_to_stage(gw, fn, user, target=body.targetStage, source=body.from_)
     return published_public(published)
 
@@ -214,7 +294,7 @@ def deploy_function(gw: str, fn: str, body: DeployRequest, user: CurrentUser, pl
 @router.post("/{gw}/functions/{fn:path}/debug")
 async def debug_function(
     gw: str, fn: str, body: DebugRequest, user: CurrentUser, plane: Plane
-) -> dict[str, Any]:
+) -> DebugResultPublic:
     """Run the draft (or the given code) in the dev sandbox without publishing it.
 
     A user has at most ``IMPRUN_DEBUG_RUNS_PER_USER`` runs at once (429 past them); a run waits on
@@ -239,16 +319,16 @@ async def debug_function(
         )
     finally:
         release()
-    return result
+    return DebugResultPublic.model_validate(result)
 
 
 @router.get("/{gw}/functions/{fn:path}")
-def get_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def get_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> FunctionPublic:
     return function_public(plane.functions.get(gw, fn, user))
 
 
 @router.patch("/{gw}/functions/{fn:path}")
-def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, plane: Plane) -> FunctionPublic:
     plane.quotas.check_code(body.code)
     view = plane.functions.update(
         gw,
@@ -264,6 +344,6 @@ def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, pla
 
 
 @router.delete("/{gw}/functions/{fn:path}")
-def delete_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def delete_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> FunctionDeleted:
     unpublished = plane.functions.delete(gw, fn, user)
-    return {"name": fn, "deleted": True, "unpublishedFrom": unpublished}
+    return FunctionDeleted(name=fn, deleted=True, unpublishedFrom=unpublished)
