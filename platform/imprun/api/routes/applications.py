@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imprun.access import IssuedKey
 from imprun.api.deps import CurrentUser, Plane
+from imprun.domain.access import GrantStatus
 from imprun.domain.environment import RateLimit
 from imprun.domain.naming import EnvironmentName
 from imprun.store.applications import ApplicationRecord, GrantRecord
@@ -48,40 +49,89 @@ class GrantCreate(_Request):
     """Optional per-application limit; null means the environment's own limit applies."""
 
 
-def application_public(application: ApplicationRecord) -> dict[str, Any]:
-    return {
-        "applicationId": application.application_id,
-        "name": application.name,
-        "description": application.description,
-        "organization": application.organization,
-        "createdAt": application.created_at,
-        "updatedAt": application.updated_at,
-    }
+class ApplicationPublic(BaseModel):
+    applicationId: str
+    name: str
+    description: str
+    organization: str | None
+    createdAt: datetime
+    updatedAt: datetime
 
 
-def grant_public(grant: GrantRecord) -> dict[str, Any]:
-    return {
-        "grantId": grant.grant_id,
-        "applicationId": grant.application_id,
-        "credentialId": grant.credential_id,
-        "keyPrefix": grant.key.key_prefix,
-        "gatewayId": grant.gateway_id,
-        "environment": grant.environment,
-        "rateLimit": grant.rate_limit.model_dump(mode="json") if grant.rate_limit else None,
-        "status": grant.status.value,
-        "applied": grant.key_applied,
-        "createdAt": grant.created_at,
-        "keyIssuedAt": grant.key_issued_at,
-    }
+class ApplicationDeleted(BaseModel):
+    applicationId: str
+    deleted: bool
+    revokedGrants: list[str] = Field(description="The ids of the grants revoked with it.")
 
 
-def issued_public(issued: IssuedKey, response: Response) -> dict[str, Any]:
+class GrantPublic(BaseModel):
+    grantId: str
+    applicationId: str
+    credentialId: str
+    keyPrefix: str = Field(description="The key's first characters, to tell keys apart.")
+    gatewayId: str
+    environment: str
+    rateLimit: RateLimit | None = Field(description="Null: the environment's own limit applies.")
+    status: GrantStatus
+    applied: bool = Field(description="The ingress was given the current key (it works, or will in moments).")
+    createdAt: datetime
+    keyIssuedAt: datetime
+
+
+class IssuedGrantPublic(GrantPublic):
+    apiKey: str = Field(description="Shown only in this answer.")
+
+
+class LlmLimitsPublic(BaseModel):
+    callsPerPeriod: int
+    tokensPerPeriod: int
+    requestsPerMinute: int
+
+
+class LlmUsagePublic(BaseModel):
+    applicationId: str
+    periodStart: datetime
+    periodEnd: datetime
+    calls: int
+    inputTokens: int
+    outputTokens: int
+    limits: LlmLimitsPublic
+
+
+def application_public(application: ApplicationRecord) -> ApplicationPublic:
+    return ApplicationPublic(
+        applicationId=application.application_id,
+        name=application.name,
+        description=application.description,
+        organization=application.organization,
+        createdAt=application.created_at,
+        updatedAt=application.updated_at,
+    )
+
+
+def grant_public(grant: GrantRecord) -> GrantPublic:
+    return GrantPublic(
+        grantId=grant.grant_id,
+        applicationId=grant.application_id,
+        credentialId=grant.credential_id,
+        keyPrefix=grant.key.key_prefix,
+        gatewayId=grant.gateway_id,
+        environment=grant.environment,
+        rateLimit=grant.rate_limit,
+        status=grant.status,
+        applied=grant.key_applied,
+        createdAt=grant.created_at,
+        keyIssuedAt=grant.key_issued_at,
+    )
+
+
+def issued_public(issued: IssuedKey, response: Response) -> IssuedGrantPublic:
     response.headers["Cache-Control"] = "no-store"
-    return {**grant_public(issued.grant), "apiKey": issued.api_key}
+    return IssuedGrantPublic(**dict(grant_public(issued.grant)), apiKey=issued.api_key)
 
 
 @router.post("", status_code=201)
-def create_application(body: ApplicationCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def create_application(body: ApplicationCreate, user: CurrentUser, plane: Plane) -> ApplicationPublic:
     application = plane.access.create_application(
         user, name=body.name, description=body.description, organization=body.organization
     )
@@ -89,40 +139,40 @@ def create_application(body: ApplicationCreate, user: CurrentUser, plane: Plane)
 
 
 @router.get("")
-def list_applications(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+def list_applications(user: CurrentUser, plane: Plane) -> list[ApplicationPublic]:
     return [application_public(a) for a in plane.access.list_applications(user)]
 
 
 @router.get("/{app}")
-def get_application(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def get_application(app: str, user: CurrentUser, plane: Plane) -> ApplicationPublic:
     return application_public(plane.access.get_application(app, user))
 
 
 @router.get("/{app}/llm-usage")
-def get_llm_usage(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def get_llm_usage(app: str, user: CurrentUser, plane: Plane) -> LlmUsagePublic:
     """Calls and tokens of ``/ai-gateway/chat`` in the current budget period, against the limits."""
     plane.access.get_application(app, user)
     settings = plane.settings
     period = settings.ai_chat_period_seconds
     start = period_start(time.time(), period)
     used = LlmUsageRepository(plane.mongo[settings.sys_db_name]).usage(app, start)
-    return {
-        "applicationId": app,
-        "periodStart": datetime.fromtimestamp(start, UTC),
-        "periodEnd": datetime.fromtimestamp(start + period, UTC),
-        "calls": used.calls,
-        "inputTokens": used.input_tokens,
-        "outputTokens": used.output_tokens,
-        "limits": {
-            "callsPerPeriod": settings.ai_chat_calls_per_period,
-            "tokensPerPeriod": settings.ai_chat_tokens_per_period,
-            "requestsPerMinute": settings.ai_chat_requests_per_minute,
-        },
-    }
+    return LlmUsagePublic(
+        applicationId=app,
+        periodStart=datetime.fromtimestamp(start, UTC),
+        periodEnd=datetime.fromtimestamp(start + period, UTC),
+        calls=used.calls,
+        inputTokens=used.input_tokens,
+        outputTokens=used.output_tokens,
+        limits=LlmLimitsPublic(
+            callsPerPeriod=settings.ai_chat_calls_per_period,
+            tokensPerPeriod=settings.ai_chat_tokens_per_period,
+            requestsPerMinute=settings.ai_chat_requests_per_minute,
+        ),
+    )
 
 
 @router.patch("/{app}")
-def patch_application(app: str, body: ApplicationPatch, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def patch_application(app: str, body: ApplicationPatch, user: CurrentUser, plane: Plane) -> ApplicationPublic:
     changes: dict[str, Any] = {"name": body.name, "description": body.description}
     if "organization" in body.model_fields_set:
         changes["organization"] = body.organization
@@ -130,15 +180,15 @@ def patch_application(app: str, body: ApplicationPatch, user: CurrentUser, plane
 
 
 @router.delete("/{app}")
-def delete_application(app: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def delete_application(app: str, user: CurrentUser, plane: Plane) -> ApplicationDeleted:
     revoked = plane.access.delete_application(app, user)
-    return {"applicationId": app, "deleted": True, "revokedGrants": revoked}
+    return ApplicationDeleted(applicationId=app, deleted=True, revokedGrants=revoked)
 
 
 @router.post("/{app}/grants", status_code=201)
 def create_grant(
     app: str, body: GrantCreate, user: CurrentUser, plane: Plane, response: Response
-) -> dict[str, Any]:
+) -> IssuedGrantPublic:
     issued = plane.access.create_grant(
         app, user, gateway_id=body.gatewayId, environment=body.environment, rate_limit=body.rateLimit
     )
@@ -146,17 +196,17 @@ def create_grant(
 
 
 @router.get("/{app}/grants")
-def list_grants(app: str, user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+def list_grants(app: str, user: CurrentUser, plane: Plane) -> list[GrantPublic]:
     return [grant_public(g) for g in plane.access.grants_of(app, user)]
 
 
 @router.post("/{app}/grants/{grant}/regenerate")
 def regenerate_key(
     app: str, grant: str, user: CurrentUser, plane: Plane, response: Response
-) -> dict[str, Any]:
+) -> IssuedGrantPublic:
     return issued_public(plane.access.regenerate(app, grant, user), response)
 
 
 @router.delete("/{app}/grants/{grant}", status_code=202)
-def revoke_grant(app: str, grant: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def revoke_grant(app: str, grant: str, user: CurrentUser, plane: Plane) -> GrantPublic:
     return grant_public(plane.access.revoke(app, grant, user))
