@@ -7,7 +7,8 @@ its MCP and chat endpoints answer.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,35 +31,59 @@ class McpToolCreate(BaseModel):
     inputSchema: dict[str, Any] | None = None
 
 
-def tool_public(plane: ControlPlane, record: McpToolRecord) -> dict[str, Any]:
+class AiGatewayPublic(BaseModel):
+    enabled: bool = Field(description="Mirrors IMPRUN_AI_GATEWAY.")
+    status: str = Field(description="`Running` when it serves; else why not (`Pending`, `Disabled`, …).")
+    message: str
+    mcpUrl: str
+    chatUrl: str
+
+
+class McpToolPublic(BaseModel):
+    name: str
+    description: str | None
+    gatewayId: str
+    environment: str
+    function: str
+    inputSchema: dict[str, Any] | None = Field(description="Null while the function is not published there.")
+    inputSchemaFrom: Literal["registry", "function"]
+    createdAt: datetime
+
+
+class McpToolDeleted(BaseModel):
+    name: str
+    deleted: bool
+
+
+def tool_public(plane: ControlPlane, record: McpToolRecord) -> McpToolPublic:
     tool, schema_from = plane.mcp_tools.effective(record)
-    return {
-        "name": tool.name,
-        "description": tool.description,
-        "gatewayId": tool.gateway_id,
-        "environment": tool.environment,
-        "function": tool.function,
-        "inputSchema": tool.input_schema,
-        "inputSchemaFrom": schema_from,
-        "createdAt": tool.created_at,
-    }
+    return McpToolPublic(
+        name=tool.name,
+        description=tool.description,
+        gatewayId=tool.gateway_id,
+        environment=tool.environment,
+        function=tool.function,
+        inputSchema=dict(tool.input_schema) if tool.input_schema is not None else None,
+        inputSchemaFrom=schema_from,
+        createdAt=tool.created_at,
+    )
 
 
 @router.get("")
-def ai_gateway_status(user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def ai_gateway_status(user: CurrentUser, plane: Plane) -> AiGatewayPublic:
     state = plane.ai_gateway_state()
     base = plane.settings.function_base_url
-    return {
-        "enabled": plane.settings.ai_gateway,
-        "status": state.status,
-        "message": state.message,
-        "mcpUrl": f"{base}/mcp",
-        "chatUrl": f"{base}/ai-gateway/chat",
-    }
+    return AiGatewayPublic(
+        enabled=plane.settings.ai_gateway,
+        status=state.status,
+        message=state.message,
+        mcpUrl=f"{base}/mcp",
+        chatUrl=f"{base}/ai-gateway/chat",
+    )
 
 
 @router.post("/mcp-tools", status_code=201)
-def create_mcp_tool(body: McpToolCreate, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def create_mcp_tool(body: McpToolCreate, user: CurrentUser, plane: Plane) -> McpToolPublic:
     tool = plane.mcp_tools.create(
         user,
         name=body.name,
@@ -72,11 +97,11 @@ def create_mcp_tool(body: McpToolCreate, user: CurrentUser, plane: Plane) -> dic
 
 
 @router.get("/mcp-tools")
-def list_mcp_tools(user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
+def list_mcp_tools(user: CurrentUser, plane: Plane) -> list[McpToolPublic]:
     return [tool_public(plane, t) for t in plane.mcp_tools.list(user)]
 
 
 @router.delete("/mcp-tools/{name}")
-def delete_mcp_tool(name: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
+def delete_mcp_tool(name: str, user: CurrentUser, plane: Plane) -> McpToolDeleted:
     plane.mcp_tools.delete(user, name)
-    return {"name": name, "deleted": True}
+    return McpToolDeleted(name=name, deleted=True)
