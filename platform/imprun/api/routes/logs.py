@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from imprun.api.deps import BearerToken, CurrentUser, Plane
 from imprun.domain.logs import LogEvent, LogQuery
@@ -27,7 +28,28 @@ router = APIRouter(prefix="/v1/api-gateways", tags=["logs"])
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-@router.get("/{gw}/environments/{env}/logs", response_model=None)
+class LogEntryPublic(BaseModel):
+    time: str
+    function: str
+    requestId: str
+    level: str
+    message: str
+
+
+class LogEntriesPublic(BaseModel):
+    entries: list[LogEntryPublic]
+
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": LogEntriesPublic,
+        "description": "JSON without `follow`; with `follow=true`, Server-Sent Events of the same entries.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/{gw}/environments/{env}/logs", response_model=None, responses=_ANSWERS)
 def environment_logs(
     gw: str,
     env: str,
@@ -38,10 +60,10 @@ def environment_logs(
     since: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=100, ge=1, le=1000),
     follow: bool = False,
-) -> dict[str, Any] | Response:
+) -> LogEntriesPublic | Response:
     logs, query = plane.function_logs, LogQuery(function, since, limit)
     if not follow:
-        return {"entries": logs.entries(gw, env, user, query)}
+        return LogEntriesPublic.model_validate({"entries": logs.entries(gw, env, user, query)})
     release = plane.log_followers.acquire(user.id)  # 429 past IMPRUN_LOG_FOLLOWERS_PER_USER
     try:
         events = logs.follow(gw, env, user, query, lambda: plane.sessions.resolve(token) == user.id)

@@ -11,7 +11,7 @@ is live in the environment's replicas within milliseconds, without a restart.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,24 +28,35 @@ class VariablePut(BaseModel):
     secret: bool = Field(default=False, description="A secret's value is never shown again (masked).")
 
 
+class VariablePublic(BaseModel):
+    name: str
+    environment: str
+    secret: bool
+    value: str | None = Field(description="Null for a secret.")
+    masked: bool = Field(description="True for a secret: its value is never shown.")
+    updatedAt: datetime
+    updatedBy: str
+
+
 @router.get("/{gw}/environments/{env}/variables")
-def list_variables(gw: str, env: str, user: CurrentUser, plane: Plane) -> list[dict[str, Any]]:
-    return plane.variables.list_variables(gw, env, user)
+def list_variables(gw: str, env: str, user: CurrentUser, plane: Plane) -> list[VariablePublic]:
+    return [VariablePublic.model_validate(v) for v in plane.variables.list_variables(gw, env, user)]
 
 
 @router.get("/{gw}/environments/{env}/variables/{name}")
-def get_variable(gw: str, env: str, name: str, user: CurrentUser, plane: Plane) -> dict[str, Any]:
-    return plane.variables.get_variable(gw, env, name, user)
+def get_variable(gw: str, env: str, name: str, user: CurrentUser, plane: Plane) -> VariablePublic:
+    return VariablePublic.model_validate(plane.variables.get_variable(gw, env, name, user))
 
 
 @router.put("/{gw}/environments/{env}/variables/{name}")
 def put_variable(
     gw: str, env: str, name: str, body: VariablePut, user: CurrentUser, plane: Plane
-) -> dict[str, Any]:
-    return plane.variables.set_variable(gw, env, name, value=body.value, secret=body.secret, user=user)
+) -> VariablePublic:
+    stored = plane.variables.set_variable(gw, env, name, value=body.value, secret=body.secret, user=user)
+    return VariablePublic.model_validate(stored)
 
 
-@router.delete("/{gw}/environments/{env}/variables/{name}", status_code=204)
+@router.delete("/{gw}/environments/{env}/variables/{name}", status_code=204, response_model=None)
 def delete_variable(gw: str, env: str, name: str, user: CurrentUser, plane: Plane) -> Response:
     plane.variables.delete_variable(gw, env, name, user)
     return Response(status_code=204)
