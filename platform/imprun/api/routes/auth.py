@@ -96,7 +96,7 @@ async def login(body: LoginRequest, plane: Plane, client: ClientAddress) -> Logi
     return LoginResponse(token=signed_in.token, expiresAt=signed_in.session.expires_at)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, response_model=None)
 def logout(plane: Plane, token: BearerToken) -> Response:
     plane.accounts.logout(token)
     return Response(status_code=204)
@@ -135,7 +135,7 @@ def list_invites(user: CurrentUser, plane: Plane) -> list[InvitePublic]:
     return [_invite_public(invite) for invite in plane.accounts.list_invites(user)]
 
 
-@router.delete("/invites/{invite_id}", status_code=204)
+@router.delete("/invites/{invite_id}", status_code=204, response_model=None)
 def delete_invite(invite_id: str, user: CurrentUser, plane: Plane) -> Response:
     plane.accounts.delete_invite(user, invite_id)
     return Response(status_code=204)

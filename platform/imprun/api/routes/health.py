@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from imprun.api.deps import Plane
 from imprun.api.errors import error_body
@@ -15,12 +16,27 @@ from imprun.errors import ImprunError
 router = APIRouter(tags=["health"])
 
 
+class Liveness(BaseModel):
+    status: str
+
+
+class Check(BaseModel):
+    ok: bool
+    latencyMs: float | None = None
+    message: str | None = None
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Check] = Field(description="Each dependency: `{ok, latencyMs}` or `{ok, message}`.")
+
+
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz() -> Liveness:
+    return Liveness(status="ok")
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=None, responses={200: {"model": Readiness}})
 def readyz(plane: Plane) -> JSONResponse:
     checks: dict[str, Any] = {}
     failed = []
@@ -41,6 +57,6 @@ def readyz(plane: Plane) -> JSONResponse:
     return JSONResponse({"status": "ready", "checks": checks})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=None)
 def metrics(plane: Plane) -> Response:
     return Response(plane.metrics.render(), media_type=plane.metrics.content_type)
