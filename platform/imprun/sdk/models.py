@@ -71,6 +71,8 @@ class Gateway(ApiModel):
     bundle: dict[str, Any] | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)
     environments: list[Environment] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)
@@ -91,10 +93,18 @@ class GatewayEvent(ApiModel):
     reason: str
     message: str
     at: datetime
+    kind: str | None = None
     type: str | None = None
     resource: str | None = None
-    from_phase: str | None = Field(default=None, validation_alias=AliasChoices("from", "fromPhase"))
-    to_phase: str | None = Field(default=None, validation_alias=AliasChoices("to", "toPhase"))
+    actor: str | None = None
+    from_phase: str | None = Field(
+        default=None, validation_alias=AliasChoices("from", "fromPhase"), serialization_alias="from"
+    )
+    to_phase: str | None = Field(
+        default=None, validation_alias=AliasChoices("to", "toPhase"), serialization_alias="to"
+    )
+    step: str | None = None
+    started_at: datetime | None = None
 
 
 class Publication(ApiModel):
@@ -109,19 +119,26 @@ class Function(ApiModel):
     version: int
     gateway_id: str | None = None
     code: str | None = None
+    hash: str | None = None
     description: str | None = None
     methods: list[str] = Field(default_factory=list)
     timeout_seconds: float | None = None
     input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
     published: dict[str, Publication] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    created_by: str | None = None
     updated_at: datetime | None = None
+    updated_by: str | None = None
 
 
 class PublishResult(ApiModel):
     name: str
     environment: str
     version: int
+    hash: str | None = None
     published_at: datetime | None = None
+    published_by: str | None = None
     promoted_from: str | None = None
 
 
@@ -170,6 +187,9 @@ class Variable(ApiModel):
     value: str | None = None
     secret: bool = False
     masked: bool = False
+    environment: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
 
 
 class Application(ApiModel):
@@ -178,6 +198,7 @@ class Application(ApiModel):
     description: str | None = None
     organization: str | None = None
     created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class LlmUsage(ApiModel):
@@ -201,6 +222,9 @@ class Grant(ApiModel):
     environment: str | None = None
     status: str | None = None
     rate_limit: RateLimit | None = None
+    applied: bool | None = None
+    created_at: datetime | None = None
+    key_issued_at: datetime | None = None
 
 
 class IssuedKey(Grant):
@@ -216,6 +240,8 @@ class McpTool(ApiModel):
     environment: str | None = None
     function: str | None = None
     input_schema: dict[str, Any] | None = None
+    input_schema_from: str | None = None
+    created_at: datetime | None = None
 
 
 class ToolCall(ApiModel):
