@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 import imprun
+from imprun.api.composition import open_control_plane
 from imprun.api.context import ControlPlane
 from imprun.api.errors import install_error_handlers
 from imprun.api.middleware import RequestContextMiddleware
@@ -54,7 +55,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        current = plane if plane is not None else ControlPlane.open(settings, driver=driver)
+        current = plane if plane is not None else open_control_plane(settings, driver=driver)
         current.metrics = metrics
         app.state.plane = current
         try:

@@ -20,6 +20,7 @@ from imprun.errors import Conflict, Internal, Unavailable
 
 Document = dict[str, Any]
 Mongo = MongoClient[Document]
+SystemDatabase = Database[Document]
 
 
 def iso(moment: datetime) -> str:
@@ -133,6 +134,7 @@ def ensure_system_indexes(db: Database[Document]) -> None:
 __all__ = [
     "Document",
     "Mongo",
+    "SystemDatabase",
     "connect_mongo",
     "encode_dates",
     "ensure_system_indexes",
