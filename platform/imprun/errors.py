@@ -35,6 +35,10 @@ class ImprunError(Exception):
         if status is not None:
             self.status = status
 
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers an answer with this error carries (``Retry-After``, ``WWW-Authenticate``)."""
+        return {}
+
 
 class Invalid(ImprunError):
     code = "invalid"
@@ -44,6 +48,9 @@ class Invalid(ImprunError):
 class Unauthorized(ImprunError):
     code = "unauthorized"
     status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(ImprunError):
@@ -84,6 +91,9 @@ class RateLimited(ImprunError):
         super().__init__(message, details=details)
         self.retry_after = max(1, retry_after)
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class Timeout(ImprunError):
     code = "timeout"
@@ -100,6 +110,9 @@ class Unavailable(ImprunError):
     def __init__(self, message: str, *, retry_after: int | None = None, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after = None if retry_after is None else max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamFailed(ImprunError):

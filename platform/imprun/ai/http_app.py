@@ -22,7 +22,7 @@ from imprun.ai.catalog import ToolCatalog, presented_key
 from imprun.ai.chat import ChatService, parse_chat_request
 from imprun.ai.dispatch import Caller
 from imprun.ai.mcp_server import CALLER_STATE, KEY_VIEW_STATE, McpEndpoint
-from imprun.errors import ImprunError, Internal, Invalid, NotFound, RateLimited, TooLarge, Unavailable
+from imprun.errors import ImprunError, Internal, Invalid, NotFound, TooLarge
 from runtime_actors.shared.errors import REQUEST_ID_HEADER, error_body, request_id_of
 
 __all__ = ["CHAT_PATH", "HEALTH_PATH", "MCP_PATH", "AiGatewayHttp"]
@@ -136,10 +136,4 @@ def error_response(exc: ImprunError, request_id: str) -> JSONResponse:
     body = error_body(
         exc.code, exc.message, details=exc.details, request_id=request_id if exc.status >= 500 else None
     )
-    response = JSONResponse(body, status_code=exc.status)
-    if exc.status == 401:
-        response.headers["www-authenticate"] = "Bearer"
-    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable) else None
-    if retry_after is not None:
-        response.headers["retry-after"] = str(retry_after)
-    return response
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers())

@@ -16,34 +16,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imprun.errors import ImprunError, RateLimited, Unavailable
+from imprun.errors import ImprunError
 from imprun.observability.logs import request_id_var
+from runtime_actors.shared.errors import code_of_status
+from runtime_actors.shared.errors import error_body as shared_error_body
 
 log = logging.getLogger(__name__)
 
-_STATUS_CODES = {
-    400: "invalid",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "invalid",
-    409: "conflict",
-    413: "too_large",
-    422: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
-    504: "timeout",
-}
-
 
 def error_body(code: str, message: str, *, details: Any = None, status: int = 500) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        error["details"] = details
-    request_id = request_id_var.get()
-    if status >= 500 and request_id:
-        error["requestId"] = request_id
-    return {"error": error}
+    """The shared envelope, with this request's id when the error is the server's (5xx)."""
+    request_id = request_id_var.get() if status >= 500 else None
+    return shared_error_body(code, message, details=details, request_id=request_id or None)
 
 
 def error_response(
@@ -61,11 +45,11 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImprunError)
-    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable) else None
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if exc.status >= 500:
         log.warning("request failed: %s: %s", exc.code, exc.message, exc_info=exc.__cause__ or exc)
-    return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=headers)
+    return error_response(
+        exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers() or None
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -77,7 +61,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "invalid")
+    code = code_of_status(exc.status_code, "internal" if exc.status_code >= 500 else "invalid")
     message = str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.method} {request.url.path}; see /docs for the routes"

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imprun.api.errors import error_body
 from imprun.observability.logs import request_id_var
 from imprun.observability.metrics import Metrics
+from runtime_actors.shared.errors import REQUEST_ID_HEADER, request_id_of
 
 log = logging.getLogger("imprun.access")
-
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class _BodyTooLarge(Exception):
@@ -38,8 +35,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        incoming = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = request_id_of({REQUEST_ID_HEADER: incoming})
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status_holder = {"status": 500, "sent": False}

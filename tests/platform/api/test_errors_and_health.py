@@ -25,6 +25,13 @@ def test_wrong_method_is_405_in_the_error_shape(client: TestClient) -> None:
     assert set(response.json()["error"]) >= {"code", "message"}
 
 
+def test_a_missing_token_is_401_with_the_bearer_challenge(client: TestClient) -> None:
+    response = client.get("/v1/auth/me")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
 def test_malformed_json_is_422_with_the_field_path(client: TestClient) -> None:
     broken = client.post(
         "/v1/auth/register", content=b'{"username": "x",', headers={"content-type": "application/json"}
