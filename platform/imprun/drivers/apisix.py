@@ -29,6 +29,7 @@ from typing import Any, Final
 import httpx
 from pydantic import SecretStr
 
+from imprun.domain.environment import RateLimit
 from imprun.drivers.apisix_crds import (
     AUTH_KEY,
     RedisCounters,
@@ -43,7 +44,7 @@ from imprun.drivers.apisix_crds import (
     validate_domain,
     validate_route,
 )
-from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute
 from imprun.errors import Invalid, Unavailable
 
 __all__ = ["ApisixDriver"]
@@ -191,7 +192,7 @@ class ApisixDriver:
             "plugins": plugins,
         }
 
-    def _limit(self, limit: RateLimitSpec, key: str) -> dict[str, Any]:
+    def _limit(self, limit: RateLimit, key: str) -> dict[str, Any]:
         return limit_count_config(limit, key=key, redis=self._redis, redis_password=self._redis_password)
 
     # HTTP ---------------------------------------------------------------------------------------

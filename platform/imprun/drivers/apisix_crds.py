@@ -25,8 +25,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from imprun.domain.environment import RateLimit
 from imprun.drivers.cluster import validate_app_ref
-from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute
 from imprun.errors import Invalid
 
 __all__ = [
@@ -166,16 +167,6 @@ def validate_route(route: EnvironmentRoute) -> None:
         raise Invalid(f"Upstream host {route.upstream_host!r} is not a host name or address.")
     if not 1 <= route.upstream_port <= 65535:
         raise Invalid(f"Upstream port must be 1-65535, got {route.upstream_port}.")
-    if route.rate_limit is not None:
-        _validate_limit(route.rate_limit)
-
-
-def _validate_limit(limit: RateLimitSpec) -> None:
-    if limit.count < 1 or limit.window_seconds < 1:
-        raise Invalid(
-            f"A rate limit needs count >= 1 and window_seconds >= 1, got count={limit.count}, "
-            f"window_seconds={limit.window_seconds}."
-        )
 
 
 def key_auth_route_config() -> dict[str, Any]:
@@ -190,10 +181,10 @@ def proxy_rewrite_config(gateway_id: str, environment: str) -> dict[str, Any]:
 
 
 def limit_count_config(
-    limit: RateLimitSpec, *, key: str, redis: RedisCounters, redis_password: str | None = None
+    limit: RateLimit, *, key: str, redis: RedisCounters, redis_password: str | None = None
 ) -> dict[str, Any]:
-    """``limit-count`` counting per ``key`` (an APISIX variable) in Redis, answering 429 when over."""
-    _validate_limit(limit)
+    """``limit-count`` counting per ``key`` (an APISIX variable) in Redis, answering 429 when over
+    (``RateLimit`` itself refuses a count or window below 1)."""
     config: dict[str, Any] = {
         "count": limit.count,
         "time_window": limit.window_seconds,
@@ -239,7 +230,7 @@ def _plugin(name: str, config: dict[str, Any], secret_ref: str | None = None) ->
 
 
 def _limit_plugin(
-    limit: RateLimitSpec, key: str, redis: RedisCounters | None, redis_secret: str | None, what: str
+    limit: RateLimit, key: str, redis: RedisCounters | None, redis_secret: str | None, what: str
 ) -> dict[str, Any]:
     if redis is None:
         raise Invalid(f"{what} has a rate limit, which needs the Redis that APISIX counts in.")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from imprun.domain.environment import AuthType, RateLimit
-from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute
 from imprun.errors import Invalid
 
 
@@ -43,10 +43,6 @@ class IngressDocumentsWriter(Protocol):
     def delete_environment(self, gateway_id: str, environment: str) -> None: ...
 
 
-def _rate_limit(spec: RateLimitSpec | None) -> RateLimit | None:
-    return None if spec is None else RateLimit(count=spec.count, window_seconds=spec.window_seconds)
-
-
 class EmbeddedIngressDriver:
     needs_plaintext_keys = False
 
@@ -60,7 +56,7 @@ class EmbeddedIngressDriver:
             known = ", ".join(a.value for a in AuthType)
             raise Invalid(f"unknown auth type {route.auth_type!r}; use one of {known}") from exc
         self._documents.put_environment(
-            route.gateway_id, route.environment, auth_type=auth_type, rate_limit=_rate_limit(route.rate_limit)
+            route.gateway_id, route.environment, auth_type=auth_type, rate_limit=route.rate_limit
         )
 
     def delete_environment(self, gateway_id: str, environment: str) -> None:
@@ -75,7 +71,7 @@ class EmbeddedIngressDriver:
             application_id=credential.application_id,
             lookup_hash=credential.lookup_hash,
             active=credential.active,
-            rate_limit=_rate_limit(credential.rate_limit),
+            rate_limit=credential.rate_limit,
         )
 
     def delete_consumer(self, gateway_id: str, environment: str, credential_id: str) -> None:

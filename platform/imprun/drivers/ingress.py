@@ -14,11 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class RateLimitSpec:
-    count: int
-    window_seconds: int
+from imprun.domain.environment import RateLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +24,7 @@ class EnvironmentRoute:
     gateway_id: str
     environment: str
     auth_type: str  # "key-auth" | "none"
-    rate_limit: RateLimitSpec | None
+    rate_limit: RateLimit | None
     upstream_host: str  # where the environment's Serve ingress listens
     upstream_port: int
 
@@ -49,7 +45,7 @@ class ConsumerCredential:
     environment: str
     lookup_hash: str
     active: bool
-    rate_limit: RateLimitSpec | None
+    rate_limit: RateLimit | None
     api_key: str | None = field(default=None, repr=False)
 
 

@@ -24,7 +24,7 @@ from imprun.domain.observations import EnvironmentObservation
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.steps import DeleteApp, DeployApp, EnvironmentStep
 from imprun.drivers.cluster import AppSpec, ClusterDriver
-from imprun.drivers.ingress import EnvironmentRoute, IngressDriver, RateLimitSpec
+from imprun.drivers.ingress import EnvironmentRoute, IngressDriver
 from imprun.errors import NotFound
 from imprun.lifecycle.gateways import failure_reason
 from imprun.lifecycle.reconciler import Reconciler
@@ -47,12 +47,11 @@ def app_spec(environment: Environment, bundle: Bundle) -> AppSpec:
 
 
 def ingress_route(environment: Environment, upstream: tuple[str, int]) -> EnvironmentRoute:
-    limit = environment.rate_limit
     return EnvironmentRoute(
         gateway_id=environment.gateway_id,
         environment=environment.name,
         auth_type=environment.auth_type.value,
-        rate_limit=None if limit is None else RateLimitSpec(limit.count, limit.window_seconds),
+        rate_limit=environment.rate_limit,
         upstream_host=upstream[0],
         upstream_port=upstream[1],
     )

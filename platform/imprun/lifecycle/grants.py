@@ -32,7 +32,7 @@ from imprun.domain.access import (
 )
 from imprun.domain.conditions import Condition, set_condition
 from imprun.domain.phases import DesiredState, Phase
-from imprun.drivers.ingress import ConsumerCredential, IngressDriver, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, IngressDriver
 from imprun.errors import Conflict
 from imprun.lifecycle.reconciler import FaultInjector, LeasedReconciler, ReconcileTiming, utc_now
 from imprun.observability.metrics import Metrics
@@ -164,7 +164,6 @@ class GrantReconciler(LeasedReconciler[GrantRecord, GrantObservation, GrantStep]
         if self.ingress.needs_plaintext_keys:
             sealed = SealedKey(grant.key.key_version, grant.key.key_nonce, grant.key.key_ciphertext)
             api_key = self.vault.unseal(sealed, grant_id=grant.grant_id, environment=grant.environment)
-        limit = grant.rate_limit
         return ConsumerCredential(
             credential_id=grant.credential_id,
             grant_id=grant.grant_id,
@@ -173,6 +172,6 @@ class GrantReconciler(LeasedReconciler[GrantRecord, GrantObservation, GrantStep]
             environment=grant.environment,
             lookup_hash=grant.key.lookup_hash,
             active=True,
-            rate_limit=None if limit is None else RateLimitSpec(limit.count, limit.window_seconds),
+            rate_limit=grant.rate_limit,
             api_key=api_key,
         )

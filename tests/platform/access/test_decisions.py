@@ -10,7 +10,6 @@ import pytest
 
 from imprun.domain.environment import AuthType, Environment, RateLimit
 from imprun.domain.phases import DesiredState, Phase
-from imprun.drivers.ingress import RateLimitSpec
 from imprun.lifecycle.environments import (
     ROUTE_REMOVED,
     ApplyIngressRoute,
@@ -72,7 +71,7 @@ def test_a_route_is_removed_on_teardown_until_recorded_removed(env: Environment)
 def test_the_route_carries_auth_type_and_limit() -> None:
     env = environment(auth_type=AuthType.NONE, rate_limit=RateLimit(count=7, window_seconds=30))
     route = ingress_route(env, UPSTREAM)
-    assert (route.auth_type, route.rate_limit) == ("none", RateLimitSpec(count=7, window_seconds=30))
+    assert (route.auth_type, route.rate_limit) == ("none", RateLimit(count=7, window_seconds=30))
     assert (route.gateway_id, route.environment, route.upstream_host, route.upstream_port) == (
         "gw-one",
         "dev",

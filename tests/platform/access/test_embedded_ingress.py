@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from imprun.domain.environment import RateLimit
 from imprun.domain.naming import gateway_db_name
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
-from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute
 from imprun.errors import Invalid
 from imprun.store.applications import GrantRecord, GrantRepository, GrantStatus, StoredKey
 from imprun.store.consumers import ENVIRONMENT_SETTINGS, IngressDocuments
@@ -83,7 +84,7 @@ def test_a_consumer_is_published_exactly_as_the_data_plane_reads_it(harness: Har
     pubsub.subscribe(RELOAD_CHANNEL)
     assert eventually(lambda: pubsub.get_message(timeout=0.1) is not None, timeout=5)
     gw = harness.gw
-    harness.driver.apply_consumer(credential(gw, rate_limit=RateLimitSpec(count=10, window_seconds=60)))
+    harness.driver.apply_consumer(credential(gw, rate_limit=RateLimit(count=10, window_seconds=60)))
     assert harness.consumers() == [
         {
             "_id": "cred_1",
@@ -111,7 +112,7 @@ def test_a_consumer_is_published_exactly_as_the_data_plane_reads_it(harness: Har
 
 def test_environment_settings_are_published_per_environment(harness: Harness) -> None:
     gw = harness.gw
-    route = EnvironmentRoute(gw, "staging", "none", RateLimitSpec(5, 1), "127.0.0.1", 8000)
+    route = EnvironmentRoute(gw, "staging", "none", RateLimit(count=5, window_seconds=1), "127.0.0.1", 8000)
     harness.driver.apply_environment(route)
     settings = harness.mongo[gateway_db_name(gw)][ENVIRONMENT_SETTINGS]
     assert list(settings.find()) == [

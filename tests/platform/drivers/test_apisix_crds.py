@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from imprun.domain.environment import RateLimit
 from imprun.drivers.apisix_crds import (
     RedisCounters,
     consumer_resource_name,
@@ -21,7 +22,7 @@ from imprun.drivers.apisix_crds import (
     render_route,
     render_upstream,
 )
-from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute
 from imprun.errors import Invalid
 from tests.platform.drivers.k8s_schemas import DNS_SUBDOMAIN, crd
 from tests.platform.drivers.k8s_schemas import assert_valid as shared_assert_valid
@@ -59,7 +60,7 @@ def assert_valid(resource: dict[str, Any]) -> None:
 
 
 def rendered() -> list[dict[str, Any]]:
-    limited = replace(ROUTE, rate_limit=RateLimitSpec(100, 60))
+    limited = replace(ROUTE, rate_limit=RateLimit(count=100, window_seconds=60))
     return [
         render_route(ROUTE, DOMAIN, SERVICE),
         render_route(
@@ -72,7 +73,10 @@ def rendered() -> list[dict[str, Any]]:
         render_upstream(ROUTE, SERVICE, namespace="gw-orders-api", ingress_class="apisix"),
         render_consumer(GRANT, "imprun-orders-api-dev-cred-0a1b2c3d4e5f6a7b"),
         render_consumer(
-            replace(GRANT, rate_limit=RateLimitSpec(3, 30)), "k", namespace="gw-orders-api", redis=REDIS
+            replace(GRANT, rate_limit=RateLimit(count=3, window_seconds=30)),
+            "k",
+            namespace="gw-orders-api",
+            redis=REDIS,
         ),
     ]
 
@@ -109,7 +113,7 @@ def test_the_route_serves_the_environment_host_with_hidden_keys_and_the_rewrite(
 
 
 def test_a_rate_limited_route_counts_in_redis_and_keeps_the_password_in_a_secret() -> None:
-    limited = replace(ROUTE, rate_limit=RateLimitSpec(100, 60))
+    limited = replace(ROUTE, rate_limit=RateLimit(count=100, window_seconds=60))
     (rule,) = render_route(limited, DOMAIN, SERVICE, redis=REDIS, redis_secret="redis-auth")["spec"]["http"]
     (limit,) = [p for p in rule["plugins"] if p["name"] == "limit-count"]
     assert limit["secretRef"] == "redis-auth"
@@ -139,7 +143,9 @@ def test_the_upstream_carries_the_service_name_the_controller_looks_up() -> None
 
 def test_the_consumer_references_a_secret_and_never_holds_the_key() -> None:
     secret_name = consumer_resource_name("orders-api", "dev", "cred_0a1b2c3d4e5f6a7b")
-    consumer = render_consumer(replace(GRANT, rate_limit=RateLimitSpec(3, 30)), secret_name, redis=REDIS)
+    consumer = render_consumer(
+        replace(GRANT, rate_limit=RateLimit(count=3, window_seconds=30)), secret_name, redis=REDIS
+    )
     assert consumer["metadata"]["name"] == "imprun-orders-api-dev-cred-0a1b2c3d4e5f6a7b"
     assert consumer["spec"]["authParameter"] == {"keyAuth": {"secretRef": {"name": secret_name}}}
     (limit,) = consumer["spec"]["plugins"]
@@ -164,7 +170,7 @@ def test_revoked_or_keyless_grants_are_not_rendered() -> None:
     with pytest.raises(Invalid, match="plaintext key"):
         render_key_secret(replace(GRANT, api_key=None), "s")
     with pytest.raises(Invalid, match="Redis"):
-        render_consumer(replace(GRANT, rate_limit=RateLimitSpec(1, 1)), "s")
+        render_consumer(replace(GRANT, rate_limit=RateLimit(count=1, window_seconds=1)), "s")
 
 
 def test_rendering_is_deterministic() -> None:

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from imprun.domain.environment import RateLimit
 from imprun.drivers.apisix import ApisixDriver
 from imprun.drivers.apisix_crds import consumer_username
-from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, IngressDriver, RateLimitSpec
+from imprun.drivers.ingress import ConsumerCredential, EnvironmentRoute, IngressDriver
 from imprun.errors import Invalid, Unavailable
 from tests.platform.drivers.apisix_standin import AdminApiStandIn, Fault, free_port_without_listener
 
@@ -138,7 +139,7 @@ def test_the_rewrite_sends_every_path_under_the_environment_prefix(
 def test_a_rate_limit_counts_per_consumer_in_redis_and_answers_429(
     standin: AdminApiStandIn, driver: ApisixDriver
 ) -> None:
-    driver.apply_environment(env_route(rate_limit=RateLimitSpec(count=100, window_seconds=60)))
+    driver.apply_environment(env_route(rate_limit=RateLimit(count=100, window_seconds=60)))
     assert stored(standin, "routes", OBJECT_ID)["plugins"]["limit-count"] == {
         "count": 100,
         "time_window": 60,
@@ -158,7 +159,7 @@ def test_a_public_environment_has_no_key_auth_and_limits_per_client(
     driver.apply_environment(env_route(auth_type="none"))
     assert set(stored(standin, "routes", OBJECT_ID)["plugins"]) == {"proxy-rewrite"}
 
-    driver.apply_environment(env_route(auth_type="none", rate_limit=RateLimitSpec(5, 1)))
+    driver.apply_environment(env_route(auth_type="none", rate_limit=RateLimit(count=5, window_seconds=1)))
     plugins = stored(standin, "routes", OBJECT_ID)["plugins"]
     assert set(plugins) == {"proxy-rewrite", "limit-count"}
     assert plugins["limit-count"]["key"] == "remote_addr"
@@ -178,7 +179,7 @@ def test_applying_again_changes_nothing(standin: AdminApiStandIn, driver: Apisix
 def test_a_change_replaces_the_objects_instead_of_merging(
     standin: AdminApiStandIn, driver: ApisixDriver
 ) -> None:
-    driver.apply_environment(env_route(rate_limit=RateLimitSpec(10, 60)))
+    driver.apply_environment(env_route(rate_limit=RateLimit(count=10, window_seconds=60)))
     driver.apply_environment(env_route(upstream_port=8001))
 
     assert "limit-count" not in stored(standin, "routes", OBJECT_ID)["plugins"]
@@ -258,11 +259,12 @@ def test_bad_routes_are_invalid_before_anything_is_written(
         env_route(upstream_host="bad host"),
         env_route(gateway_id="Orders"),
         env_route(environment="qa"),
-        env_route(rate_limit=RateLimitSpec(0, 60)),
     ):
         with pytest.raises(Invalid):
             driver.apply_environment(bad)
     assert standin.requests == []
+    with pytest.raises(ValueError, match="greater than 0"):  # a limit below 1 never reaches a driver
+        RateLimit(count=0, window_seconds=60)
 
 
 # Consumers ---------------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ def test_a_grant_becomes_a_consumer_confined_to_its_environment(
 def test_a_grant_limit_is_a_consumer_limit_counted_in_redis(
     standin: AdminApiStandIn, driver: ApisixDriver
 ) -> None:
-    driver.apply_consumer(credential(rate_limit=RateLimitSpec(count=3, window_seconds=30)))
+    driver.apply_consumer(credential(rate_limit=RateLimit(count=3, window_seconds=30)))
     limit = stored(standin, "consumers", USERNAME)["plugins"]["limit-count"]
     assert (limit["count"], limit["time_window"], limit["rejected_code"]) == (3, 30, 429)
     assert (limit["policy"], limit["redis_host"], limit["key"]) == (
@@ -425,7 +427,7 @@ def test_keys_echoed_by_apisix_are_redacted_from_errors_and_logs(
     standin.inject(Fault(method="PUT", path_prefix="/apisix/admin/consumers", status=status, echo_body=True))
 
     with pytest.raises(error) as raised:
-        apisix.apply_consumer(credential(rate_limit=RateLimitSpec(1, 1)))
+        apisix.apply_consumer(credential(rate_limit=RateLimit(count=1, window_seconds=1)))
 
     text = str(raised.value) + repr(getattr(raised.value, "details", None)) + caplog.text
     assert "***" in str(raised.value)  # the echo arrived, redacted
