@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from pymongo import DESCENDING
-from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from imprun.store.mongo import Document, mongo_errors
@@ -39,12 +38,12 @@ class EventLog:
     def __init__(self, db: Database[Document]) -> None:
         self._events = db.events
 
-    def append(self, event: Event, *, session: ClientSession | None = None) -> None:
+    def append(self, event: Event) -> None:
         doc = asdict(event)
         doc["_id"] = doc.pop("id")
         doc["gatewayId"] = doc.pop("gateway_id")
         with mongo_errors():
-            self._events.insert_one(doc, session=session)
+            self._events.insert_one(doc)
 
     def of_gateway(self, gateway_id: str, *, limit: int = 200) -> list[Event]:
         with mongo_errors():

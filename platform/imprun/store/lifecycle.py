@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -97,7 +96,6 @@ class LifecycleRepository(Generic[R]):
         *,
         expected_phase: Phase,
         lease: Lease | None = None,
-        session: ClientSession | None = None,
     ) -> bool:
         """Store ``moved``'s phase if the stored one is still ``expected_phase`` (and ``lease`` is still
         held); False when it moved on or the lease was lost."""
@@ -106,7 +104,7 @@ class LifecycleRepository(Generic[R]):
         )
         query = fenced({"_id": self._key(moved), "phase": expected_phase.value}, lease)
         with mongo_errors():
-            result = self._collection.update_one(query, {"$set": fields}, session=session)
+            result = self._collection.update_one(query, {"$set": fields})
         return result.matched_count == 1
 
     def update(
