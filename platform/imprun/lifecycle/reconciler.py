@@ -269,9 +269,7 @@ class Reconciler(LeasedReconciler[R, O, S]):
 
     def _apply_step(self, resource: R, step: S, now: datetime) -> R | None:
         if isinstance(step, Transition):
-            return transition(
-                self.repo, self.events, resource, step.to, actor=self.holder, now=now, lease=self.lease
-            )
+            return transition(self.repo, resource, step.to, actor=self.holder, now=now, lease=self.lease)
         if isinstance(step, MarkFailed):
             condition = Condition.failed(step.reason, step.message, now)
             result = resource.with_condition(condition, now)

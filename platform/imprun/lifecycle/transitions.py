@@ -1,9 +1,10 @@
 """The one guarded transition function every phase change goes through, from the API or a reconciler.
 
-``transition`` checks the domain's transition table, compare-and-sets ``{_id, phase}`` in the store and
-appends an event. A lost compare-and-set (someone else moved the resource first, or the caller's lease
-was taken over) raises ``Conflict`` and writes nothing, so the event log holds only transitions that
-happened.
+``transition`` checks the domain's transition table and compare-and-sets ``{_id, phase}`` in the store
+with its event in the same document write (the store then copies the event to the log; a crash in
+between leaves it pending on the resource, copied at the next claim). A lost compare-and-set (someone
+else moved the resource first, or the caller's lease was taken over) raises ``Conflict`` and writes
+nothing, so the event log holds every transition that happened and only those.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from imprun.domain.environment import Environment
 from imprun.domain.phases import Phase
 from imprun.domain.resource import LifecycleResource
 from imprun.errors import Conflict
-from imprun.store.events import Event, EventLog
+from imprun.store.events import Event
 from imprun.store.lifecycle import Lease, LifecycleRepository, environment_key
 
 R = TypeVar("R", bound=LifecycleResource)
@@ -31,7 +32,6 @@ def resource_ref(resource: LifecycleResource) -> tuple[str, str, str]:
 
 def transition(
     repo: LifecycleRepository[R],
-    events: EventLog,
     resource: R,
     to: Phase,
     *,
@@ -54,10 +54,9 @@ def transition(
         from_phase=resource.phase.value,
         to_phase=to.value,
     )
-    if not repo.compare_and_set_phase(moved, expected_phase=resource.phase, lease=lease):
+    if not repo.compare_and_set_phase(moved, expected_phase=resource.phase, lease=lease, event=event):
         raise Conflict(
             f"the resource left phase {resource.phase.value} before it could move to {to.value} "
             "(or its lease was taken over); reload it and retry"
         )
-    events.append(event)
     return moved

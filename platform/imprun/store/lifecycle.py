@@ -13,7 +13,7 @@ Phase changes are compare-and-sets on ``{_id, phase}``; only ``imprun.lifecycle.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -26,6 +26,7 @@ from imprun.domain.environment import Environment
 from imprun.domain.gateway import Gateway
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.resource import LifecycleResource
+from imprun.store.events import Event, event_document, record_once
 from imprun.store.mongo import Document, encode_dates, epoch_ms, mongo_errors
 
 EPOCH = 0
@@ -37,7 +38,8 @@ _BOOKKEEPING = (
     "leaseEpoch",
     "appliedSpec",
     "appliedRoute",
-)  # appliedRoute: the ingress
+    "pendingEvents",
+)  # appliedRoute: the ingress; pendingEvents: transition events not yet copied to the log
 
 R = TypeVar("R", bound=LifecycleResource)
 
@@ -60,9 +62,12 @@ def fenced(query: dict[str, Any], lease: Lease | None) -> dict[str, Any]:
 class LifecycleRepository(Generic[R]):
     """Documents of one lifecycle kind; ``key`` builds the ``_id`` from the resource."""
 
-    def __init__(self, collection: Collection[Document], model: type[R]) -> None:
+    def __init__(
+        self, collection: Collection[Document], model: type[R], events: Collection[Document]
+    ) -> None:
         self._collection = collection
         self._model = model
+        self._events = events
 
     def _key(self, resource: R) -> str:
         raise NotImplementedError
@@ -96,16 +101,33 @@ class LifecycleRepository(Generic[R]):
         *,
         expected_phase: Phase,
         lease: Lease | None = None,
+        event: Event,
     ) -> bool:
-        """Store ``moved``'s phase if the stored one is still ``expected_phase`` (and ``lease`` is still
-        held); False when it moved on or the lease was lost."""
+        """Store ``moved``'s phase, with ``event`` pending on the same document, if the stored phase is
+        still ``expected_phase`` (and ``lease`` is still held), then copy the event to the log; False
+        (and nothing written) when it moved on or the lease was lost."""
         fields = encode_dates(
             {"phase": moved.phase.value, "phaseSince": moved.phase_since, "updatedAt": moved.updated_at}
         )
-        query = fenced({"_id": self._key(moved), "phase": expected_phase.value}, lease)
+        key = self._key(moved)
+        pending = event_document(event)
+        query = fenced({"_id": key, "phase": expected_phase.value}, lease)
         with mongo_errors():
-            result = self._collection.update_one(query, {"$set": fields})
-        return result.matched_count == 1
+            result = self._collection.update_one(
+                query, {"$set": {**fields, f"pendingEvents.{event.id}": pending}}
+            )
+        if result.matched_count != 1:
+            return False
+        self._record_pending(key, [pending])
+        return True
+
+    def _record_pending(self, key: str, pending: Iterable[Document]) -> None:
+        """Copy pending transition events (``pendingEvents``, by event id) to the log, once each, then
+        drop them from the resource."""
+        for doc in pending:
+            record_once(self._events, doc)
+            with mongo_errors():
+                self._collection.update_one({"_id": key}, {"$unset": {f"pendingEvents.{doc['_id']}": ""}})
 
     def update(
         self,
@@ -152,6 +174,8 @@ class LifecycleRepository(Generic[R]):
         resource = self._load(doc)
         if resource is None or doc is None:
             return None
+        if doc.get("pendingEvents"):  # a writer died between a transition and its event
+            self._record_pending(doc["_id"], doc["pendingEvents"].values())
         return resource, Lease(holder, int(doc["leaseEpoch"]))
 
     def release(self, key: str, *, holder: str, lease: timedelta, now: datetime, after: float = 0.0) -> None:
@@ -170,7 +194,7 @@ class LifecycleRepository(Generic[R]):
 
 class GatewayRepository(LifecycleRepository[Gateway]):
     def __init__(self, db: Database[Document]) -> None:
-        super().__init__(db.api_gateways, Gateway)
+        super().__init__(db.api_gateways, Gateway, db.events)
 
     def _key(self, resource: Gateway) -> str:
         return resource.gateway_id
@@ -185,7 +209,7 @@ def environment_key(gateway_id: str, name: str) -> str:
 
 class EnvironmentRepository(LifecycleRepository[Environment]):
     def __init__(self, db: Database[Document]) -> None:
-        super().__init__(db.environments, Environment)
+        super().__init__(db.environments, Environment, db.events)
 
     def _key(self, resource: Environment) -> str:
         return environment_key(resource.gateway_id, resource.name)

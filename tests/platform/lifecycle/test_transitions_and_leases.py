@@ -45,12 +45,36 @@ def test_a_transition_writes_the_phase_and_its_event(sys_db: tuple[Mongo, str]) 
     mongo, name = sys_db
     repo, events = GatewayRepository(mongo[name]), EventLog(mongo[name])
     gateway = _gateway(repo)
-    transition(repo, events, gateway, Phase.CREATED, actor="t", now=NOW)
+    transition(repo, gateway, Phase.CREATED, actor="t", now=NOW)
     stored = repo.get(gateway.gateway_id)
     assert stored is not None and stored.phase is Phase.CREATED
     assert [(e.reason, e.to_phase) for e in events.of_gateway(gateway.gateway_id)] == [
         ("Transition", "Created")
     ]
+    stored_doc = mongo[name].api_gateways.find_one({"_id": gateway.gateway_id})
+    assert stored_doc is not None and stored_doc["pendingEvents"] == {}, "the event left the resource"
+
+
+def test_a_transition_whose_writer_died_before_the_log_is_logged_at_the_next_claim(
+    sys_db: tuple[Mongo, str],
+) -> None:
+    """The phase and its event are one document write: a writer killed before copying the event to
+    the log leaves it pending on the resource, and whoever claims the resource next copies it."""
+    mongo, name = sys_db
+    repo, events = GatewayRepository(mongo[name]), EventLog(mongo[name])
+    gateway = _gateway(repo)
+    transition(repo, gateway, Phase.CREATED, actor="t", now=NOW)
+    [logged] = mongo[name].events.find({"gatewayId": gateway.gateway_id})
+    mongo[name].events.delete_many({"gatewayId": gateway.gateway_id})  # the copy that never happened
+    pending = {f"pendingEvents.{logged['_id']}": logged}
+    mongo[name].api_gateways.update_one({"_id": gateway.gateway_id}, {"$set": pending})
+    assert events.of_gateway(gateway.gateway_id) == []
+
+    assert repo.claim_lease(holder="b", now=NOW, lease=LEASE) is not None
+    assert [(e.id, e.to_phase) for e in events.of_gateway(gateway.gateway_id)] == [(logged["_id"], "Created")]
+    assert mongo[name].api_gateways.find_one({"_id": gateway.gateway_id})["pendingEvents"] == {}
+    assert repo.claim_lease(holder="c", now=NOW + LEASE * 2, lease=LEASE) is not None
+    assert len(events.of_gateway(gateway.gateway_id)) == 1, "copied once"
 
 
 def test_a_reconciler_that_outlived_its_lease_cannot_write(sys_db: tuple[Mongo, str]) -> None:
@@ -67,19 +91,19 @@ def test_a_reconciler_that_outlived_its_lease_cannot_write(sys_db: tuple[Mongo, 
     assert current.epoch == stale.epoch + 1
 
     with pytest.raises(Conflict):
-        transition(repo, events, gateway, Phase.CREATED, actor="a", now=later, lease=stale)
+        transition(repo, gateway, Phase.CREATED, actor="a", now=later, lease=stale)
     assert not repo.update(gateway.gateway_id, {"conditions": []}, lease=stale)
     stored = repo.get(gateway.gateway_id)
     assert stored is not None and stored.phase is Phase.CREATING
     assert events.of_gateway(gateway.gateway_id) == []
 
-    transition(repo, events, gateway, Phase.CREATED, actor="b", now=later, lease=current)
+    transition(repo, gateway, Phase.CREATED, actor="b", now=later, lease=current)
     assert repo.update(gateway.gateway_id, {"conditions": []}, lease=current)
 
 
 def test_a_holder_that_claims_again_cannot_write_with_its_earlier_lease(sys_db: tuple[Mongo, str]) -> None:
     mongo, name = sys_db
-    repo, events = GatewayRepository(mongo[name]), EventLog(mongo[name])
+    repo = GatewayRepository(mongo[name])
     gateway = _gateway(repo)
     first = repo.claim_lease(holder="a", now=NOW, lease=LEASE)
     assert first is not None
@@ -87,5 +111,5 @@ def test_a_holder_that_claims_again_cannot_write_with_its_earlier_lease(sys_db: 
     second = repo.claim_lease(holder="a", now=NOW, lease=LEASE)
     assert second is not None
     with pytest.raises(Conflict):
-        transition(repo, events, gateway, Phase.CREATED, actor="a", now=NOW, lease=first[1])
-    transition(repo, events, gateway, Phase.CREATED, actor="a", now=NOW, lease=second[1])
+        transition(repo, gateway, Phase.CREATED, actor="a", now=NOW, lease=first[1])
+    transition(repo, gateway, Phase.CREATED, actor="a", now=NOW, lease=second[1])
