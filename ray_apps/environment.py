@@ -213,7 +213,7 @@ def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
     from runtime_actors.shared.jail_config import WorkerLimits
 
     assert config.mongo_url is not None
-    db = DbProxy.for_gateway(config.mongo_url, gateway_id)
+    db = DbProxy.for_gateway(config.mongo_url, gateway_id, max_database_bytes=config.gateway_db_max_bytes)
     ray_ports = frozenset(config.egress_denied_ports) | _this_nodes_ray_ports(os.environ)
     egress = Egress(EgressPolicy(allow=config.egress_allow, denied_ports=ray_ports))
     pool: FunctionPool = WorkerPool(

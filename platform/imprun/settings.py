@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Versions of a function's history kept; older ones are dropped."
     )
     quota_variables_per_environment: int = Field(default=100, ge=0, description="Variables per environment.")
+    quota_gateway_db_mb: int = Field(
+        default=256,
+        ge=1,
+        description="MiB of data and indexes in a gateway's database; past it imp.db() writes are refused.",
+    )
     quota_bundle_cpu: float = Field(default=2.0, gt=0, description="CPUs per replica of a gateway's bundle.")
     quota_bundle_memory_mb: int = Field(default=2048, ge=64, description="MiB per replica of a bundle.")
     quota_bundle_replicas: int = Field(default=4, ge=1, description="maxReplicas of a bundle.")

@@ -37,6 +37,8 @@ class RuntimeConfig:
     """Hex of the 32-byte AES key that opens environment variables; empty: ``imp.env`` stays empty."""
     log_retention_entries: int = 10_000
     """Approximate cap of the environment's log stream (``XADD MAXLEN ~``)."""
+    gateway_db_max_bytes: int = 256 * 1024 * 1024
+    """Data and index bytes of the gateway's database past which ``imp.db()`` refuses writes."""
 
     @classmethod
     def from_args(cls, args: Mapping[str, Any]) -> RuntimeConfig:
@@ -50,8 +52,9 @@ class RuntimeConfig:
         if "egress_denied_ports" in values:
             values["egress_denied_ports"] = tuple(int(port) for port in values["egress_denied_ports"] or ())
         config = cls(**values)
-        if config.max_request_bytes < 1 or config.worker_pool_size < 1 or config.log_retention_entries < 1:
-            raise ValueError("max_request_bytes, worker_pool_size and log_retention_entries must be positive")
+        positive = ("max_request_bytes", "worker_pool_size", "log_retention_entries", "gateway_db_max_bytes")
+        if any(getattr(config, name) < 1 for name in positive):
+            raise ValueError(f"{', '.join(positive)} must be positive")
         config.pepper()
         config.variables_opener("", "")
         return config
@@ -92,4 +95,5 @@ _OMITTED_AT_DEFAULT: Final = (
     "variables_key",
     "log_retention_entries",
     "egress_denied_ports",
+    "gateway_db_max_bytes",
 )

@@ -265,3 +265,33 @@ def test_dates_and_bytes_from_the_worker_are_decoded(proxy: DbProxy) -> None:
     assert call(proxy, "events", "find_one", {"_id": "e1"})["at"].startswith("2026-01-02T03:04:05")
     assert call(proxy, "events", "find_one", {"_id": "e2"})["blob"] == "AAE="
     assert refused(proxy, "events", "insert_one", {"at": {"$date": "not a date"}})["code"] == "invalid"
+
+
+def test_writes_past_the_database_quota_are_refused_and_deletes_make_room(
+    services: RunningServices, gateway_id: str
+) -> None:
+    assert services.settings.mongo_url
+    small = DbProxy.for_gateway(
+        services.settings.mongo_url, gateway_id, max_database_bytes=64 * 1024, size_check_seconds=0
+    )
+    try:
+        row = {"blob": "x" * 4096}
+        written = 0
+        while "result" in small.execute({"collection": "rows", "method": "insert_one", "args": [row]}):
+            written += 1
+            assert written < 100, "the quota never applied"
+        assert written >= 5  # well under the quota, writes went through
+        reply = small.execute(
+            {"collection": "rows", "method": "update_many", "args": [{}, {"$set": {"n": 1}}]}
+        )
+        error = reply["error"]
+        assert error["code"] == "quota_exceeded"
+        assert (
+            error["details"]["quota"] == "gateway_db_mb"
+            and error["details"]["used"] >= error["details"]["limit"]
+        )
+        assert len(call(small, "rows", "find", {})) == written, "reads still work"
+        assert call(small, "rows", "delete_many", {})["deletedCount"] == written
+        assert call(small, "rows", "insert_one", row)["insertedId"]
+    finally:
+        small.close()

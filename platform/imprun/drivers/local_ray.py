@@ -345,6 +345,7 @@ def runtime_config(
         api_key_pepper=api_key_pepper.hex(),
         variables_key=variables_key.hex(),
         log_retention_entries=settings.log_retention_entries,
+        gateway_db_max_bytes=settings.quota_gateway_db_mb * 1024 * 1024,
     )
 
 

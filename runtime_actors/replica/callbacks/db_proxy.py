@@ -20,6 +20,11 @@ str) and bounded (arguments arrive as the worker's JSON: ``{"$date": iso}`` and 
 become datetimes and bytes again): more than ``max_documents`` documents or ``max_result_bytes`` is an error asking for
 a ``limit``, never a silent truncation. Documents inserted without ``_id`` get a string ``_id``, so ids
 round-trip through JSON.
+
+The database has a size quota (``max_database_bytes``, data plus indexes as ``collStats`` reports them,
+re-read at most every ``size_check_seconds`` while under it, at every write once over): past it,
+inserts and updates answer ``quota_exceeded`` with the limit and the size; reads and deletes still
+work, so the tenant can make room.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -94,10 +100,15 @@ _METHODS: Final = {
 class DbAccessError(Exception):
     """A refused or failed operation; ``code`` is an error code of API.md's shape."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details
+
+
+_WRITES: Final = frozenset({"insert_one", "insert_many", "update_one", "update_many"})
+"""The methods that can grow the database (deletes never do)."""
 
 
 class DbProxy:
@@ -114,6 +125,8 @@ class DbProxy:
         max_documents: int = 5_000,
         max_result_bytes: int = 8 * 1024 * 1024,
         max_time_ms: int = 10_000,
+        max_database_bytes: int | None = None,
+        size_check_seconds: float = 5.0,
     ) -> None:
         self._database_factory = database
         self._database: Database[Document] | None = None
@@ -121,16 +134,27 @@ class DbProxy:
         self.max_documents = max_documents
         self.max_result_bytes = max_result_bytes
         self.max_time_ms = max_time_ms
+        self.max_database_bytes = max_database_bytes
+        self.size_check_seconds = size_check_seconds
+        self._size: tuple[float, int] | None = None  # (when read, bytes)
 
     @classmethod
-    def for_gateway(cls, mongo_url: str, gateway_id: str, *, pool_size: int = 4, **limits: int) -> DbProxy:
+    def for_gateway(
+        cls,
+        mongo_url: str,
+        gateway_id: str,
+        *,
+        pool_size: int = 4,
+        max_database_bytes: int | None = None,
+        **limits: int,
+    ) -> DbProxy:
         def connect() -> Database[Document]:
             client: MongoClient[Document] = MongoClient(
                 mongo_url, maxPoolSize=pool_size, serverSelectionTimeoutMS=5_000, appname="imprun-db-proxy"
             )
             return client[gateway_database_name(gateway_id)]
 
-        return cls(connect, **limits)
+        return cls(connect, max_database_bytes=max_database_bytes, **limits)
 
     def close(self) -> None:
         with self._lock:
@@ -144,7 +168,7 @@ class DbProxy:
             with pymongo.timeout(self.max_time_ms / 1000):  # every operation, writes included
                 return {"result": self._execute(request)}
         except DbAccessError as exc:
-            return error_body(exc.code, exc.message)
+            return error_body(exc.code, exc.message, details=exc.details)
         except DuplicateKeyError as exc:
             return error_body("conflict", f"duplicate key: {_first_line(exc)}")
         except (ConnectionFailure, ExecutionTimeout, WTimeoutError) as exc:
@@ -172,8 +196,36 @@ class DbProxy:
             method, signature, from_wire(request.get("args") or []), from_wire(request.get("kwargs") or {})
         )
         check_no_javascript(params)
+        if method in _WRITES:
+            self._check_size()
         collection = self._db()[name]
         return getattr(self, f"_{method}")(collection, params)
+
+    def _database_bytes(self) -> int:
+        """Data plus index bytes, summed over the collections (``dbStats``' ``dataSize`` of the embedded
+        nx-27017 counts pages that deletes do not give back)."""
+        db = self._db()
+        total = 0
+        for name in db.list_collection_names():
+            stats = db.command("collStats", name)
+            total += int(stats.get("size", 0)) + int(stats.get("totalIndexSize", 0))
+        return total
+
+    def _check_size(self) -> None:
+        limit = self.max_database_bytes
+        if limit is None:
+            return
+        now = time.monotonic()
+        if self._size is None or self._size[1] >= limit or now - self._size[0] >= self.size_check_seconds:
+            self._size = (now, self._database_bytes())
+        size = self._size[1]
+        if size >= limit:
+            raise DbAccessError(
+                "quota_exceeded",
+                f"the gateway's database holds {size / 2**20:.1f} MiB, at its quota of {limit / 2**20:g} MiB: "
+                "writes are refused until deletes make room.",
+                details={"quota": "gateway_db_mb", "limit": limit / 2**20, "used": round(size / 2**20, 1)},
+            )
 
     def _db(self) -> Database[Document]:
         with self._lock:
