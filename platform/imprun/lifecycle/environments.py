@@ -60,7 +60,8 @@ def ingress_route(environment: Environment, upstream: tuple[str, int]) -> Enviro
 def route_record(environment: Environment, route: EnvironmentRoute) -> dict[str, Any]:
     """What ``appliedRoute`` holds: the route, and which start it was applied for (None unless Started)."""
     started = environment.phase_since.isoformat() if environment.phase is Phase.STARTED else None
-    return {**asdict(route), "startedAt": started}
+    limit = route.rate_limit.model_dump() if route.rate_limit is not None else None
+    return {**asdict(route), "rate_limit": limit, "startedAt": started}
 
 
 # --- ingress steps (lifecycle-local: the domain's step types cover the Serve app only) -------------
