@@ -28,7 +28,7 @@ from imprun.api.admission import UserSlots
 from imprun.api.context import ControlPlane
 from imprun.api.quotas import Quotas
 from imprun.domain.naming import ENVIRONMENT_NAMES
-from imprun.drivers.cluster import ClusterDriver
+from imprun.drivers.cluster import ClusterDriver, FunctionRuntime
 from imprun.drivers.embedded_ingress import EmbeddedIngressDriver
 from imprun.drivers.ingress import IngressDriver
 from imprun.drivers.kuberay_status import AppChange
@@ -70,7 +70,6 @@ from imprun.store.variables import VariableRepository
 from runtime_actors.shared.names import RUNTIME_PARTS
 
 if TYPE_CHECKING:
-    from imprun.drivers.function_runtime import FunctionRuntime
     from imprun.drivers.kuberay import ChangeListener
 
 

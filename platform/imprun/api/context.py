@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import anyio
 
@@ -15,7 +14,7 @@ from imprun.ai.config import AI_GATEWAY_APP
 from imprun.ai.registry import McpToolRegistry
 from imprun.api.admission import UserSlots
 from imprun.api.quotas import Quotas
-from imprun.drivers.cluster import ClusterDriver
+from imprun.drivers.cluster import ClusterDriver, FunctionRuntime
 from imprun.drivers.ingress import IngressDriver
 from imprun.functions import FunctionService
 from imprun.functions.logs import FunctionLogService
@@ -32,9 +31,6 @@ from imprun.store.mongo import Mongo, ensure_system_indexes, ping_mongo
 from imprun.store.redis import Redis
 from imprun.store.sessions import SessionStore
 from imprun.store.users import UserRepository
-
-if TYPE_CHECKING:
-    from imprun.drivers.function_runtime import FunctionRuntime
 
 ReadinessCheck = Callable[[], None]
 

@@ -1,14 +1,34 @@
-"""FastAPI dependencies: the control plane and the authenticated user, as ``Annotated`` aliases."""
+"""FastAPI dependencies as ``Annotated`` aliases: the authenticated user, the caller's address, and
+each collaborator of the control plane a route needs (``Functions``, ``Gateways``, ``AppSettings``, …),
+so a route names what it uses instead of reaching into the whole ``ControlPlane``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 
-from imprun.api.context import ControlPlane
+from imprun.access import AccessService
+from imprun.access.accounts import AccountService
+from imprun.ai.registry import McpToolRegistry
+from imprun.api.admission import UserSlots
+from imprun.api.context import ControlPlane, ReadinessCheck
+from imprun.api.quotas import Quotas
+from imprun.drivers.cluster import ClusterDriver, FunctionRuntime
 from imprun.errors import Unauthorized
+from imprun.functions import FunctionService
+from imprun.functions.logs import FunctionLogService
+from imprun.functions.variables import VariableService
+from imprun.lifecycle.commands import GatewayCommands
+from imprun.lifecycle.platform_apps import PlatformAppState
+from imprun.observability.metrics import Metrics
 from imprun.security.client_address import client_address
+from imprun.settings import Settings
+from imprun.store.mongo import Mongo
+from imprun.store.sessions import SessionStore
 from imprun.store.users import UserRecord
 
 
@@ -51,3 +71,35 @@ def request_client(request: Request, plane: Plane) -> str:
 
 
 ClientAddress = Annotated[str, Depends(request_client)]
+
+
+def _part(name: str) -> Callable[[Request], Any]:
+    """A dependency answering one attribute of the app's ``ControlPlane``."""
+    read = attrgetter(name)
+
+    def dependency(request: Request) -> Any:
+        return read(get_plane(request))
+
+    dependency.__name__ = f"plane_{name}"
+    return dependency
+
+
+Access = Annotated[AccessService, Depends(_part("access"))]
+Accounts = Annotated[AccountService, Depends(_part("accounts"))]
+AiGatewayState = Annotated[Callable[[], PlatformAppState], Depends(_part("ai_gateway_state"))]
+AppMetrics = Annotated[Metrics, Depends(_part("metrics"))]
+AppMongo = Annotated[Mongo, Depends(_part("mongo"))]
+AppSettings = Annotated[Settings, Depends(_part("settings"))]
+DebugRuns = Annotated[UserSlots, Depends(_part("debug_runs"))]
+DebugRuntime = Annotated[FunctionRuntime | None, Depends(_part("function_runtime"))]
+DebugThreads = Annotated[anyio.CapacityLimiter, Depends(_part("debug_threads"))]
+Driver = Annotated[ClusterDriver | None, Depends(_part("driver"))]
+FunctionLogs = Annotated[FunctionLogService, Depends(_part("function_logs"))]
+Functions = Annotated[FunctionService, Depends(_part("functions"))]
+Gateways = Annotated[GatewayCommands, Depends(_part("gateway_commands"))]
+LogFollowers = Annotated[UserSlots, Depends(_part("log_followers"))]
+McpTools = Annotated[McpToolRegistry, Depends(_part("mcp_tools"))]
+ReadinessChecks = Annotated[dict[str, ReadinessCheck], Depends(_part("readiness"))]
+Sessions = Annotated[SessionStore, Depends(_part("sessions"))]
+UserQuotas = Annotated[Quotas, Depends(_part("quotas"))]
+Variables = Annotated[VariableService, Depends(_part("variables"))]

@@ -173,6 +173,18 @@ class ObservedApp:
     message: str = ""
 
 
+class FunctionRuntime(Protocol):
+    """Runs code in an environment's sandbox on behalf of the control plane."""
+
+    def debug(
+        self, gateway_id: str, environment: str, code: str, invocation: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run ``code`` (unpublished) once with ``invocation`` (``{method?, path?, query?, headers?, body?}``);
+        return ``{status, headers, body, logs, durationMs}``. Raises ``Conflict`` when the environment
+        is not deployed, ``Unavailable`` when the cluster cannot be reached, ``Timeout``."""
+        ...
+
+
 class ClusterDriver(Protocol):
     """Runs gateway environments as Serve applications. Every method may raise ``Unavailable``."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from ray import serve
 from ray.exceptions import RayError
@@ -22,24 +22,12 @@ from ray.serve.context import _get_global_client
 from ray.serve.exceptions import RayServeException
 
 from imprun.domain.naming import serve_app_name
-from imprun.drivers.cluster import validate_app_ref
+from imprun.drivers.cluster import FunctionRuntime, validate_app_ref
 from imprun.errors import Conflict, ImprunError, Timeout, Unavailable
 
 __all__ = ["FunctionRuntime", "RayFunctionRuntime"]
 
 _DEFAULT_TIMEOUT_S: Final = 30.0
-
-
-class FunctionRuntime(Protocol):
-    """Runs code in an environment's sandbox on behalf of the control plane."""
-
-    def debug(
-        self, gateway_id: str, environment: str, code: str, invocation: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Run ``code`` (unpublished) once with ``invocation`` (``{method?, path?, query?, headers?, body?}``);
-        return ``{status, headers, body, logs, durationMs}``. Raises ``Conflict`` when the environment
-        is not deployed, ``Unavailable`` when the cluster cannot be reached, ``Timeout``."""
-        ...
 
 
 class RayFunctionRuntime:

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from imprun.api.context import ControlPlane
-from imprun.api.deps import CurrentUser, Plane
+from imprun.ai.registry import McpToolRegistry
+from imprun.api.deps import AiGatewayState, AppSettings, CurrentUser, McpTools
 from imprun.store.mcp_tools import McpToolRecord
 
 router = APIRouter(prefix="/v1/ai-gateway", tags=["ai-gateway"])
@@ -55,8 +55,8 @@ class McpToolDeleted(BaseModel):
     deleted: bool
 
 
-def tool_public(plane: ControlPlane, record: McpToolRecord) -> McpToolPublic:
-    tool, schema_from = plane.mcp_tools.effective(record)
+def tool_public(mcp_tools: McpToolRegistry, record: McpToolRecord) -> McpToolPublic:
+    tool, schema_from = mcp_tools.effective(record)
     return McpToolPublic(
         name=tool.name,
         description=tool.description,
@@ -70,11 +70,13 @@ def tool_public(plane: ControlPlane, record: McpToolRecord) -> McpToolPublic:
 
 
 @router.get("")
-def ai_gateway_status(user: CurrentUser, plane: Plane) -> AiGatewayPublic:
-    state = plane.ai_gateway_state()
-    base = plane.settings.function_base_url
+def ai_gateway_status(
+    user: CurrentUser, ai_gateway_state: AiGatewayState, settings: AppSettings
+) -> AiGatewayPublic:
+    state = ai_gateway_state()
+    base = settings.function_base_url
     return AiGatewayPublic(
-        enabled=plane.settings.ai_gateway,
+        enabled=settings.ai_gateway,
         status=state.status,
         message=state.message,
         mcpUrl=f"{base}/mcp",
@@ -83,8 +85,8 @@ def ai_gateway_status(user: CurrentUser, plane: Plane) -> AiGatewayPublic:
 
 
 @router.post("/mcp-tools", status_code=201)
-def create_mcp_tool(body: McpToolCreate, user: CurrentUser, plane: Plane) -> McpToolPublic:
-    tool = plane.mcp_tools.create(
+def create_mcp_tool(body: McpToolCreate, user: CurrentUser, mcp_tools: McpTools) -> McpToolPublic:
+    tool = mcp_tools.create(
         user,
         name=body.name,
         gateway_id=body.gatewayId,
@@ -93,15 +95,15 @@ def create_mcp_tool(body: McpToolCreate, user: CurrentUser, plane: Plane) -> Mcp
         description=body.description,
         input_schema=body.inputSchema,
     )
-    return tool_public(plane, tool)
+    return tool_public(mcp_tools, tool)
 
 
 @router.get("/mcp-tools")
-def list_mcp_tools(user: CurrentUser, plane: Plane) -> list[McpToolPublic]:
-    return [tool_public(plane, t) for t in plane.mcp_tools.list(user)]
+def list_mcp_tools(user: CurrentUser, mcp_tools: McpTools) -> list[McpToolPublic]:
+    return [tool_public(mcp_tools, t) for t in mcp_tools.list(user)]
 
 
 @router.delete("/mcp-tools/{name}")
-def delete_mcp_tool(name: str, user: CurrentUser, plane: Plane) -> McpToolDeleted:
-    plane.mcp_tools.delete(user, name)
+def delete_mcp_tool(name: str, user: CurrentUser, mcp_tools: McpTools) -> McpToolDeleted:
+    mcp_tools.delete(user, name)
     return McpToolDeleted(name=name, deleted=True)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from imprun.access import IssuedKey
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import Access, AppMongo, AppSettings, CurrentUser
 from imprun.domain.access import GrantStatus
 from imprun.domain.environment import RateLimit
 from imprun.domain.naming import EnvironmentName
@@ -131,31 +131,33 @@ def issued_public(issued: IssuedKey, response: Response) -> IssuedGrantPublic:
 
 
 @router.post("", status_code=201)
-def create_application(body: ApplicationCreate, user: CurrentUser, plane: Plane) -> ApplicationPublic:
-    application = plane.access.create_application(
+def create_application(body: ApplicationCreate, user: CurrentUser, access: Access) -> ApplicationPublic:
+    application = access.create_application(
         user, name=body.name, description=body.description, organization=body.organization
     )
     return application_public(application)
 
 
 @router.get("")
-def list_applications(user: CurrentUser, plane: Plane) -> list[ApplicationPublic]:
-    return [application_public(a) for a in plane.access.list_applications(user)]
+def list_applications(user: CurrentUser, access: Access) -> list[ApplicationPublic]:
+    return [application_public(a) for a in access.list_applications(user)]
 
 
 @router.get("/{app}")
-def get_application(app: str, user: CurrentUser, plane: Plane) -> ApplicationPublic:
-    return application_public(plane.access.get_application(app, user))
+def get_application(app: str, user: CurrentUser, access: Access) -> ApplicationPublic:
+    return application_public(access.get_application(app, user))
 
 
 @router.get("/{app}/llm-usage")
-def get_llm_usage(app: str, user: CurrentUser, plane: Plane) -> LlmUsagePublic:
+def get_llm_usage(
+    app: str, user: CurrentUser, access: Access, mongo: AppMongo, settings: AppSettings
+) -> LlmUsagePublic:
     """Calls and tokens of ``/ai-gateway/chat`` in the current budget period, against the limits."""
-    plane.access.get_application(app, user)
-    settings = plane.settings
+    access.get_application(app, user)
+    settings = settings
     period = settings.ai_chat_period_seconds
     start = period_start(time.time(), period)
-    used = LlmUsageRepository(plane.mongo[settings.sys_db_name]).usage(app, start)
+    used = LlmUsageRepository(mongo[settings.sys_db_name]).usage(app, start)
     return LlmUsagePublic(
         applicationId=app,
         periodStart=datetime.fromtimestamp(start, UTC),
@@ -172,41 +174,43 @@ def get_llm_usage(app: str, user: CurrentUser, plane: Plane) -> LlmUsagePublic:
 
 
 @router.patch("/{app}")
-def patch_application(app: str, body: ApplicationPatch, user: CurrentUser, plane: Plane) -> ApplicationPublic:
+def patch_application(
+    app: str, body: ApplicationPatch, user: CurrentUser, access: Access
+) -> ApplicationPublic:
     changes: dict[str, Any] = {"name": body.name, "description": body.description}
     if "organization" in body.model_fields_set:
         changes["organization"] = body.organization
-    return application_public(plane.access.update_application(app, user, **changes))
+    return application_public(access.update_application(app, user, **changes))
 
 
 @router.delete("/{app}")
-def delete_application(app: str, user: CurrentUser, plane: Plane) -> ApplicationDeleted:
-    revoked = plane.access.delete_application(app, user)
+def delete_application(app: str, user: CurrentUser, access: Access) -> ApplicationDeleted:
+    revoked = access.delete_application(app, user)
     return ApplicationDeleted(applicationId=app, deleted=True, revokedGrants=revoked)
 
 
 @router.post("/{app}/grants", status_code=201)
 def create_grant(
-    app: str, body: GrantCreate, user: CurrentUser, plane: Plane, response: Response
+    app: str, body: GrantCreate, user: CurrentUser, access: Access, response: Response
 ) -> IssuedGrantPublic:
-    issued = plane.access.create_grant(
+    issued = access.create_grant(
         app, user, gateway_id=body.gatewayId, environment=body.environment, rate_limit=body.rateLimit
     )
     return issued_public(issued, response)
 
 
 @router.get("/{app}/grants")
-def list_grants(app: str, user: CurrentUser, plane: Plane) -> list[GrantPublic]:
-    return [grant_public(g) for g in plane.access.grants_of(app, user)]
+def list_grants(app: str, user: CurrentUser, access: Access) -> list[GrantPublic]:
+    return [grant_public(g) for g in access.grants_of(app, user)]
 
 
 @router.post("/{app}/grants/{grant}/regenerate")
 def regenerate_key(
-    app: str, grant: str, user: CurrentUser, plane: Plane, response: Response
+    app: str, grant: str, user: CurrentUser, access: Access, response: Response
 ) -> IssuedGrantPublic:
-    return issued_public(plane.access.regenerate(app, grant, user), response)
+    return issued_public(access.regenerate(app, grant, user), response)
 
 
 @router.delete("/{app}/grants/{grant}", status_code=202)
-def revoke_grant(app: str, grant: str, user: CurrentUser, plane: Plane) -> GrantPublic:
-    return grant_public(plane.access.revoke(app, grant, user))
+def revoke_grant(app: str, grant: str, user: CurrentUser, access: Access) -> GrantPublic:
+    return grant_public(access.revoke(app, grant, user))

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from imprun.access.accounts import RegistrationMode
-from imprun.api.deps import BearerToken, ClientAddress, CurrentUser, Plane
+from imprun.api.deps import Accounts, BearerToken, ClientAddress, CurrentUser
 from imprun.store.invites import InviteRecord
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -80,40 +80,40 @@ def _invite_public(invite: InviteRecord) -> InvitePublic:
 
 
 @router.get("/registration")
-def registration(plane: Plane) -> RegistrationPublic:
-    return RegistrationPublic(mode=plane.accounts.mode)
+def registration(accounts: Accounts) -> RegistrationPublic:
+    return RegistrationPublic(mode=accounts.mode)
 
 
 @router.post("/register", status_code=201)
-async def register(body: RegisterRequest, plane: Plane, client: ClientAddress) -> UserPublic:
-    user = await plane.accounts.register(body.username, body.password, invite=body.invite, client=client)
+async def register(body: RegisterRequest, accounts: Accounts, client: ClientAddress) -> UserPublic:
+    user = await accounts.register(body.username, body.password, invite=body.invite, client=client)
     return UserPublic(id=user.id, username=user.username, admin=user.admin)
 
 
 @router.post("/login")
-async def login(body: LoginRequest, plane: Plane, client: ClientAddress) -> LoginResponse:
-    signed_in = await plane.accounts.login(body.username, body.password, client=client)
+async def login(body: LoginRequest, accounts: Accounts, client: ClientAddress) -> LoginResponse:
+    signed_in = await accounts.login(body.username, body.password, client=client)
     return LoginResponse(token=signed_in.token, expiresAt=signed_in.session.expires_at)
 
 
 @router.post("/logout", status_code=204, response_model=None)
-def logout(plane: Plane, token: BearerToken) -> Response:
-    plane.accounts.logout(token)
+def logout(accounts: Accounts, token: BearerToken) -> Response:
+    accounts.logout(token)
     return Response(status_code=204)
 
 
 @router.delete("/sessions")
-def end_all_sessions(user: CurrentUser, plane: Plane) -> SessionsEnded:
+def end_all_sessions(user: CurrentUser, accounts: Accounts) -> SessionsEnded:
     """Ends every session of the caller, this one included."""
-    return SessionsEnded(ended=plane.accounts.logout_everywhere(user))
+    return SessionsEnded(ended=accounts.logout_everywhere(user))
 
 
 @router.post("/password")
 async def change_password(
-    body: PasswordChange, user: CurrentUser, token: BearerToken, plane: Plane, client: ClientAddress
+    body: PasswordChange, user: CurrentUser, token: BearerToken, accounts: Accounts, client: ClientAddress
 ) -> SessionsEnded:
     """Sets a new password; every other session of the caller ends, this one stays."""
-    ended = await plane.accounts.change_password(
+    ended = await accounts.change_password(
         user, body.currentPassword, body.newPassword, token=token, client=client
     )
     return SessionsEnded(ended=ended)
@@ -125,17 +125,17 @@ def me(user: CurrentUser) -> UserPublic:
 
 
 @router.post("/invites", status_code=201)
-def create_invite(user: CurrentUser, plane: Plane) -> IssuedInvitePublic:
-    issued = plane.accounts.create_invite(user)
+def create_invite(user: CurrentUser, accounts: Accounts) -> IssuedInvitePublic:
+    issued = accounts.create_invite(user)
     return IssuedInvitePublic(**_invite_public(issued.invite).model_dump(), code=issued.code)
 
 
 @router.get("/invites")
-def list_invites(user: CurrentUser, plane: Plane) -> list[InvitePublic]:
-    return [_invite_public(invite) for invite in plane.accounts.list_invites(user)]
+def list_invites(user: CurrentUser, accounts: Accounts) -> list[InvitePublic]:
+    return [_invite_public(invite) for invite in accounts.list_invites(user)]
 
 
 @router.delete("/invites/{invite_id}", status_code=204, response_model=None)
-def delete_invite(invite_id: str, user: CurrentUser, plane: Plane) -> Response:
-    plane.accounts.delete_invite(user, invite_id)
+def delete_invite(invite_id: str, user: CurrentUser, accounts: Accounts) -> Response:
+    accounts.delete_invite(user, invite_id)
     return Response(status_code=204)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import AppSettings, CurrentUser, Driver, Gateways
 from imprun.domain.function_metrics import summarise
 from imprun.errors import Unavailable
 
@@ -44,10 +44,12 @@ class GatewayMetrics(BaseModel):
 
 
 @router.get("/{gw}/metrics")
-def gateway_metrics(gw: str, user: CurrentUser, plane: Plane) -> GatewayMetrics:
-    gateway = plane.gateway_commands.get_owned(gw, user.id)
-    driver = plane.driver
-    if driver is None or plane.settings.cluster_driver != "local":
+def gateway_metrics(
+    gw: str, user: CurrentUser, driver: Driver, gateway_commands: Gateways, settings: AppSettings
+) -> GatewayMetrics:
+    gateway = gateway_commands.get_owned(gw, user.id)
+    driver = driver
+    if driver is None or settings.cluster_driver != "local":
         raise Unavailable(
             "per-function metrics are read from the local Ray cluster's nodes; on this deployment "
             "read ray_imprun_function_* from your Prometheus"
@@ -73,5 +75,5 @@ def gateway_metrics(gw: str, user: CurrentUser, plane: Plane) -> GatewayMetrics:
         for s in summarise(texts, gateway.gateway_id)
     ]
     return GatewayMetrics(
-        gatewayId=gateway.gateway_id, functions=functions, dashboardUrl=plane.settings.dashboard_url
+        gatewayId=gateway.gateway_id, functions=functions, dashboardUrl=settings.dashboard_url
     )

@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import CurrentUser, DebugRuns, DebugRuntime, DebugThreads, Functions, UserQuotas
 from imprun.domain.functions import (
     DEFAULT_METHODS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -230,10 +230,12 @@ def deployment_public(deployment: Deployment) -> DeploymentPublic:
 
 
 @router.post("/{gw}/functions", status_code=201)
-def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Plane) -> FunctionPublic:
-    plane.quotas.check_code(body.code)
-    plane.quotas.check_new_function(len(plane.functions.list_functions(gw, user)))
-    view = plane.functions.create(
+def create_function(
+    gw: str, body: FunctionCreate, user: CurrentUser, functions: Functions, quotas: UserQuotas
+) -> FunctionPublic:
+    quotas.check_code(body.code)
+    quotas.check_new_function(len(functions.list_functions(gw, user)))
+    view = functions.create(
         gw,
         user,
         name=body.name,
@@ -246,20 +248,20 @@ def create_function(gw: str, body: FunctionCreate, user: CurrentUser, plane: Pla
 
 
 @router.get("/{gw}/functions")
-def list_functions(gw: str, user: CurrentUser, plane: Plane) -> list[FunctionPublic]:
+def list_functions(gw: str, user: CurrentUser, functions: Functions) -> list[FunctionPublic]:
     """Every draft without its code (GET one function for the code)."""
-    return [function_public(view, include_code=False) for view in plane.functions.list_functions(gw, user)]
+    return [function_public(view, include_code=False) for view in functions.list_functions(gw, user)]
 
 
 @router.get("/{gw}/deployments")
 def list_deployments(
     gw: str,
     user: CurrentUser,
-    plane: Plane,
+    functions: Functions,
     function: str | None = Query(default=None, max_length=128),
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[DeploymentPublic]:
-    deployments = plane.functions.deployments(gw, user, function=function, limit=limit)
+    deployments = functions.deployments(gw, user, function=function, limit=limit)
     return [deployment_public(d) for d in deployments]
 
 
@@ -268,39 +270,46 @@ def function_history(
     gw: str,
     fn: str,
     user: CurrentUser,
-    plane: Plane,
+    functions: Functions,
     limit: int = Query(default=100, ge=1, le=1000),
     includeCode: bool = Query(default=False),
 ) -> list[FunctionVersionPublic]:
-    versions = plane.functions.history(gw, fn, user, limit=limit)
+    versions = functions.history(gw, fn, user, limit=limit)
     return [version_public(v, include_code=includeCode) for v in versions]
 
 
 @router.post("/{gw}/functions/{fn:path}/publish")
 def publish_function(
-    gw: str, fn: str, body: PublishRequest, user: CurrentUser, plane: Plane
+    gw: str, fn: str, body: PublishRequest, user: CurrentUser, functions: Functions
 ) -> PublishedPublic:
-    return published_public(plane.functions.publish(gw, fn, user, environment=body.environment))
+    return published_public(functions.publish(gw, fn, user, environment=body.environment))
 
 
 @router.post("/{gw}/functions/{fn:path}/deploy-to-stage")
 def deploy_function(
-    gw: str, fn: str, body: DeployRequest, user: CurrentUser, plane: Plane
+    gw: str, fn: str, body: DeployRequest, user: CurrentUser, functions: Functions
 ) -> PublishedPublic:
-    published = plane.functions.deploy_to_stage(gw, fn, user, target=body.targetStage, source=body.from_)
+    published = functions.deploy_to_stage(gw, fn, user, target=body.targetStage, source=body.from_)
     return published_public(published)
 
 
 @router.post("/{gw}/functions/{fn:path}/debug")
 async def debug_function(
-    gw: str, fn: str, body: DebugRequest, user: CurrentUser, plane: Plane
+    gw: str,
+    fn: str,
+    body: DebugRequest,
+    user: CurrentUser,
+    functions: Functions,
+    function_runtime: DebugRuntime,
+    debug_runs: DebugRuns,
+    debug_threads: DebugThreads,
 ) -> DebugResultPublic:
     """Run the draft (or the given code) in the dev sandbox without publishing it.
 
     A user has at most ``IMPRUN_DEBUG_RUNS_PER_USER`` runs at once (429 past them); a run waits on
     threads of its own (``IMPRUN_DEBUG_RUN_THREADS``), never on the pool serving the other routes."""
-    code = await anyio.to_thread.run_sync(lambda: plane.functions.debug_code(gw, fn, user, code=body.code))
-    runtime = plane.function_runtime
+    code = await anyio.to_thread.run_sync(lambda: functions.debug_code(gw, fn, user, code=body.code))
+    runtime = function_runtime
     if runtime is None:
         raise Unavailable("the data plane is not running: debug-run needs Ray")
     invocation = debug_invocation(
@@ -312,10 +321,10 @@ async def debug_function(
         body=body.body,
         request_id=request_id_var.get() or uuid.uuid4().hex,
     )
-    release = plane.debug_runs.acquire(user.id)
+    release = debug_runs.acquire(user.id)
     try:
         result: dict[str, Any] = await anyio.to_thread.run_sync(
-            lambda: runtime.debug(gw, DEBUG_ENVIRONMENT, code, invocation), limiter=plane.debug_threads
+            lambda: runtime.debug(gw, DEBUG_ENVIRONMENT, code, invocation), limiter=debug_threads
         )
     finally:
         release()
@@ -323,14 +332,16 @@ async def debug_function(
 
 
 @router.get("/{gw}/functions/{fn:path}")
-def get_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> FunctionPublic:
-    return function_public(plane.functions.get(gw, fn, user))
+def get_function(gw: str, fn: str, user: CurrentUser, functions: Functions) -> FunctionPublic:
+    return function_public(functions.get(gw, fn, user))
 
 
 @router.patch("/{gw}/functions/{fn:path}")
-def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, plane: Plane) -> FunctionPublic:
-    plane.quotas.check_code(body.code)
-    view = plane.functions.update(
+def patch_function(
+    gw: str, fn: str, body: FunctionPatch, user: CurrentUser, functions: Functions, quotas: UserQuotas
+) -> FunctionPublic:
+    quotas.check_code(body.code)
+    view = functions.update(
         gw,
         fn,
         user,
@@ -344,6 +355,6 @@ def patch_function(gw: str, fn: str, body: FunctionPatch, user: CurrentUser, pla
 
 
 @router.delete("/{gw}/functions/{fn:path}")
-def delete_function(gw: str, fn: str, user: CurrentUser, plane: Plane) -> FunctionDeleted:
-    unpublished = plane.functions.delete(gw, fn, user)
+def delete_function(gw: str, fn: str, user: CurrentUser, functions: Functions) -> FunctionDeleted:
+    unpublished = functions.delete(gw, fn, user)
     return FunctionDeleted(name=fn, deleted=True, unpublishedFrom=unpublished)

@@ -9,12 +9,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import AppSettings, CurrentUser, Gateways, UserQuotas
 from imprun.domain.conditions import Condition
 from imprun.domain.environment import AuthType, Environment, RateLimit
 from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline
 from imprun.domain.phases import DesiredState, Phase
-from imprun.settings import Settings
 from imprun.store.events import Event
 
 router = APIRouter(prefix="/v1/api-gateways", tags=["gateways"])
@@ -82,7 +81,7 @@ class GatewayEventPublic(BaseModel):
     startedAt: datetime | None = None
 
 
-def environment_public(environment: Environment, settings: Settings) -> EnvironmentPublic:
+def environment_public(environment: Environment, settings: AppSettings) -> EnvironmentPublic:
     return EnvironmentPublic(
         name=environment.name,
         state=environment.state,
@@ -94,7 +93,7 @@ def environment_public(environment: Environment, settings: Settings) -> Environm
     )
 
 
-def gateway_public(gateway: Gateway, environments: list[Environment], settings: Settings) -> GatewayPublic:
+def gateway_public(gateway: Gateway, environments: list[Environment], settings: AppSettings) -> GatewayPublic:
     return GatewayPublic(
         gatewayId=gateway.gateway_id,
         name=gateway.name,
@@ -127,77 +126,99 @@ def event_public(event: Event) -> GatewayEventPublic:
 
 
 @router.post("", status_code=202)
-def create_gateway(body: GatewayCreate, user: CurrentUser, plane: Plane) -> GatewayPublic:
-    owned = plane.gateway_commands.gateways.owned_by(user.id)
-    plane.quotas.check_new_gateway(len(owned), body.bundle)
-    gateway = plane.gateway_commands.create(
+def create_gateway(
+    body: GatewayCreate,
+    user: CurrentUser,
+    gateway_commands: Gateways,
+    quotas: UserQuotas,
+    settings: AppSettings,
+) -> GatewayPublic:
+    owned = gateway_commands.gateways.owned_by(user.id)
+    quotas.check_new_gateway(len(owned), body.bundle)
+    gateway = gateway_commands.create(
         name=body.name, owner_id=user.id, gateway_id=body.gatewayId, bundle=body.bundle
     )
-    return gateway_public(gateway, [], plane.settings)
+    return gateway_public(gateway, [], settings)
 
 
 @router.get("")
-def list_gateways(user: CurrentUser, plane: Plane) -> list[GatewayPublic]:
-    commands = plane.gateway_commands
+def list_gateways(
+    user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+) -> list[GatewayPublic]:
+    commands = gateway_commands
     return [
-        gateway_public(g, commands.environments_of(g), plane.settings)
-        for g in commands.gateways.owned_by(user.id)
+        gateway_public(g, commands.environments_of(g), settings) for g in commands.gateways.owned_by(user.id)
     ]
 
 
 @router.get("/{gw}")
-def get_gateway(gw: str, user: CurrentUser, plane: Plane) -> GatewayPublic:
-    commands = plane.gateway_commands
+def get_gateway(
+    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+) -> GatewayPublic:
+    commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return gateway_public(gateway, commands.environments_of(gateway), plane.settings)
+    return gateway_public(gateway, commands.environments_of(gateway), settings)
 
 
 @router.patch("/{gw}")
-def patch_gateway(gw: str, body: GatewayPatch, user: CurrentUser, plane: Plane) -> GatewayPublic:
-    commands = plane.gateway_commands
+def patch_gateway(
+    gw: str, body: GatewayPatch, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+) -> GatewayPublic:
+    commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
     if body.promotionPipeline is not None:
         gateway = commands.set_promotion_pipeline(gateway, body.promotionPipeline)
     if body.state is not None:
         gateway = commands.set_state(gateway, DesiredState(body.state), actor=user.id)
-    return gateway_public(gateway, commands.environments_of(gateway), plane.settings)
+    return gateway_public(gateway, commands.environments_of(gateway), settings)
 
 
 @router.delete("/{gw}", status_code=202)
-def delete_gateway(gw: str, user: CurrentUser, plane: Plane) -> GatewayPublic:
-    commands = plane.gateway_commands
+def delete_gateway(
+    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+) -> GatewayPublic:
+    commands = gateway_commands
     gateway = commands.delete(commands.get_owned(gw, user.id), actor=user.id)
-    return gateway_public(gateway, commands.environments_of(gateway), plane.settings)
+    return gateway_public(gateway, commands.environments_of(gateway), settings)
 
 
 @router.get("/{gw}/events", response_model_exclude_none=True)
 def gateway_events(
-    gw: str, user: CurrentUser, plane: Plane, limit: int = Query(default=200, ge=1, le=1000)
+    gw: str, user: CurrentUser, gateway_commands: Gateways, limit: int = Query(default=200, ge=1, le=1000)
 ) -> list[GatewayEventPublic]:
-    commands = plane.gateway_commands
+    commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
     return [event_public(event) for event in commands.events_of(gateway, limit=limit)]
 
 
 @router.get("/{gw}/environments")
-def list_environments(gw: str, user: CurrentUser, plane: Plane) -> list[EnvironmentPublic]:
-    commands = plane.gateway_commands
+def list_environments(
+    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+) -> list[EnvironmentPublic]:
+    commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return [environment_public(e, plane.settings) for e in commands.environments_of(gateway)]
+    return [environment_public(e, settings) for e in commands.environments_of(gateway)]
 
 
 @router.get("/{gw}/environments/{env}")
-def get_environment(gw: str, env: str, user: CurrentUser, plane: Plane) -> EnvironmentPublic:
-    commands = plane.gateway_commands
+def get_environment(
+    gw: str, env: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+) -> EnvironmentPublic:
+    commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return environment_public(commands.get_environment(gateway, env), plane.settings)
+    return environment_public(commands.get_environment(gateway, env), settings)
 
 
 @router.patch("/{gw}/environments/{env}")
 def patch_environment(
-    gw: str, env: str, body: EnvironmentPatch, user: CurrentUser, plane: Plane
+    gw: str,
+    env: str,
+    body: EnvironmentPatch,
+    user: CurrentUser,
+    gateway_commands: Gateways,
+    settings: AppSettings,
 ) -> EnvironmentPublic:
-    commands = plane.gateway_commands
+    commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
     kwargs: dict[str, Any] = {}
     if "rateLimit" in body.model_fields_set:
@@ -205,4 +226,4 @@ def patch_environment(
     environment = commands.configure_environment(
         gateway, env, auth_type=body.authType, actor=user.id, **kwargs
     )
-    return environment_public(environment, plane.settings)
+    return environment_public(environment, settings)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from imprun.api.deps import Plane
+from imprun.api.deps import AppMetrics, ReadinessChecks
 from imprun.api.errors import error_body
 from imprun.errors import ImprunError
 
@@ -37,10 +37,10 @@ def healthz() -> Liveness:
 
 
 @router.get("/readyz", response_model=None, responses={200: {"model": Readiness}})
-def readyz(plane: Plane) -> JSONResponse:
+def readyz(readiness: ReadinessChecks) -> JSONResponse:
     checks: dict[str, Any] = {}
     failed = []
-    for name, check in plane.readiness.items():
+    for name, check in readiness.items():
         started = time.perf_counter()
         try:
             check()
@@ -58,5 +58,5 @@ def readyz(plane: Plane) -> JSONResponse:
 
 
 @router.get("/metrics", response_model=None)
-def metrics(plane: Plane) -> Response:
-    return Response(plane.metrics.render(), media_type=plane.metrics.content_type)
+def metrics(metrics: AppMetrics) -> Response:
+    return Response(metrics.render(), media_type=metrics.content_type)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from imprun.api.deps import BearerToken, CurrentUser, Plane
+from imprun.api.deps import BearerToken, CurrentUser, FunctionLogs, LogFollowers, Sessions
 from imprun.domain.logs import LogEvent, LogQuery
 
 router = APIRouter(prefix="/v1/api-gateways", tags=["logs"])
@@ -55,18 +55,20 @@ def environment_logs(
     env: str,
     user: CurrentUser,
     token: BearerToken,
-    plane: Plane,
+    function_logs: FunctionLogs,
+    log_followers: LogFollowers,
+    sessions: Sessions,
     function: str | None = Query(default=None, max_length=128),
     since: str | None = Query(default=None, max_length=64),
     limit: int = Query(default=100, ge=1, le=1000),
     follow: bool = False,
 ) -> LogEntriesPublic | Response:
-    logs, query = plane.function_logs, LogQuery(function, since, limit)
+    logs, query = function_logs, LogQuery(function, since, limit)
     if not follow:
         return LogEntriesPublic.model_validate({"entries": logs.entries(gw, env, user, query)})
-    release = plane.log_followers.acquire(user.id)  # 429 past IMPRUN_LOG_FOLLOWERS_PER_USER
+    release = log_followers.acquire(user.id)  # 429 past IMPRUN_LOG_FOLLOWERS_PER_USER
     try:
-        events = logs.follow(gw, env, user, query, lambda: plane.sessions.resolve(token) == user.id)
+        events = logs.follow(gw, env, user, query, lambda: sessions.resolve(token) == user.id)
     except BaseException:
         release()
         raise

@@ -20,7 +20,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import Access, AppSettings, CurrentUser, DebugRuns, DebugThreads, Gateways, McpTools
 from imprun.domain.functions import FunctionName
 from imprun.drivers.data_plane import DataPlaneCaller
 from imprun.errors import NotFound
@@ -71,12 +71,19 @@ class GrantTools(BaseModel):
 
 @router.post("/v1/api-gateways/{gw}/environments/{env}/call", response_model_by_alias=True)
 async def call_function(
-    gw: str, env: str, user: CurrentUser, plane: Plane, request: CallRequest = Body()
+    gw: str,
+    env: str,
+    user: CurrentUser,
+    debug_runs: DebugRuns,
+    debug_threads: DebugThreads,
+    gateway_commands: Gateways,
+    settings: AppSettings,
+    request: CallRequest = Body(),
 ) -> CallAnswerPublic:
     """A call may take as long as the function's timeout: like a debug run, it counts against
     ``IMPRUN_DEBUG_RUNS_PER_USER`` (429 past it) and waits on the debug-run threads, never on the
     pool that serves the other routes."""
-    commands = plane.gateway_commands
+    commands = gateway_commands
     gateway = await anyio.to_thread.run_sync(commands.get_owned, gw, user.id)
     environment = await anyio.to_thread.run_sync(commands.get_environment, gateway, env)
     path = f"{gateway.gateway_id}/{environment.name}/{request.function}"
@@ -86,14 +93,14 @@ async def call_function(
         content = json.dumps(request.body).encode()
         if not any(k.lower() == "content-type" for k in headers):
             headers["content-type"] = "application/json"
-    caller = DataPlaneCaller(plane.settings.data_plane_url)
-    release = plane.debug_runs.acquire(user.id)
+    caller = DataPlaneCaller(settings.data_plane_url)
+    release = debug_runs.acquire(user.id)
     try:
         answer = await anyio.to_thread.run_sync(
             lambda: caller.call(
                 path, method=request.method.upper(), query=request.query, headers=headers, body=content
             ),
-            limiter=plane.debug_threads,
+            limiter=debug_threads,
         )
     finally:
         release()
@@ -105,7 +112,7 @@ async def call_function(
         except ValueError:
             parsed = None
     return CallAnswerPublic(
-        url=f"{plane.settings.function_base_url}/{path}",
+        url=f"{settings.function_base_url}/{path}",
         status=answer.status,
         headers=answer.headers,
         body=text,
@@ -116,18 +123,20 @@ async def call_function(
 
 
 @router.get("/v1/applications/{app}/grants/{grant}/tools")
-def grant_tools(app: str, grant: str, user: CurrentUser, plane: Plane) -> GrantTools:
-    found = next((g for g in plane.access.grants_of(app, user) if g.grant_id == grant), None)
+def grant_tools(
+    app: str, grant: str, user: CurrentUser, access: Access, mcp_tools: McpTools, settings: AppSettings
+) -> GrantTools:
+    found = next((g for g in access.grants_of(app, user) if g.grant_id == grant), None)
     if found is None:
         raise NotFound(
             f"no grant {grant!r} in application {app!r}; list them with GET /v1/applications/{app}/grants"
         )
-    tools = plane.mcp_tools.tools_of_environment(found.gateway_id, found.environment)
+    tools = mcp_tools.tools_of_environment(found.gateway_id, found.environment)
     return GrantTools(
         grantId=found.grant_id,
         gatewayId=found.gateway_id,
         environment=found.environment,
-        mcpUrl=f"{plane.settings.function_base_url}/mcp",
+        mcpUrl=f"{settings.function_base_url}/mcp",
         tools=[
             ToolPublic(
                 name=t.name,

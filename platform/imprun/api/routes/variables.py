@@ -16,7 +16,7 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from imprun.api.deps import CurrentUser, Plane
+from imprun.api.deps import CurrentUser, Variables
 
 router = APIRouter(prefix="/v1/api-gateways", tags=["variables"])
 
@@ -39,24 +39,24 @@ class VariablePublic(BaseModel):
 
 
 @router.get("/{gw}/environments/{env}/variables")
-def list_variables(gw: str, env: str, user: CurrentUser, plane: Plane) -> list[VariablePublic]:
-    return [VariablePublic.model_validate(v) for v in plane.variables.list_variables(gw, env, user)]
+def list_variables(gw: str, env: str, user: CurrentUser, variables: Variables) -> list[VariablePublic]:
+    return [VariablePublic.model_validate(v) for v in variables.list_variables(gw, env, user)]
 
 
 @router.get("/{gw}/environments/{env}/variables/{name}")
-def get_variable(gw: str, env: str, name: str, user: CurrentUser, plane: Plane) -> VariablePublic:
-    return VariablePublic.model_validate(plane.variables.get_variable(gw, env, name, user))
+def get_variable(gw: str, env: str, name: str, user: CurrentUser, variables: Variables) -> VariablePublic:
+    return VariablePublic.model_validate(variables.get_variable(gw, env, name, user))
 
 
 @router.put("/{gw}/environments/{env}/variables/{name}")
 def put_variable(
-    gw: str, env: str, name: str, body: VariablePut, user: CurrentUser, plane: Plane
+    gw: str, env: str, name: str, body: VariablePut, user: CurrentUser, variables: Variables
 ) -> VariablePublic:
-    stored = plane.variables.set_variable(gw, env, name, value=body.value, secret=body.secret, user=user)
+    stored = variables.set_variable(gw, env, name, value=body.value, secret=body.secret, user=user)
     return VariablePublic.model_validate(stored)
 
 
 @router.delete("/{gw}/environments/{env}/variables/{name}", status_code=204, response_model=None)
-def delete_variable(gw: str, env: str, name: str, user: CurrentUser, plane: Plane) -> Response:
-    plane.variables.delete_variable(gw, env, name, user)
+def delete_variable(gw: str, env: str, name: str, user: CurrentUser, variables: Variables) -> Response:
+    variables.delete_variable(gw, env, name, user)
     return Response(status_code=204)
