@@ -241,7 +241,12 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
             max_request_bytes=config.max_request_bytes,
         )
     logs: FunctionLogSink = (
-        RedisLogStream(config.redis_url, f"{gateway_id}/{environment}", max_len=config.log_retention_entries)
+        RedisLogStream(
+            config.redis_url,
+            f"{gateway_id}/{environment}",
+            max_len=config.log_retention_entries,
+            max_bytes=config.log_max_bytes,
+        )
         if config.redis_url
         else DiscardLogs()
     )

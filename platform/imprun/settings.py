@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Versions of a function's history kept; older ones are dropped."
     )
     quota_variables_per_environment: int = Field(default=100, ge=0, description="Variables per environment.")
+    quota_log_mb_per_environment: float = Field(
+        default=4.0,
+        gt=0,
+        description="MiB of Redis memory an environment's log stream may hold; the oldest entries go first.",
+    )
     quota_gateway_db_mb: int = Field(
         default=256,
         ge=1,

@@ -37,6 +37,8 @@ class RuntimeConfig:
     """Hex of the 32-byte AES key that opens environment variables; empty: ``imp.env`` stays empty."""
     log_retention_entries: int = 10_000
     """Approximate cap of the environment's log stream (``XADD MAXLEN ~``)."""
+    log_max_bytes: int = 4 * 1024 * 1024
+    """Redis memory the environment's log stream may hold before its oldest entries are trimmed."""
     gateway_db_max_bytes: int = 256 * 1024 * 1024
     """Data and index bytes of the gateway's database past which ``imp.db()`` refuses writes."""
 
@@ -52,7 +54,13 @@ class RuntimeConfig:
         if "egress_denied_ports" in values:
             values["egress_denied_ports"] = tuple(int(port) for port in values["egress_denied_ports"] or ())
         config = cls(**values)
-        positive = ("max_request_bytes", "worker_pool_size", "log_retention_entries", "gateway_db_max_bytes")
+        positive = (
+            "max_request_bytes",
+            "worker_pool_size",
+            "log_retention_entries",
+            "log_max_bytes",
+            "gateway_db_max_bytes",
+        )
         if any(getattr(config, name) < 1 for name in positive):
             raise ValueError(f"{', '.join(positive)} must be positive")
         config.pepper()
@@ -96,4 +104,5 @@ _OMITTED_AT_DEFAULT: Final = (
     "log_retention_entries",
     "egress_denied_ports",
     "gateway_db_max_bytes",
+    "log_max_bytes",
 )

@@ -346,6 +346,7 @@ def runtime_config(
         variables_key=variables_key.hex(),
         log_retention_entries=settings.log_retention_entries,
         gateway_db_max_bytes=settings.quota_gateway_db_mb * 1024 * 1024,
+        log_max_bytes=int(settings.quota_log_mb_per_environment * 1024 * 1024),
     )
 
 
