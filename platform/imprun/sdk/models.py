@@ -223,6 +223,7 @@ class Grant(ApiModel):
     status: str | None = None
     rate_limit: RateLimit | None = None
     applied: bool | None = None
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
     created_at: datetime | None = None
     key_issued_at: datetime | None = None
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from imprun.api.routes.applications import grant_public
 from imprun.domain.access import StoredKey
 from imprun.domain.conditions import PERMANENT_FAILURE, ConditionType, find_condition
 from imprun.domain.gateway import Gateway
@@ -108,6 +109,9 @@ def test_an_invalid_from_the_ingress_fails_the_grant_at_once_and_is_not_retried(
     failed = find_condition(grant.conditions, ConditionType.FAILED)
     assert failed is not None and failed.status and failed.reason == PERMANENT_FAILURE
     assert "refuses credential cred_1" in failed.message
+    shown = grant_public(grant).model_dump(mode="json")  # what GET /v1/applications/{app}/grants answers
+    assert not shown["applied"]
+    assert [(c["type"], c["reason"]) for c in shown["conditions"]] == [("Failed", PERMANENT_FAILURE)]
     reasons = [e.reason for e in harness.events.of_gateway(BASE.gateway_id) if e.resource == "grant_1"]
     assert PERMANENT_FAILURE in reasons
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imprun.access import IssuedKey
 from imprun.api.deps import Access, AppMongo, AppSettings, CurrentUser
 from imprun.domain.access import GrantStatus
+from imprun.domain.conditions import Condition
 from imprun.domain.environment import RateLimit
 from imprun.domain.naming import EnvironmentName
 from imprun.store.applications import ApplicationRecord, GrantRecord
@@ -74,6 +75,9 @@ class GrantPublic(BaseModel):
     rateLimit: RateLimit | None = Field(description="Null: the environment's own limit applies.")
     status: GrantStatus
     applied: bool = Field(description="The ingress was given the current key (it works, or will in moments).")
+    conditions: list[Condition] = Field(
+        description="Why the key has not reached the ingress: a Failed condition (permanent: it will not)."
+    )
     createdAt: datetime
     keyIssuedAt: datetime
 
@@ -120,6 +124,7 @@ def grant_public(grant: GrantRecord) -> GrantPublic:
         rateLimit=grant.rate_limit,
         status=grant.status,
         applied=grant.key_applied,
+        conditions=list(grant.conditions),
         createdAt=grant.created_at,
         keyIssuedAt=grant.key_issued_at,
     )
