@@ -32,7 +32,7 @@ step "console (vitest)"
 (cd console && npm test --silent -- --reporter=dot) || failed+=(vitest)
 
 step "pytest"
-.venv/bin/pytest "${fast[@]}" "$@"
+.venv/bin/pytest --durations=30 "${fast[@]}" "$@"  # the slowest 30 close the report
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2
