@@ -16,7 +16,9 @@ import struct
 from pathlib import Path
 
 import pytest
+import ray
 
+from imprun.drivers.local_ray import LocalRayServeDriver
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import service_settings, start_services
 
@@ -66,10 +68,11 @@ def test_nx_27017_and_redis_bind_loopback_when_the_api_is_exposed(tmp_path: Path
 
 @pytest.mark.ray
 def test_haproxys_stats_and_metrics_bind_loopback_and_its_admin_socket_is_private(
-    ray_head: RunningRayHead,
+    ray_head: RunningRayHead, ray_driver: LocalRayServeDriver
 ) -> None:
-    [config] = (ray_head.head.run_dir / "hap").glob("*/haproxy.cfg")
-    text = config.read_text()
+    ray_driver.ping()  # this process is a Ray driver on the head's node
+    head_node = ray.get_runtime_context().get_node_id()  # other nodes' proxies write beside it
+    text = (ray_head.head.run_dir / "hap" / head_node / "haproxy.cfg").read_text()
     ports = [int(port) for port in re.findall(r"^\s*bind \S*:(\d+)\s*$", text, flags=re.MULTILINE)]
     assert len(ports) >= 3, text  # the HTTP frontend, stats and Prometheus metrics
     for port in ports:
