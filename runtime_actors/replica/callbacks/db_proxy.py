@@ -22,7 +22,7 @@ a ``limit``, never a silent truncation. Documents inserted without ``_id`` get a
 round-trip through JSON.
 
 The database has a size quota (``max_database_bytes``, data plus indexes as ``collStats`` reports them,
-re-read at most every ``size_check_seconds`` while under it, at every write once over): past it,
+re-read at most every ``size_check_seconds``, and after a delete, the only way it shrinks): past it,
 inserts and updates answer ``quota_exceeded`` with the limit and the size; reads and deletes still
 work, so the tenant can make room.
 """
@@ -216,7 +216,7 @@ class DbProxy:
         if limit is None:
             return
         now = time.monotonic()
-        if self._size is None or self._size[1] >= limit or now - self._size[0] >= self.size_check_seconds:
+        if self._size is None or now - self._size[0] >= self.size_check_seconds:
             self._size = (now, self._database_bytes())
         size = self._size[1]
         if size >= limit:
@@ -326,9 +326,11 @@ class DbProxy:
         }
 
     def _delete_one(self, collection: Any, p: dict[str, Any]) -> dict[str, Any]:
+        self._size = None  # room may have been made: the next write reads the size again
         return {"deletedCount": collection.delete_one(_mapping(p.get("filter"), "filter")).deleted_count}
 
     def _delete_many(self, collection: Any, p: dict[str, Any]) -> dict[str, Any]:
+        self._size = None
         return {"deletedCount": collection.delete_many(_mapping(p.get("filter"), "filter")).deleted_count}
 
     def _bounded(self, documents: Any) -> list[Any]:
