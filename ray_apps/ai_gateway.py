@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ray import serve
+from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
 from imprun.ai.catalog import ToolCatalog
@@ -37,6 +38,7 @@ from imprun.store.llm_usage import LlmUsageRepository
 from imprun.store.mcp_tools import McpToolRepository, published_tools
 from imprun.store.mongo import Mongo, connect_mongo
 from runtime_actors.shared.errors import error_body
+from runtime_actors.shared.names import SHARED_DEPLOYMENT, SHARED_RUNTIME_APP
 
 __all__ = ["DEPLOYMENT_NAME", "AiGateway", "ServeToolInvoker", "build_app"]
 
@@ -47,25 +49,42 @@ _DRIVER_ARGS: Final = ("version", "num_replicas", "ray_actor_options")
 
 
 class ServeToolInvoker:
-    """Tool calls through Serve handles to the environments' ``FunctionActor`` replicas."""
+    """Tool calls through Serve handles: to the environment's ``FunctionActor`` replicas when it has
+    an application of its own, else to the shared runtime (``SharedRuntime.call_tool``, with the
+    environment as the multiplexed model id)."""
 
     def __init__(self) -> None:
         self._handles: dict[str, DeploymentHandle[Any]] = {}
+        self._shared: DeploymentHandle[Any] | None = None
+
+    def _call(self, tool: Tool, arguments: Mapping[str, Any], request_id: str, caller: Caller) -> Any:
+        gateway_id, environment = tool.gateway_id, tool.environment
+        app = serve_app_name(gateway_id, environment)
+        handle = self._handles.get(app)
+        if handle is None:
+            with contextlib.suppress(RayServeException):
+                handle = self._handles[app] = serve.get_app_handle(app)
+        if handle is not None:
+            return handle.call_tool.remote(
+                tool.function, dict(arguments), request_id, caller.api_key, caller.client
+            )
+        if self._shared is None:
+            self._shared = serve.get_deployment_handle(SHARED_DEPLOYMENT, SHARED_RUNTIME_APP)
+        shared = self._shared.options(multiplexed_model_id=f"{gateway_id}/{environment}")
+        return shared.call_tool.remote(
+            gateway_id, environment, tool.function, dict(arguments), request_id, caller.api_key, caller.client
+        )
 
     async def invoke(
         self, tool: Tool, arguments: Mapping[str, Any], request_id: str, caller: Caller
     ) -> ToolOutcome:
         gateway_id, environment, function = tool.gateway_id, tool.environment, tool.function
         app = serve_app_name(gateway_id, environment)
-        handle = self._handles.get(app)
-        if handle is None:
-            handle = self._handles[app] = serve.get_app_handle(app)
         try:
-            answer: dict[str, Any] = await handle.call_tool.remote(
-                function, dict(arguments), request_id, caller.api_key, caller.client
-            )
+            answer: dict[str, Any] = await self._call(tool, arguments, request_id, caller)
         except Exception as exc:  # the environment is gone or not running: a tool error, not a crash
             self._handles.pop(app, None)
+            self._shared = None
             log.warning("tool call to %s/%s failed: %r (request %s)", app, function, exc, request_id)
             message = f"The environment {environment} of gateway {gateway_id} is not serving right now."
             return ToolOutcome(503, error_body("unavailable", message), 0.0, "unavailable")
@@ -133,6 +152,54 @@ class AiGateway:
 
     def __serve_build_asgi_app__(self) -> AiGatewayHttp:
         return self._http
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        query_string: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        client: str,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer a request the shared runtime's catch-all received for one of this gateway's paths
+        (``/ai-gateway/…``; ``/mcp`` has its own route prefix): ``(status, headers, body)``."""
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": query_string,
+            "headers": headers,
+            "client": (client, 0) if client else None,
+            "server": None,
+        }
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if delivered:
+                await asyncio.Event().wait()  # no disconnect: the caller waits for the answer
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        answer: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["headers"] = [
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]
+                ]
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+
+        await self._http(scope, receive, send)  # type: ignore[arg-type]
+        return answer["status"], answer["headers"], bytes(answer["body"])
 
     async def __del__(self) -> None:
         stop: asyncio.Event | None = getattr(self, "_stop", None)

@@ -52,6 +52,7 @@ __all__ = [
     "build_supervisor",
     "environment_deployment",
     "route_of",
+    "serve_request",
 ]
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,32 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
     )
 
 
+async def serve_request(supervisor: Supervisor, request: Request, prefix: str) -> Response:
+    """Hand a Starlette request below ``prefix`` to ``supervisor`` (body read lazily, under its limit)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+    headers.pop(DISCONNECT_DISABLED, None)  # ours (replica_http), not the caller's
+    client = request.scope.get("client")
+    head = RequestHead(
+        request.method,
+        route_of(request.scope, prefix),
+        request.scope.get("query_string", b"").decode("latin-1"),
+        headers,
+        str(client[0]) if client else "",
+    )
+
+    async def body(limit: int) -> bytes:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge
+        return await read_limited(request.stream(), limit)
+
+    # Serve's request-id middleware has put an x-request-id on the request (the caller's, or a new
+    # one) and adds it to the response itself: use that id, and do not send a second header.
+    response = await supervisor.handle(head, body, request_id=headers.get(REQUEST_ID_HEADER) or None)
+    response.headers.pop(REQUEST_ID_HEADER, None)
+    return Response(response.body, response.status, response.headers)
+
+
 class FunctionActor:
     """One replica of a gateway environment (see the module docstring)."""
 
@@ -278,33 +305,9 @@ class FunctionActor:
         await self._supervisor.start()
 
     async def __call__(self, request: Request) -> Response:
-        route = route_of(request.scope, self._prefix)
-        if route == HEALTH_ROUTE and request.method in ("GET", "HEAD"):
+        if route_of(request.scope, self._prefix) == HEALTH_ROUTE and request.method in ("GET", "HEAD"):
             return JSONResponse(self._health)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
-        headers.pop(DISCONNECT_DISABLED, None)  # ours (replica_http), not the caller's
-        client = request.scope.get("client")
-        head = RequestHead(
-            request.method,
-            route,
-            request.scope.get("query_string", b"").decode("latin-1"),
-            headers,
-            str(client[0]) if client else "",
-        )
-
-        async def body(limit: int) -> bytes:
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise BodyTooLarge
-            return await read_limited(request.stream(), limit)
-
-        # Serve's request-id middleware has put an x-request-id on the request (the caller's, or a new
-        # one) and adds it to the response itself: use that id, and do not send a second header.
-        response = await self._supervisor.handle(
-            head, body, request_id=headers.get(REQUEST_ID_HEADER) or None
-        )
-        response.headers.pop(REQUEST_ID_HEADER, None)
-        return Response(response.body, response.status, response.headers)
+        return await serve_request(self._supervisor, request, self._prefix)
 
     async def debug(self, code: str, invocation: dict[str, Any]) -> dict[str, Any]:
         """Run unpublished ``code`` in this environment's sandbox (the control plane's debug route)."""

@@ -20,6 +20,11 @@ pytest_plugins = [
 # One ai-gateway application per Ray cluster: control planes that tests start do not deploy it unless
 # they ask (``ai_gateway=True``: the e2e stack), so test modules never reconfigure it under each other.
 os.environ.setdefault("IMPRUN_AI_GATEWAY", "false")
+# The same for the one shared-runtime application (the catch-all at ``/``), which serves the
+# environments of one system database: only the live stack deploys it, and other control planes
+# create dedicated environments unless a test asks for the shared tier.
+os.environ.setdefault("IMPRUN_SHARED_RUNTIME", "false")
+os.environ.setdefault("IMPRUN_DEFAULT_TIER", "dedicated")
 
 # The session fixtures that start something, and the marker every test using them gets.
 MARKER_OF_FIXTURE = {"services": "services", "ray_head": "ray"}

@@ -54,6 +54,35 @@ class Settings(BaseSettings):
 
     # Function runtime (what replicas get).
     worker_pool_size: int = Field(default=2, ge=1, le=16, description="Jailed worker processes per replica.")
+    default_tier: Literal["shared", "dedicated"] = Field(
+        default="shared",
+        description="Tier of a gateway created without one: shared (loaded on demand into the shared "
+        "runtime) or dedicated (one Serve application per environment).",
+    )
+    shared_runtime: bool = Field(
+        default=True,
+        description="Deploy the shared-runtime application (the shared tier, at route prefix /) on the cluster.",
+    )
+    shared_replicas: int = Field(default=1, ge=1, le=64, description="Replicas of the shared runtime.")
+    shared_max_environments: int = Field(
+        default=48, ge=1, le=1000, description="Environments one shared replica holds loaded at most."
+    )
+    shared_idle_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        le=86_400,
+        description="Idle time after which a shared replica unloads an environment.",
+    )
+    shared_memory_budget_mb: int = Field(
+        default=3072,
+        ge=256,
+        le=1_048_576,
+        description="Resident memory of a shared replica and its workers past which it unloads the least "
+        "recently used environments.",
+    )
+    shared_worker_pool_size: int = Field(
+        default=1, ge=1, le=16, description="Jailed worker processes per environment on the shared tier."
+    )
     replica_reserved_cpu: float = Field(
         default=0.02,
         ge=0,

@@ -47,3 +47,20 @@ LOG_STREAM_PREFIX = "imprun:logs:"
 def gateway_database_name(gateway_id: str) -> str:
     """The database holding one gateway's collections (``__published_functions``, ``__consumers``…)."""
     return f"gatewayid_{gateway_id}"
+
+
+ENVIRONMENTS = "environments"
+"""System-database collection of environment records ``{_id: "<gw>/<env>", createdAt, …}``."""
+SHARED_PLACEMENT = "sharedPlacement"
+"""Field of an environment record: ``PLACED`` while the shared tier may serve it (``ray_apps.shared_runtime``),
+``NOT_PLACED`` once it may not."""
+PLACED = "placed"
+NOT_PLACED = "none"
+SHARED_RUNTIME_APP = "shared-runtime"
+"""The shared tier's Serve application, at route prefix ``/`` (``ray_apps.shared_runtime``)."""
+SHARED_RUNTIME_IMPORT_PATH = "ray_apps.shared_runtime:build_app"
+SHARED_DEPLOYMENT = "SharedRuntime"
+"""The shared runtime's deployment (its replicas are what the Ray dashboard lists)."""
+SHARED_LOADED_KEY = "imprun:shared:loaded"
+"""Redis hash, one field per shared-tier replica: JSON ``{replica, node, environments, at}``, what it has
+loaded (the API shows where each environment is loaded)."""

@@ -21,25 +21,29 @@ from imprun.security.api_keys import api_key_pepper
 from imprun.security.master_key import load_master_key
 from imprun.security.variables import variables_key
 from imprun.settings import Settings
+from tests.fixtures.live_stack import LiveStack
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
-from tests.fixtures.services import RunningServices
 
 SMALL_BUNDLE = {"cpu": 0.05, "memory": 256, "minReplicas": 1, "maxReplicas": 1}
 PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="session")
-def e2e_settings(services: RunningServices, ray_head: RunningRayHead) -> Settings:
-    return services.settings.model_copy(
-        update={
-            "sys_db_name": "imprun_e2e",
-            "ray_address": ray_head.address,
-            "serve_port": ray_head.settings.serve_port,
-            "reconcile_interval_seconds": 0.2,
-            "worker_pool_size": 1,
-        }
-    )
+def e2e_settings(live_stack: LiveStack) -> Settings:
+    """The live stack's platform (its system database, the shared runtime it deploys) through a
+    second control plane that deploys no platform application itself."""
+    return live_stack.settings.model_copy(update={"ai_gateway": False, "shared_runtime": False})
+
+
+@pytest.fixture(params=["shared", "dedicated"], scope="session")
+def tier(request: pytest.FixtureRequest) -> str:
+    """The tier of the gateways a test creates: the end-to-end tests run against both."""
+    return str(request.param)
+
+
+def small_bundle(tier: str) -> dict[str, Any]:
+    return {**SMALL_BUNDLE, "tier": tier}
 
 
 @pytest.fixture(scope="session")

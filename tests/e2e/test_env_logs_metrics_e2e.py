@@ -24,7 +24,7 @@ import pytest
 import ray
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import SMALL_BUNDLE, make_public, served, wait_started
+from tests.e2e.conftest import make_public, served, small_bundle, wait_started
 from tests.fixtures.polling import eventually
 
 READER = (
@@ -45,10 +45,14 @@ READER = (
 
 
 @pytest.fixture(scope="module")
-def env_gateway(e2e_client: TestClient, e2e_user: dict[str, str], data_plane: httpx.Client) -> Iterator[str]:
+def env_gateway(
+    e2e_client: TestClient, e2e_user: dict[str, str], data_plane: httpx.Client, tier: str
+) -> Iterator[str]:
     gw = f"envs-{uuid.uuid4().hex[:6]}"
     api, auth = e2e_client, e2e_user
-    api.post("/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": SMALL_BUNDLE}, headers=auth)
+    api.post(
+        "/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": small_bundle(tier)}, headers=auth
+    )
     wait_started(api, auth, gw)
     make_public(api, auth, gw)
     assert api.post(f"/v1/api-gateways/{gw}/functions", json={"name": "reader", "code": READER}, headers=auth)
@@ -147,11 +151,13 @@ def read_events(response: Any, into: queue.Queue[tuple[str, dict[str, Any]] | No
 
 
 def test_following_logs_shows_an_imp_log_line_within_a_second_and_ends_on_delete(
-    e2e_client: TestClient, e2e_user: dict[str, str], data_plane: httpx.Client
+    e2e_client: TestClient, e2e_user: dict[str, str], data_plane: httpx.Client, tier: str
 ) -> None:
     api, auth = e2e_client, e2e_user
     gw = f"logs-{uuid.uuid4().hex[:6]}"
-    api.post("/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": SMALL_BUNDLE}, headers=auth)
+    api.post(
+        "/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": small_bundle(tier)}, headers=auth
+    )
     wait_started(api, auth, gw)
     make_public(api, auth, gw)
     code = "import imp\ndef main(word: str = 'hi'):\n    imp.log('said', word)\n    return {'ok': True}\n"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import SMALL_BUNDLE, make_public, served, wait_started
+from tests.e2e.conftest import make_public, served, small_bundle, wait_started
 
 HELLO_V1 = """
 def main(req):
@@ -35,11 +35,11 @@ def main(income: float, deductions: float = 0):
 
 
 @pytest.fixture(scope="module")
-def gateway(e2e_client: TestClient, e2e_user: dict[str, str]) -> Iterator[str]:
+def gateway(e2e_client: TestClient, e2e_user: dict[str, str], tier: str) -> Iterator[str]:
     gw = f"fn-{uuid.uuid4().hex[:8]}"
     created = e2e_client.post(
         "/v1/api-gateways",
-        json={"name": "functions e2e", "gatewayId": gw, "bundle": SMALL_BUNDLE},
+        json={"name": "functions e2e", "gatewayId": gw, "bundle": small_bundle(tier)},
         headers=e2e_user,
     )
     assert created.status_code == 202, created.text

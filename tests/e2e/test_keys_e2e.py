@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.e2e.conftest import SMALL_BUNDLE, served, wait_started
+from tests.e2e.conftest import served, small_bundle, wait_started
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 
@@ -20,11 +20,13 @@ HELLO = "def main(req):\n    return {'hello': 'keys'}\n"
 
 @pytest.fixture(scope="module")
 def keyed_gateway(
-    e2e_client: TestClient, e2e_user: dict[str, str], data_plane: httpx.Client
+    e2e_client: TestClient, e2e_user: dict[str, str], data_plane: httpx.Client, tier: str
 ) -> Iterator[str]:
     gw = f"keys-{uuid.uuid4().hex[:6]}"
     api, auth = e2e_client, e2e_user
-    api.post("/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": SMALL_BUNDLE}, headers=auth)
+    api.post(
+        "/v1/api-gateways", json={"name": gw, "gatewayId": gw, "bundle": small_bundle(tier)}, headers=auth
+    )
     wait_started(api, auth, gw)
     api.post(f"/v1/api-gateways/{gw}/functions", json={"name": "hello", "code": HELLO}, headers=auth)
     for env in ("dev", "prod"):

@@ -27,7 +27,7 @@ __all__ = [
 
 AI_GATEWAY_APP: Final = "ai-gateway"
 AI_GATEWAY_IMPORT_PATH: Final = "ray_apps.ai_gateway:build_app"
-AI_GATEWAY_ROUTE_PREFIX: Final = "/"
+AI_GATEWAY_ROUTE_PREFIX: Final = "/mcp"
 
 
 @dataclass(frozen=True)

@@ -446,12 +446,17 @@ class GatewayForgetting:
 def open_platform_apps(
     settings: Settings, driver: ClusterDriver, master_key: MasterKey, metrics: Metrics
 ) -> PlatformAppReconciler | None:
-    """The AI gateway's Serve application, when enabled."""
-    if not settings.ai_gateway:
-        return None
-    return PlatformAppReconciler(
-        [ai_gateway_spec(settings, api_key_pepper(master_key))], driver, metrics=metrics
-    )
+    """The platform's Serve applications, those enabled: the shared runtime (the shared tier) and
+    the AI gateway."""
+    pepper = api_key_pepper(master_key)
+    specs = []
+    if settings.shared_runtime:
+        from imprun.drivers.local_ray import shared_runtime_spec  # imports ray: only with a cluster
+
+        specs.append(shared_runtime_spec(settings, pepper, variables_key(master_key)))
+    if settings.ai_gateway:
+        specs.append(ai_gateway_spec(settings, pepper))
+    return PlatformAppReconciler(specs, driver, metrics=metrics) if specs else None
 
 
 def build_reconcile_loop(

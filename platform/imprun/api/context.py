@@ -71,7 +71,7 @@ class ControlPlane:
 
     def ai_gateway_state(self) -> PlatformAppState:
         """The ai-gateway application's last observed state (``Disabled`` when not deployed here)."""
-        if self.platform_apps is None:
+        if self.platform_apps is None or not self.settings.ai_gateway:
             return PlatformAppState(
                 "Disabled", "IMPRUN_AI_GATEWAY is off or this control plane does not reconcile"
             )

@@ -26,8 +26,11 @@ class Quotas:
     def check_new_gateway(self, owned: int, bundle: Bundle | None) -> None:
         limits = self._settings
         _count("gateways", owned, limits.quota_gateways, "gateways; delete one first")
-        if bundle is None:
-            return
+        if bundle is not None:
+            self.check_bundle(bundle)
+
+    def check_bundle(self, bundle: Bundle) -> None:
+        limits = self._settings
         _at_most("bundle cpu", bundle.cpu, limits.quota_bundle_cpu, "CPUs per replica")
         _at_most("bundle memory", bundle.memory_mb, limits.quota_bundle_memory_mb, "MiB per replica")
         _at_most(

@@ -17,7 +17,7 @@ from imprun.domain.conditions import (
 )
 from imprun.domain.decide import decide_environment, decide_gateway
 from imprun.domain.environment import AuthType, Environment, RateLimit
-from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline
+from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline, Tier
 from imprun.domain.naming import (
     ENVIRONMENT_NAMES,
     RESERVED_GATEWAY_IDS,
@@ -106,6 +106,7 @@ __all__ = [
     "PromotionPipeline",
     "RateLimit",
     "SetEnvironmentsDesired",
+    "Tier",
     "Transition",
     "WaitApp",
     "WaitEnvironments",

@@ -10,6 +10,7 @@ schemas from them. Lifecycle moves (``moved_to``, ``with_state``) come from ``Li
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
@@ -27,8 +28,27 @@ from imprun.domain.resource import LifecycleResource
 MIB = 1024 * 1024
 
 
+class Tier(StrEnum):
+    """Where a gateway's environments run (``docs/architecture.md``, "Tiers").
+
+    ``shared``: loaded on demand into the platform's shared runtime replicas, unloaded when idle; an
+    idle environment costs nothing. ``dedicated``: one Serve application per environment with the
+    bundle's replicas, CPU, memory and custom resources, always warm at ``minReplicas >= 1``."""
+
+    SHARED = "shared"
+    DEDICATED = "dedicated"
+
+
 class Bundle(DomainModel):
-    """Resources of each environment's Serve app: CPU, memory, custom resources per replica; bounds."""
+    """Where each environment runs (its tier) and, on the dedicated tier, the resources of its Serve
+    app: CPU, memory, custom resources per replica; replica bounds."""
+
+    tier: Tier = Field(
+        default=Tier.DEDICATED,
+        description="shared: loaded on demand into the shared runtime (the other fields do not apply); "
+        "dedicated: one Serve application per environment. Omitted at creation: the platform's default "
+        "(IMPRUN_DEFAULT_TIER, shared unless set), or dedicated when custom resources are asked for.",
+    )
 
     cpu: float = Field(default=0.5, gt=0, le=16, allow_inf_nan=False, description="CPUs per replica.")
     memory_mb: int = Field(default=256, ge=64, le=65_536, alias="memory", description="MiB per replica.")
@@ -45,6 +65,20 @@ class Bundle(DomainModel):
     @classmethod
     def _valid_custom_resources(cls, resources: dict[str, float]) -> dict[str, float]:
         return check_custom_resources(resources)
+
+    @model_validator(mode="after")
+    def _resources_only_when_dedicated(self) -> Bundle:
+        if self.tier is Tier.SHARED and self.resources:
+            raise ValueError("custom resources need tier 'dedicated' (shared replicas hold none)")
+        return self
+
+    def with_default_tier(self, default: Tier) -> Bundle:
+        """This bundle with ``default`` as its tier unless one was given (dedicated when it asks for
+        custom resources)."""
+        if "tier" in self.model_fields_set:
+            return self
+        tier = Tier.DEDICATED if self.resources else default
+        return self.model_copy(update={"tier": tier})
 
     @model_validator(mode="after")
     def _max_not_below_min(self) -> Bundle:

@@ -96,9 +96,13 @@ class AppSpec:
     cpu: float
     memory_mb: int
     resources: Mapping[str, float] = field(default_factory=dict)
+    tier: str = "dedicated"
+    """``dedicated``: this application; ``shared``: none, the shared runtime serves the environment."""
 
     def __post_init__(self) -> None:
         validate_app_ref(self.gateway_id, self.environment)
+        if self.tier not in ("shared", "dedicated"):
+            raise Invalid(f"tier must be 'shared' or 'dedicated', got {self.tier!r}.")
         try:
             object.__setattr__(self, "resources", check_custom_resources(self.resources))
         except ValueError as exc:
@@ -142,6 +146,8 @@ class PlatformAppSpec:
     replicas: int = 1
     cpu: float = 0.1
     memory_mb: int = 0
+    env_vars: Mapping[str, str] = field(default_factory=lambda: dict(REPLICA_ENV_VARS))
+    """The replicas' process environment (``ENVIRONMENT_REPLICA_ENV_VARS`` for the shared runtime)."""
 
     def __post_init__(self) -> None:
         module, _, attribute = self.import_path.partition(":")
@@ -161,6 +167,7 @@ class PlatformAppSpec:
             "replicas": self.replicas,
             "cpu": self.cpu,
             "memory_mb": self.memory_mb,
+            **({"env_vars": dict(self.env_vars)} if self.env_vars != REPLICA_ENV_VARS else {}),
         }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
 

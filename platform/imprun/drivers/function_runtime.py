@@ -5,8 +5,10 @@ tenant code never runs in the control plane (it holds the platform's credentials
 ``RayFunctionRuntime.debug`` hands the code to the environment's own replicas through a Serve handle
 (``serve.get_app_handle("<gw>-<env>")`` → ``FunctionActor.debug``), which run it in that
 environment's jailed worker pool exactly as a published function would run, and returns
-``{status, headers, body, logs, durationMs}``. Ray and Serve errors are translated here: an
-environment whose application is not deployed → ``Conflict`` (start it first); Ray or Serve down →
+``{status, headers, body, logs, durationMs}``. An environment without an application of its own is on
+the shared tier: the code goes to the shared runtime (``SharedRuntime.debug``, with the environment as
+the handle's multiplexed model id, so a replica that has it loaded is preferred). Ray and Serve errors
+are translated here: an environment served by neither → ``Conflict`` (start it first); Ray or Serve down →
 ``Unavailable``; no answer in time → ``Timeout``. Calls block; async callers use a worker thread.
 """
 
@@ -24,6 +26,7 @@ from ray.serve.exceptions import RayServeException
 from imprun.domain.naming import serve_app_name
 from imprun.drivers.cluster import FunctionRuntime, validate_app_ref
 from imprun.errors import Conflict, ImprunError, Timeout, Unavailable
+from runtime_actors.shared.names import SHARED_DEPLOYMENT, SHARED_RUNTIME_APP
 
 __all__ = ["FunctionRuntime", "RayFunctionRuntime"]
 
@@ -39,6 +42,7 @@ class RayFunctionRuntime:
         self._timeout_s = timeout_s
         self._connected = False
         self._handles: dict[str, Any] = {}
+        self._shared: Any = None
         self._lock = threading.Lock()
 
     def debug(
@@ -48,7 +52,12 @@ class RayFunctionRuntime:
         name = serve_app_name(gateway_id, environment)
         try:
             handle = self._handle(name, gateway_id, environment)
-            result: dict[str, Any] = handle.debug.remote(code, invocation).result(timeout_s=self._timeout_s)
+            if handle is None:  # no application of its own: the shared tier
+                shared = self._shared_handle().options(multiplexed_model_id=f"{gateway_id}/{environment}")
+                answer = shared.debug.remote(gateway_id, environment, code, invocation)
+            else:
+                answer = handle.debug.remote(code, invocation)
+            result: dict[str, Any] = answer.result(timeout_s=self._timeout_s)
         except ImprunError:
             raise
         except TimeoutError as exc:
@@ -59,6 +68,8 @@ class RayFunctionRuntime:
             ) from exc
         except (RayError, RayServeException, ConnectionError, RuntimeError) as exc:
             self._forget(name)
+            if isinstance(getattr(exc, "cause", None), LookupError):  # the shared runtime does not serve it
+                raise _not_deployed(gateway_id, environment) from exc
             raise Unavailable(
                 f"The {environment} environment of gateway '{gateway_id}' could not run the code: "
                 f"{_first_line(exc)}; retry shortly."
@@ -79,17 +90,28 @@ class RayFunctionRuntime:
                 )
             try:
                 handle = serve.get_app_handle(name)
-            except RayServeException as exc:
-                raise Conflict(
-                    f"The {environment} environment of gateway '{gateway_id}' is not deployed, so code cannot "
-                    "run there yet; wait until the environment is Started (or start the gateway) and retry."
-                ) from exc
+            except RayServeException:
+                return None
             self._handles[name] = handle
             return handle
+
+    def _shared_handle(self) -> Any:
+        with self._lock:
+            if self._shared is None:
+                self._shared = serve.get_deployment_handle(SHARED_DEPLOYMENT, SHARED_RUNTIME_APP)
+            return self._shared
 
     def _forget(self, name: str) -> None:
         with self._lock:
             self._handles.pop(name, None)
+            self._shared = None
+
+
+def _not_deployed(gateway_id: str, environment: str) -> Conflict:
+    return Conflict(
+        f"The {environment} environment of gateway '{gateway_id}' is not deployed, so code cannot "
+        "run there yet; wait until the environment is Started (or start the gateway) and retry."
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -365,7 +365,7 @@ def render_platform_rayservice(spec: PlatformAppSpec, pods: RayPods) -> dict[str
     args = {
         **spec.args,
         "version": spec.digest(),
-        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb),
+        "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb, env_vars=spec.env_vars),
         "num_replicas": spec.replicas,
     }
     application = {

@@ -69,8 +69,9 @@ from imprun.drivers.cluster import (
 from imprun.errors import ImprunError, Invalid, Unavailable
 from imprun.settings import Settings
 from ray_apps.environment import DEPLOYMENT_NAME, RuntimeConfig, environment_deployment
+from runtime_actors.shared.names import SHARED_RUNTIME_APP, SHARED_RUNTIME_IMPORT_PATH
 
-__all__ = ["LocalRayServeDriver"]
+__all__ = ["LocalRayServeDriver", "runtime_config", "shared_runtime_spec"]
 
 # Serve's ApplicationStatus values; NOT_STARTED is what Serve reports for an unknown application.
 _STATUSES: Final = {
@@ -146,7 +147,7 @@ class LocalRayServeDriver:
         args = {
             **spec.args,
             "version": f"{_code_version()}-{spec.digest()}",
-            "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb),
+            "ray_actor_options": replica_actor_options(spec.cpu, spec.memory_mb, env_vars=spec.env_vars),
             "num_replicas": spec.replicas,
         }
         with self._translated(f"deploying {spec.name}"):
@@ -347,6 +348,29 @@ def runtime_config(
         log_retention_entries=settings.log_retention_entries,
         gateway_db_max_bytes=settings.quota_gateway_db_mb * 1024 * 1024,
         log_max_bytes=int(settings.quota_log_mb_per_environment * 1024 * 1024),
+    )
+
+
+def shared_runtime_spec(
+    settings: Settings, api_key_pepper: bytes = b"", variables_key: bytes = b""
+) -> PlatformAppSpec:
+    """The shared tier's platform application (``ray_apps.shared_runtime``) with the replicas'
+    ``RuntimeConfig`` and the tier's settings (``IMPRUN_SHARED_*``)."""
+    runtime = runtime_config(settings, api_key_pepper, variables_key)
+    return PlatformAppSpec(
+        name=SHARED_RUNTIME_APP,
+        import_path=SHARED_RUNTIME_IMPORT_PATH,
+        route_prefix="/",
+        args={
+            "runtime": runtime.to_args(),
+            "max_environments": settings.shared_max_environments,
+            "idle_seconds": settings.shared_idle_seconds,
+            "memory_budget_mb": settings.shared_memory_budget_mb,
+            "worker_pool_size": settings.shared_worker_pool_size,
+        },
+        replicas=settings.shared_replicas,
+        cpu=settings.replica_reserved_cpu,
+        env_vars=ENVIRONMENT_REPLICA_ENV_VARS,
     )
 
 

@@ -83,6 +83,31 @@ class GatewayCommands:
         )
         return gateway.model_copy(update={"promotion_pipeline": pipeline, "updated_at": now})
 
+    def set_bundle(self, gateway: Gateway, bundle: Bundle, *, actor: str) -> Gateway:
+        """Change what the environments run on (tier, replicas, resources); they roll out in place, and
+        a move between tiers keeps serving (``lifecycle.environments``)."""
+        self._refuse_during_teardown(gateway)
+        if bundle == gateway.bundle:
+            return gateway
+        now = self.clock()
+        if not self.gateways.update(
+            gateway.gateway_id,
+            {"bundle": bundle.model_dump(mode="json", by_alias=True), "updatedAt": now},
+            unless_phase=_TEARDOWN,
+        ):
+            raise Conflict(f"gateway {gateway.gateway_id} is being deleted; its bundle can no longer change")
+        self._event(
+            gateway,
+            "BundleChanged",
+            f"bundle: tier {gateway.bundle.tier.value} → {bundle.tier.value}"
+            if bundle.tier is not gateway.bundle.tier
+            else "bundle changed",
+            actor=actor,
+        )
+        self.environments.wake_of_gateway(gateway.gateway_id)
+        self.wake()
+        return gateway.model_copy(update={"bundle": bundle, "updated_at": now})
+
     def delete(self, gateway: Gateway, *, actor: str) -> Gateway:
         if gateway.state is DesiredState.DELETED:
             return gateway

@@ -12,6 +12,7 @@ lifecycle steps, so a route is removed before its environment is marked Deleted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -19,8 +20,8 @@ from typing import Any
 
 from imprun.domain.decide import decide_environment
 from imprun.domain.environment import Environment
-from imprun.domain.gateway import Bundle
-from imprun.domain.observations import EnvironmentObservation
+from imprun.domain.gateway import Bundle, Tier
+from imprun.domain.observations import AppStatus, EnvironmentObservation
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.steps import DeleteApp, DeployApp, EnvironmentStep
 from imprun.drivers.cluster import AppSpec, ClusterDriver
@@ -29,6 +30,7 @@ from imprun.errors import NotFound
 from imprun.lifecycle.gateways import failure_reason
 from imprun.lifecycle.reconciler import Reconciler
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository, environment_key
+from runtime_actors.shared.names import NOT_PLACED, PLACED, SHARED_PLACEMENT, SHARED_RUNTIME_APP
 
 ROUTE_REMOVED: Mapping[str, Any] = {"removed": True}
 """``appliedRoute`` once the route was deleted from the ingress (teardown is then done)."""
@@ -36,6 +38,7 @@ ROUTE_REMOVED: Mapping[str, Any] = {"removed": True}
 
 def app_spec(environment: Environment, bundle: Bundle) -> AppSpec:
     return AppSpec(
+        tier=bundle.tier.value,
         gateway_id=environment.gateway_id,
         environment=environment.name,
         min_replicas=bundle.min_replicas,
@@ -80,6 +83,41 @@ class RemoveIngressRoute:
 IngressStep = ApplyIngressRoute | RemoveIngressRoute
 
 
+# --- tier steps: the hand-over between the shared runtime and a dedicated application ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDedicatedApp:
+    """Delete the environment's dedicated application: the shared tier serves it now (or it is down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearSharedPlacement:
+    """Stop the shared runtime from serving the environment: its dedicated application serves it now
+    (or it is down)."""
+
+
+TierStep = RemoveDedicatedApp | ClearSharedPlacement
+
+
+def decide_tier(
+    tier: Tier,
+    running: bool,
+    placed: bool,
+    dedicated: AppStatus,
+    shared: AppStatus,
+    dedicated_up_to_date: bool,
+) -> list[TierStep]:
+    """Pure: hand the environment from one tier to the other only once the new one serves it, so a
+    move drops no call; when the environment is down, remove whatever is left of either tier."""
+    if tier is Tier.SHARED:
+        left_over = dedicated.exists and dedicated is not AppStatus.DELETING
+        serving = placed and shared is AppStatus.RUNNING
+        return [RemoveDedicatedApp()] if left_over and (serving or not running) else []
+    serving = dedicated is AppStatus.RUNNING and dedicated_up_to_date
+    return [ClearSharedPlacement()] if placed and (serving or not running) else []
+
+
 def decide_ingress(
     environment: Environment, desired: Mapping[str, Any], applied: Mapping[str, Any] | None
 ) -> list[IngressStep]:
@@ -96,16 +134,22 @@ def decide_ingress(
 
 @dataclass(frozen=True, slots=True)
 class EnvironmentState:
-    """The environment reconciler's observation: the Serve app's and the ingress route's."""
+    """The environment reconciler's observation: the Serve app's (the dedicated application, or the
+    shared runtime while the environment is placed there), the tiers' and the ingress route's."""
 
     app: EnvironmentObservation
+    tier_steps: tuple[TierStep, ...] = ()
     route_wanted: Mapping[str, Any] | None = None
     """``route_record`` of the route the environment should have; None without an ingress driver."""
     route_applied: Mapping[str, Any] | None = None
 
 
+_SHARED_STATUS_TTL_S = 1.0
+"""How long one reading of the shared runtime's status serves every environment's observation."""
+
+
 class EnvironmentReconciler(
-    Reconciler[Environment, EnvironmentState, EnvironmentStep | ApplyIngressRoute | RemoveIngressRoute]
+    Reconciler[Environment, EnvironmentState, EnvironmentStep | IngressStep | TierStep]
 ):
     kind = "environment"
 
@@ -125,6 +169,7 @@ class EnvironmentReconciler(
         self.driver = driver
         self.ingress = ingress
         self.upstream = upstream
+        self._shared_status: tuple[float, AppStatus, str] | None = None
 
     def key(self, resource: Environment) -> str:
         return environment_key(resource.gateway_id, resource.name)
@@ -135,46 +180,94 @@ class EnvironmentReconciler(
             raise NotFound(f"gateway {resource.gateway_id} of environment {resource.name} is gone")
         return app_spec(resource, gateway.bundle)
 
+    def _tier(self, resource: Environment) -> Tier:
+        gateway = self.gateways.get(resource.gateway_id)
+        return gateway.bundle.tier if gateway is not None else Tier.DEDICATED
+
+    def _shared(self) -> tuple[AppStatus, str]:
+        """The shared runtime's status (read at most once a second for all environments)."""
+        now = time.monotonic()
+        if self._shared_status is None or now - self._shared_status[0] > _SHARED_STATUS_TTL_S:
+            observed = self.driver.observe_platform_app(SHARED_RUNTIME_APP)
+            self._shared_status = (now, observed.status, observed.message)
+        return self._shared_status[1], self._shared_status[2]
+
     def observe(self, resource: Environment, now: datetime) -> EnvironmentState:
-        app = self.driver.observe(resource.gateway_id, resource.name)
-        applied = self.environments.bookkeeping(self.key(resource), "appliedSpec")
+        key = self.key(resource)
+        running = resource.state is DesiredState.RUNNING
+        tier = self._tier(resource)
+        dedicated = self.driver.observe(resource.gateway_id, resource.name)
+        placed = self.environments.bookkeeping(key, SHARED_PLACEMENT) == PLACED
+        shared, shared_message = self._shared() if placed or tier is Tier.SHARED else (AppStatus.MISSING, "")
+        applied = self.environments.bookkeeping(key, "appliedSpec")
         up_to_date = True
-        if app.status.exists and resource.state.value == "Running":
+        if running and (dedicated.status.exists or placed):
             up_to_date = applied == asdict(self._spec(resource))
+        if tier is Tier.SHARED:
+            # the shared runtime is the environment's app once it is placed there; while the platform
+            # brings the runtime up, the environment waits for it (Deploying), it is not missing
+            missing = shared is AppStatus.MISSING
+            status = (AppStatus.DEPLOYING if missing else shared) if placed else AppStatus.MISSING
+            message = shared_message
+        else:
+            status, message = dedicated.status, dedicated.message
         observation = EnvironmentObservation(
             phase=resource.phase,
-            app_status=app.status,
+            app_status=status,
             app_up_to_date=up_to_date,
-            app_message=app.message[:500],
+            app_message=message[:500],
             failure_reason=failure_reason(resource),
             stuck=resource.is_stuck(now),
         )
+        tier_steps = tuple(
+            decide_tier(
+                tier,
+                running,
+                placed,
+                dedicated.status,
+                shared,
+                applied == asdict(self._spec(resource)) if running else True,
+            )
+        )
         if self.ingress is None:
-            return EnvironmentState(observation)
+            return EnvironmentState(observation, tier_steps)
         return EnvironmentState(
             observation,
+            tier_steps,
             route_wanted=route_record(resource, ingress_route(resource, self.upstream)),
-            route_applied=self.environments.bookkeeping(self.key(resource), "appliedRoute"),
+            route_applied=self.environments.bookkeeping(key, "appliedRoute"),
         )
 
     def decide(
         self, resource: Environment, observed: EnvironmentState
-    ) -> Sequence[EnvironmentStep | IngressStep]:
-        lifecycle = decide_environment(resource.state, observed.app)
+    ) -> Sequence[EnvironmentStep | IngressStep | TierStep]:
+        lifecycle = [*decide_environment(resource.state, observed.app), *observed.tier_steps]
         if observed.route_wanted is None:
             return lifecycle
         return [*decide_ingress(resource, observed.route_wanted, observed.route_applied), *lifecycle]
 
     def apply(
-        self, resource: Environment, step: EnvironmentStep | IngressStep, now: datetime
+        self, resource: Environment, step: EnvironmentStep | IngressStep | TierStep, now: datetime
     ) -> Environment | None:
         match step:
             case DeployApp():
                 spec = self._spec(resource)
-                self.driver.apply(spec)
-                self.update_leased(self.key(resource), {"appliedSpec": asdict(spec)})
+                if spec.tier == Tier.SHARED.value:  # the shared runtime serves it from now on
+                    self.update_leased(
+                        self.key(resource), {"appliedSpec": asdict(spec), SHARED_PLACEMENT: PLACED}
+                    )
+                else:
+                    self.driver.apply(spec)
+                    self.update_leased(self.key(resource), {"appliedSpec": asdict(spec)})
             case DeleteApp():
+                if self._tier(resource) is Tier.SHARED:
+                    self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
+                else:
+                    self.driver.delete(resource.gateway_id, resource.name)
+            case RemoveDedicatedApp():
                 self.driver.delete(resource.gateway_id, resource.name)
+            case ClearSharedPlacement():
+                self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
             case ApplyIngressRoute() if self.ingress is not None:
                 route = ingress_route(resource, self.upstream)
                 self.ingress.apply_environment(route)

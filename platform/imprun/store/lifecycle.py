@@ -23,6 +23,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from imprun.domain.environment import Environment
+from runtime_actors.shared.names import SHARED_PLACEMENT
 from imprun.domain.gateway import Gateway
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.resource import LifecycleResource
@@ -39,7 +40,9 @@ _BOOKKEEPING = (
     "appliedSpec",
     "appliedRoute",
     "pendingEvents",
-)  # appliedRoute: the ingress; pendingEvents: transition events not yet copied to the log
+    SHARED_PLACEMENT,
+)  # appliedRoute: the ingress; pendingEvents: transition events not yet copied to the log;
+# sharedPlacement: whether the shared runtime serves the environment
 
 R = TypeVar("R", bound=LifecycleResource)
 
@@ -224,6 +227,11 @@ class EnvironmentRepository(LifecycleRepository[Environment]):
                 {"gatewayId": gateway_id, "state": {"$ne": DesiredState.DELETED.value}},
                 {"$set": {"state": state.value}},
             )
+        self.wake_of_gateway(gateway_id)
+
+    def wake_of_gateway(self, gateway_id: str) -> None:
+        """Make every environment of the gateway claimable at once (unless leased)."""
+        with mongo_errors():
             self._collection.update_many(
                 {"gatewayId": gateway_id, "lockedBy": None}, {"$set": {"lockedAt": EPOCH}}
             )

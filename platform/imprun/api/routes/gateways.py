@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imprun.api.deps import AppSettings, CurrentUser, Gateways, UserQuotas
 from imprun.domain.conditions import Condition
 from imprun.domain.environment import AuthType, Environment, RateLimit
-from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline
+from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline, Tier
 from imprun.domain.phases import DesiredState, Phase
 from imprun.store.events import Event
 
@@ -31,6 +31,10 @@ class GatewayCreate(_Request):
 
 class GatewayPatch(_Request):
     state: Literal["Running", "Stopped"] | None = None
+    bundle: Bundle | None = Field(
+        default=None,
+        description="The new bundle, whole; its tier moves the environments without dropping calls.",
+    )
     promotionPipeline: PromotionPipeline | None = None
 
 
@@ -135,8 +139,9 @@ def create_gateway(
 ) -> GatewayPublic:
     owned = gateway_commands.gateways.owned_by(user.id)
     quotas.check_new_gateway(len(owned), body.bundle)
+    bundle = (body.bundle or Bundle()).with_default_tier(Tier(settings.default_tier))
     gateway = gateway_commands.create(
-        name=body.name, owner_id=user.id, gateway_id=body.gatewayId, bundle=body.bundle
+        name=body.name, owner_id=user.id, gateway_id=body.gatewayId, bundle=bundle
     )
     return gateway_public(gateway, [], settings)
 
@@ -162,10 +167,19 @@ def get_gateway(
 
 @router.patch("/{gw}")
 def patch_gateway(
-    gw: str, body: GatewayPatch, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+    gw: str,
+    body: GatewayPatch,
+    user: CurrentUser,
+    gateway_commands: Gateways,
+    quotas: UserQuotas,
+    settings: AppSettings,
 ) -> GatewayPublic:
     commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
+    if body.bundle is not None:
+        quotas.check_bundle(body.bundle)
+        bundle = body.bundle.with_default_tier(gateway.bundle.tier)
+        gateway = commands.set_bundle(gateway, bundle, actor=user.id)
     if body.promotionPipeline is not None:
         gateway = commands.set_promotion_pipeline(gateway, body.promotionPipeline)
     if body.state is not None:
