@@ -23,12 +23,12 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from imprun.domain.environment import Environment
-from runtime_actors.shared.names import SHARED_PLACEMENT
 from imprun.domain.gateway import Gateway
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.resource import LifecycleResource
 from imprun.store.events import Event, event_document, record_once
 from imprun.store.mongo import Document, encode_dates, epoch_ms, mongo_errors
+from runtime_actors.shared.names import SHARED_PLACEMENT
 
 EPOCH = 0
 """``lockedAt`` of a free resource (milliseconds since the epoch)."""
