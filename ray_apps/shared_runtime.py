@@ -216,9 +216,14 @@ class SharedRuntime:
                 function, arguments, request_id, api_key=api_key, client=client
             )
 
-    def loaded(self) -> list[str]:
-        """The environments this replica holds, least recently used first."""
-        return self._environments.loaded()
+    def loaded(self) -> dict[str, list[int]]:
+        """The environments this replica holds, least recently used first, with their workers'
+        process ids (an operator's view: ``serve.get_deployment_handle(…).loaded.remote()``)."""
+        return {key: self._workers_of(key) for key in self._environments.loaded()}
+
+    def _workers_of(self, key: str) -> list[int]:
+        entry = self._environments.peek(key)
+        return entry.supervisor.worker_pids if entry is not None else []
 
     async def evict(self, key: str) -> bool:
         """Unload ``key`` now (after its calls in flight)."""
@@ -289,11 +294,8 @@ class SharedRuntime:
         cursor = self._records.find({"_id": {"$in": keys}, SHARED_PLACEMENT: PLACED}, {"createdAt": 1})
         current = {doc["_id"]: str(doc.get("createdAt")) async for doc in cursor}
         for key in keys:
-            if not self._environments.is_loaded(key):
-                continue
-            async with self._environments.use(key) as loaded:
-                incarnation = loaded.incarnation
-            if current.get(key) != incarnation:
+            loaded = self._environments.peek(key)
+            if loaded is not None and current.get(key) != loaded.incarnation:
                 logger.info("%s left the shared tier (or was re-created): unloading", key)
                 self._environments.evict(key)
 

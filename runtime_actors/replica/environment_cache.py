@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed by identity: one per load
 class _Entry(Generic[T]):
     value: T
     last_used: float
@@ -65,7 +65,7 @@ class LoadedEnvironments(Generic[T]):
         self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_Entry[T]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self._draining: set[str] = set()
+        self._draining: set[_Entry[T]] = set()
         self._drained = asyncio.Event()
         self.loads = 0
         self.evictions = 0
@@ -76,6 +76,11 @@ class LoadedEnvironments(Generic[T]):
 
     def is_loaded(self, key: str) -> bool:
         return key in self._entries
+
+    def peek(self, key: str) -> T | None:
+        """The loaded environment ``key`` without using it (no load, no recency), or None."""
+        entry = self._entries.get(key)
+        return entry.value if entry is not None else None
 
     @contextlib.asynccontextmanager
     async def use(self, key: str) -> AsyncIterator[T]:
@@ -116,7 +121,15 @@ class LoadedEnvironments(Generic[T]):
                 self._evict_one(keep=key)
             self._on_change(self.loaded())
             return entry
-        return await asyncio.shield(pending)
+        try:
+            entry = await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return await self._entry(key)  # the call that was loading it was cancelled, not this one
+        # evicted and closed before this call had its turn: load it afresh
+        return await self._entry(key) if entry.closed.is_set() else entry
 
     def _make_room(self, keep: str) -> None:
         while len(self._entries) >= self._max_loaded:
@@ -158,14 +171,14 @@ class LoadedEnvironments(Generic[T]):
         if entry.busy == 0:
             self._close_later(key, entry)
         else:
-            self._draining.add(key)
+            self._draining.add(entry)
             self._drained.clear()
 
     def _close_later(self, key: str, entry: _Entry[T]) -> None:
         if entry.closed.is_set():
             return
         entry.closed.set()
-        self._draining.discard(key)
+        self._draining.discard(entry)
         if not self._draining:
             self._drained.set()
         task = asyncio.get_running_loop().create_task(self._closed(key, entry.value), name=f"unload {key}")

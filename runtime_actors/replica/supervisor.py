@@ -128,6 +128,11 @@ class Supervisor:
     def function_names(self) -> list[str]:
         return sorted(self._routes)
 
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of this environment's jailed workers (none for a pool without processes)."""
+        return list(getattr(self._pool, "worker_pids", []))
+
     async def start(self, initial_load_timeout: float = 15.0) -> None:
         """Start the pool, load the functions (waiting up to the timeout), then follow changes."""
         await self._pool.start()

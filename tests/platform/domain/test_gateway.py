@@ -47,7 +47,13 @@ def test_bundle_defaults() -> None:
 def test_bundle_speaks_camel_case_with_memory_in_mib() -> None:
     bundle = Bundle.model_validate({"cpu": 2, "memory": 1024, "minReplicas": 0, "maxReplicas": 4})
     assert (bundle.cpu, bundle.memory_mb, bundle.min_replicas, bundle.max_replicas) == (2.0, 1024, 0, 4)
-    assert bundle.model_dump() == {"cpu": 2.0, "memory": 1024, "minReplicas": 0, "maxReplicas": 4}
+    assert bundle.model_dump() == {
+        "tier": "dedicated",
+        "cpu": 2.0,
+        "memory": 1024,
+        "minReplicas": 0,
+        "maxReplicas": 4,
+    }
 
 
 def test_bundle_accepts_python_names_too() -> None:
@@ -155,7 +161,13 @@ def test_gateway_round_trips_through_its_camel_case_document() -> None:
     gateway = new_gateway(bundle=Bundle(cpu=1, min_replicas=0, max_replicas=2))
     document = gateway.model_dump(mode="json")
     assert {"gatewayId", "ownerId", "promotionPipeline", "createdAt", "phaseSince"} <= set(document)
-    assert document["bundle"] == {"cpu": 1.0, "memory": 256, "minReplicas": 0, "maxReplicas": 2}
+    assert document["bundle"] == {
+        "tier": "dedicated",
+        "cpu": 1.0,
+        "memory": 256,
+        "minReplicas": 0,
+        "maxReplicas": 2,
+    }
     assert Gateway.model_validate(document) == gateway
 
 
