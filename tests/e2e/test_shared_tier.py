@@ -75,8 +75,10 @@ def tenants(
         e2e_client.delete(f"/v1/api-gateways/{gw}", headers=auth)
 
 
-def test_two_tenants_share_a_replica_but_never_a_worker(tenants: Any, data_plane: httpx.Client) -> None:
-    (first, _), (second, _) = tenants
+def test_two_tenants_share_a_replica_but_never_a_worker(
+    e2e_client: TestClient, tenants: Any, data_plane: httpx.Client
+) -> None:
+    (first, auth_a), (second, _) = tenants
     for gw in (first, second):
         served(
             data_plane,
@@ -90,6 +92,14 @@ def test_two_tenants_share_a_replica_but_never_a_worker(tenants: Any, data_plane
     assert workers_a and workers_b
     assert not set(workers_a) & set(workers_b), loaded
     assert f"{first}/prod" not in loaded, "an environment nobody called is not loaded"
+
+    def shown_loaded() -> bool:
+        environments = e2e_client.get(f"/v1/api-gateways/{first}", headers=auth_a).json()["environments"]
+        by_name = {e["name"]: e for e in environments}
+        assert all(e["tier"] == "shared" for e in environments)
+        return bool(by_name["dev"]["loadedOn"]) and not by_name["prod"]["loadedOn"]
+
+    assert eventually(shown_loaded, timeout=30), "the API shows where the environment is loaded"
 
 
 def test_one_tenants_timeout_crash_and_slow_calls_leave_the_others_calls_untouched(

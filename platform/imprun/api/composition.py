@@ -64,6 +64,7 @@ from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
 from imprun.store.runtime_feed import RuntimeFeed
 from imprun.store.sessions import SessionStore
+from imprun.store.shared_loads import SharedLoads
 from imprun.store.throttle import FailureBackoff, WindowCounter
 from imprun.store.users import UserRecord, UserRepository
 from imprun.store.variables import VariableRepository
@@ -130,6 +131,7 @@ def open_control_plane(
         variables=services.variables,
         function_logs=services.function_logs,
         mcp_tools=services.mcp_tools,
+        shared_loads=SharedLoads(stores.redis),
         platform_apps=platform_apps,
         owns_driver=owns_driver,
     )

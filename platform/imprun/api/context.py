@@ -30,6 +30,7 @@ from imprun.settings import Settings
 from imprun.store.mongo import Mongo, ensure_system_indexes, ping_mongo
 from imprun.store.redis import Redis
 from imprun.store.sessions import SessionStore
+from imprun.store.shared_loads import SharedLoads
 from imprun.store.users import UserRepository
 
 ReadinessCheck = Callable[[], None]
@@ -64,6 +65,7 @@ class ControlPlane:
     variables: VariableService
     function_logs: FunctionLogService
     mcp_tools: McpToolRegistry
+    shared_loads: SharedLoads
     platform_apps: PlatformAppReconciler | None = None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     prepared: bool = False

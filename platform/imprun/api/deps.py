@@ -29,6 +29,7 @@ from imprun.security.client_address import client_address
 from imprun.settings import Settings
 from imprun.store.mongo import Mongo
 from imprun.store.sessions import SessionStore
+from imprun.store.shared_loads import SharedLoads
 from imprun.store.users import UserRecord
 
 
@@ -97,6 +98,7 @@ Driver = Annotated[ClusterDriver | None, Depends(_part("driver"))]
 FunctionLogs = Annotated[FunctionLogService, Depends(_part("function_logs"))]
 Functions = Annotated[FunctionService, Depends(_part("functions"))]
 Gateways = Annotated[GatewayCommands, Depends(_part("gateway_commands"))]
+SharedTierLoads = Annotated[SharedLoads, Depends(_part("shared_loads"))]
 LogFollowers = Annotated[UserSlots, Depends(_part("log_followers"))]
 McpTools = Annotated[McpToolRegistry, Depends(_part("mcp_tools"))]
 ReadinessChecks = Annotated[dict[str, ReadinessCheck], Depends(_part("readiness"))]

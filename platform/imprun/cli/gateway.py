@@ -21,8 +21,11 @@ def _print_gateway(gateway: Gateway) -> None:
     )
     print_table(
         None,
-        ["environment", "phase", "auth", "url"],
-        [(e.name, e.phase, e.auth_type, e.url) for e in gateway.environments],
+        ["environment", "phase", "tier", "loaded on", "auth", "url"],
+        [
+            (e.name, e.phase, e.tier, ", ".join(w.replica for w in e.loaded_on) or "-", e.auth_type, e.url)
+            for e in gateway.environments
+        ],
     )
     _print_failures(gateway)
 
@@ -38,6 +41,10 @@ def _print_failures(gateway: Gateway) -> None:
 def create(
     name: Annotated[str, typer.Argument(help="Display name; the id is derived from it unless --id.")],
     gateway_id: Annotated[str | None, typer.Option("--id", help="DNS-safe gateway id.")] = None,
+    tier: Annotated[
+        str | None,
+        typer.Option(help="shared (loaded on demand, idle costs nothing) or dedicated (own replicas)."),
+    ] = None,
     cpu: Annotated[float | None, typer.Option(help="CPU per replica.")] = None,
     memory: Annotated[int | None, typer.Option(help="Memory per replica (MiB).")] = None,
     min_replicas: Annotated[int | None, typer.Option(help="Replicas kept per environment.")] = None,
@@ -47,7 +54,13 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a gateway (database + dev, staging and prod) and wait until it is Started."""
-    sizes = {"cpu": cpu, "memory": memory, "minReplicas": min_replicas, "maxReplicas": max_replicas}
+    sizes = {
+        "tier": tier,
+        "cpu": cpu,
+        "memory": memory,
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+    }
     bundle = {k: v for k, v in sizes.items() if v is not None} or None
     with api_client() as client:
         gateway = client.create_gateway(name, gateway_id=gateway_id, bundle=bundle)

@@ -52,6 +52,11 @@ class RateLimit(ApiModel):
     window_seconds: int
 
 
+class LoadedOn(ApiModel):
+    replica: str
+    node: str
+
+
 class Environment(ApiModel):
     name: str
     phase: str | None = None
@@ -60,6 +65,8 @@ class Environment(ApiModel):
     auth_type: str | None = None
     rate_limit: RateLimit | None = None
     conditions: list[dict[str, Any]] = Field(default_factory=list)
+    tier: str | None = None
+    loaded_on: list[LoadedOn] = Field(default_factory=list)
 
 
 class Gateway(ApiModel):

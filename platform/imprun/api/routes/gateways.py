@@ -9,12 +9,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from imprun.api.deps import AppSettings, CurrentUser, Gateways, UserQuotas
+from imprun.api.deps import AppSettings, CurrentUser, Gateways, SharedTierLoads, UserQuotas
 from imprun.domain.conditions import Condition
 from imprun.domain.environment import AuthType, Environment, RateLimit
 from imprun.domain.gateway import Bundle, Gateway, PromotionPipeline, Tier
 from imprun.domain.phases import DesiredState, Phase
 from imprun.store.events import Event
+from imprun.store.shared_loads import LoadedOn
 
 router = APIRouter(prefix="/v1/api-gateways", tags=["gateways"])
 
@@ -43,6 +44,11 @@ class EnvironmentPatch(_Request):
     rateLimit: RateLimit | None = None
 
 
+class LoadedOnPublic(BaseModel):
+    replica: str = Field(description="The shared-runtime replica holding the environment.")
+    node: str = Field(description="The Ray node the replica runs on.")
+
+
 class EnvironmentPublic(BaseModel):
     name: str
     state: DesiredState
@@ -51,6 +57,11 @@ class EnvironmentPublic(BaseModel):
     authType: AuthType
     rateLimit: RateLimit | None
     conditions: list[Condition]
+    tier: Tier = Field(description="The gateway's tier: where this environment runs.")
+    loadedOn: list[LoadedOnPublic] = Field(
+        description="On the shared tier, the replicas that have the environment loaded now (empty while "
+        "it is idle: the next call loads it); empty on the dedicated tier."
+    )
 
 
 class GatewayPublic(BaseModel):
@@ -85,7 +96,9 @@ class GatewayEventPublic(BaseModel):
     startedAt: datetime | None = None
 
 
-def environment_public(environment: Environment, settings: AppSettings) -> EnvironmentPublic:
+def environment_public(
+    environment: Environment, settings: AppSettings, tier: Tier, loaded_on: list[LoadedOn] | None = None
+) -> EnvironmentPublic:
     return EnvironmentPublic(
         name=environment.name,
         state=environment.state,
@@ -94,10 +107,19 @@ def environment_public(environment: Environment, settings: AppSettings) -> Envir
         authType=environment.auth_type,
         rateLimit=environment.rate_limit,
         conditions=list(environment.conditions),
+        tier=tier,
+        loadedOn=[LoadedOnPublic(replica=where.replica, node=where.node) for where in loaded_on or []],
     )
 
 
-def gateway_public(gateway: Gateway, environments: list[Environment], settings: AppSettings) -> GatewayPublic:
+def gateway_public(
+    gateway: Gateway,
+    environments: list[Environment],
+    settings: AppSettings,
+    loads: SharedTierLoads | None = None,
+) -> GatewayPublic:
+    shared = gateway.bundle.tier is Tier.SHARED
+    loaded = loads.of_gateway(gateway.gateway_id) if loads is not None and environments and shared else {}
     return GatewayPublic(
         gatewayId=gateway.gateway_id,
         name=gateway.name,
@@ -108,7 +130,9 @@ def gateway_public(gateway: Gateway, environments: list[Environment], settings: 
         conditions=list(gateway.conditions),
         createdAt=gateway.created_at,
         updatedAt=gateway.updated_at,
-        environments=[environment_public(e, settings) for e in environments],
+        environments=[
+            environment_public(e, settings, gateway.bundle.tier, loaded.get(e.name)) for e in environments
+        ],
     )
 
 
@@ -148,21 +172,22 @@ def create_gateway(
 
 @router.get("")
 def list_gateways(
-    user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+    user: CurrentUser, gateway_commands: Gateways, settings: AppSettings, loads: SharedTierLoads
 ) -> list[GatewayPublic]:
     commands = gateway_commands
     return [
-        gateway_public(g, commands.environments_of(g), settings) for g in commands.gateways.owned_by(user.id)
+        gateway_public(g, commands.environments_of(g), settings, loads)
+        for g in commands.gateways.owned_by(user.id)
     ]
 
 
 @router.get("/{gw}")
 def get_gateway(
-    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings, loads: SharedTierLoads
 ) -> GatewayPublic:
     commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return gateway_public(gateway, commands.environments_of(gateway), settings)
+    return gateway_public(gateway, commands.environments_of(gateway), settings, loads)
 
 
 @router.patch("/{gw}")
@@ -207,20 +232,27 @@ def gateway_events(
 
 @router.get("/{gw}/environments")
 def list_environments(
-    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+    gw: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings, loads: SharedTierLoads
 ) -> list[EnvironmentPublic]:
     commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return [environment_public(e, settings) for e in commands.environments_of(gateway)]
+    return gateway_public(gateway, commands.environments_of(gateway), settings, loads).environments
 
 
 @router.get("/{gw}/environments/{env}")
 def get_environment(
-    gw: str, env: str, user: CurrentUser, gateway_commands: Gateways, settings: AppSettings
+    gw: str,
+    env: str,
+    user: CurrentUser,
+    gateway_commands: Gateways,
+    settings: AppSettings,
+    loads: SharedTierLoads,
 ) -> EnvironmentPublic:
     commands = gateway_commands
     gateway = commands.get_owned(gw, user.id)
-    return environment_public(commands.get_environment(gateway, env), settings)
+    environment = commands.get_environment(gateway, env)
+    loaded = loads.of_gateway(gw).get(environment.name) if gateway.bundle.tier is Tier.SHARED else None
+    return environment_public(environment, settings, gateway.bundle.tier, loaded)
 
 
 @router.patch("/{gw}/environments/{env}")
@@ -240,4 +272,4 @@ def patch_environment(
     environment = commands.configure_environment(
         gateway, env, auth_type=body.authType, actor=user.id, **kwargs
     )
-    return environment_public(environment, settings)
+    return environment_public(environment, settings, gateway.bundle.tier)
