@@ -258,10 +258,12 @@ class SharedRuntime:
         supervisor = build_supervisor(gateway_id, environment, self._runtime)
         try:
             await supervisor.start()
-        except Exception as exc:
-            logger.exception("loading %s failed", key)
+        except BaseException as exc:  # a cancelled first call too: its workers must not outlive it
             with contextlib.suppress(Exception):
-                await supervisor.close()
+                await asyncio.shield(supervisor.close())
+            if not isinstance(exc, Exception):
+                raise
+            logger.exception("loading %s failed", key)
             raise _LoadFailed(f"the environment {key} could not be loaded; retry shortly") from exc
         logger.info("loaded %s (%d loaded)", key, len(self._environments.loaded()) + 1)
         return _Loaded(supervisor, incarnation)
