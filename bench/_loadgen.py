@@ -1,7 +1,7 @@
 """A small closed-loop HTTP/1.1 load generator, run in its own process.
 
 ``--concurrency`` keep-alive connections each send ``GET <path>`` back to back (the next request
-leaves when the previous response is read), on uvloop when it is installed. Requests answered during
+leaves when the previous response is read; with several ``--path``, connection i uses path i mod n), on uvloop when it is installed. Requests answered during
 ``--warmup`` seconds are not counted; then, for ``--duration`` seconds, every completed request is
 counted and its latency (request written → response read) recorded. It prints one JSON object: the
 requests completed in the window, req/s, p50/p99 latency in ms, errors (non-2xx answers, timeouts,
@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,7 +124,7 @@ async def _connection(
 async def _generate(
     host: str,
     port: int,
-    path: str,
+    paths: list[str],
     headers: list[str],
     concurrency: int,
     warmup: float,
@@ -131,7 +132,9 @@ async def _generate(
     request_timeout: float,
 ) -> LoadResult:
     extra = "".join(f"{header}\r\n" for header in headers)
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n{extra}\r\n".encode()
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: */*\r\n{extra}\r\n".encode() for path in paths
+    ]
     counting_from = time.perf_counter() + warmup
     stop_at = counting_from + duration
     latencies: list[float] = []
@@ -141,14 +144,14 @@ async def _generate(
             _connection(
                 host,
                 port,
-                request,
+                requests[i % len(requests)],
                 counting_from=counting_from,
                 stop_at=stop_at,
                 request_timeout=request_timeout,
                 latencies=latencies,
                 errors=errors,
             )
-            for _ in range(concurrency)
+            for i in range(concurrency)
         )
     )
     return LoadResult(
@@ -164,7 +167,7 @@ async def _generate(
 
 def run_load(
     port: int,
-    path: str,
+    path: str | Sequence[str],
     *,
     concurrency: int,
     duration: float,
@@ -172,9 +175,12 @@ def run_load(
     headers: dict[str, str] | None = None,
     host: str = "127.0.0.1",
 ) -> LoadResult:
-    """Run the generator in a child process and return what it measured."""
+    """Run the generator in a child process and return what it measured (``path``: one, or several
+    spread over the connections)."""
+    paths = [path] if isinstance(path, str) else list(path)
     command = [
-        sys.executable, str(Path(__file__)), "--host", host, "--port", str(port), "--path", path,
+        sys.executable, str(Path(__file__)), "--host", host, "--port", str(port),
+        *(arg for one in paths for arg in ("--path", one)),
         "--concurrency", str(concurrency), "--duration", str(duration), "--warmup", str(warmup),
     ]  # fmt: skip
     # Headers (an API key among them) go through the environment, not the command line ``ps`` shows.
@@ -196,7 +202,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", default="/")
+    parser.add_argument("--path", action="append", help="repeatable: connection i uses path i mod n")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
@@ -209,6 +215,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take")
     args = parser.parse_args()
     args.header += json.loads(os.environ.get(HEADERS_ENV, "[]"))
+    args.path = args.path or ["/"]
     if any("\r" in h or "\n" in h or ":" not in h for h in args.header):
         parser.error("a --header is one 'Name: value' line")
     if not 1 <= args.concurrency <= 1024 or not 0 < args.duration <= 600 or not 0 <= args.warmup <= 60:

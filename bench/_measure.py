@@ -1,5 +1,5 @@
-"""Measuring helpers shared by the benchmarks: percentiles, the load average, and the CPU time of the
-processes that make up one benchmark's platform, read from ``/proc``.
+"""Measuring helpers shared by the benchmarks: percentiles, the load average, and the CPU time and
+resident memory of the processes that make up one benchmark's platform, read from ``/proc``.
 
 Which processes count: the services a benchmark started itself (their pids, and every descendant of
 them), and every process carrying this benchmark's Ray head marker (``IMPRUN_RAY_HEAD_ID=<GCS port>``,
@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
+GIB: Final = 1024**3
 
 # Groups a platform process is reported under.
 RAY_SYSTEM: Final = "Ray + Serve system"
@@ -73,6 +76,7 @@ class _Process:
     ppid: int
     started: int  # clock ticks after boot: tells a process from a later one that reused its pid
     cpu_ticks: int  # user + system
+    rss_pages: int
 
 
 def _read_process(pid: int) -> _Process | None:
@@ -83,7 +87,11 @@ def _read_process(pid: int) -> _Process | None:
     # Field 2 (comm) is in parentheses and may contain spaces; fields after it start at field 3 (state).
     rest = stat[stat.rindex(")") + 2 :].split()
     return _Process(
-        pid=pid, ppid=int(rest[1]), started=int(rest[19]), cpu_ticks=int(rest[11]) + int(rest[12])
+        pid=pid,
+        ppid=int(rest[1]),
+        started=int(rest[19]),
+        cpu_ticks=int(rest[11]) + int(rest[12]),
+        rss_pages=int(rest[21]),
     )
 
 
@@ -119,12 +127,45 @@ def _ray_group(pid: int) -> str:
     return RAY_SYSTEM
 
 
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size: resident memory with pages shared by n processes counted 1/n each."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return 1024 * int(line.split()[1])
+    except (OSError, ValueError):  # gone, or another user's
+        pass
+    return 0
+
+
+def machine_used_bytes() -> int:
+    """The machine's used memory: ``MemTotal - MemAvailable`` from ``/proc/meminfo``."""
+    fields = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = 1024 * int(value.split()[0])
+    return fields["MemTotal"] - fields["MemAvailable"]
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
-    """CPU ticks of every platform process at one moment, keyed by (pid, start time)."""
+    """CPU ticks and resident memory of every platform process at one moment, keyed by (pid, start
+    time)."""
 
     at: float
     ticks: Mapping[tuple[int, int], tuple[str, int]]
+    rss: Mapping[tuple[int, int], int]  # bytes
+
+    def rss_by_group(self) -> dict[str, int]:
+        """Resident memory per group (pages shared between processes count in each of them)."""
+        by_group: dict[str, int] = {}
+        for key, (group, _) in self.ticks.items():
+            by_group[group] = by_group.get(group, 0) + self.rss[key]
+        return by_group
+
+    def pss_bytes(self) -> int:
+        """The platform's proportional set size: what it holds, shared pages counted once."""
+        return sum(_pss_bytes(pid) for pid, _ in self.ticks)
 
 
 @dataclass(frozen=True)
@@ -135,6 +176,7 @@ class CpuUsage:
     by_group: Mapping[str, float]  # CPU seconds
     processes: Mapping[str, int]  # processes alive at the end
     vanished: int  # processes that exited during the window (their CPU is not counted)
+    end: CpuSnapshot  # the processes at the end of the window (their memory)
 
     @property
     def total_percent(self) -> float:
@@ -175,11 +217,13 @@ class PlatformProcesses:
             return group
 
         ticks: dict[tuple[int, int], tuple[str, int]] = {}
+        rss: dict[tuple[int, int], int] = {}
         for pid, process in table.items():
             group = group_of(pid)
             if group is not None:
                 ticks[(pid, process.started)] = (group, process.cpu_ticks)
-        return CpuSnapshot(at=now, ticks=ticks)
+                rss[(pid, process.started)] = process.rss_pages * PAGE_SIZE
+        return CpuSnapshot(at=now, ticks=ticks, rss=rss)
 
     def _marked(self, process: _Process) -> bool:
         key = (process.pid, process.started)
@@ -197,4 +241,15 @@ def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> CpuUsage:
         by_group[group] = by_group.get(group, 0.0) + (ticks - earlier) / CLOCK_TICKS
         processes[group] = processes.get(group, 0) + 1
     vanished = sum(1 for key in before.ticks if key not in after.ticks)
-    return CpuUsage(seconds=after.at - before.at, by_group=by_group, processes=processes, vanished=vanished)
+    return CpuUsage(
+        seconds=after.at - before.at, by_group=by_group, processes=processes, vanished=vanished, end=after
+    )
+
+
+def measure_idle(processes: PlatformProcesses, *, settle: float, window: float, what: str) -> CpuUsage:
+    """CPU of the platform over ``window`` seconds of no traffic, after ``settle`` seconds of quiet."""
+    print(f"{what}: settling {settle:g} s, then measuring idle CPU for {window:g} s…", flush=True)
+    time.sleep(settle)
+    before = processes.snapshot(time.monotonic())
+    time.sleep(window)
+    return cpu_between(before, processes.snapshot(time.monotonic()))

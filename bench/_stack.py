@@ -9,6 +9,9 @@ with an HTTP client for the control plane and one for the data plane. On exit �
 or Ctrl-C — it deletes the gateways it created, then stops the control plane, the Ray head and the
 services, each step bounded in time.
 
+``platform_stack(settings={...})`` overrides settings (``Settings`` field names, e.g.
+``shared_idle_seconds``) for the whole stack: the control plane gets them as ``IMPRUN_*`` variables.
+
 ``ray_driver(stack)`` connects the benchmark process itself to the head, for the bare Serve
 baselines deployed next to imprun's applications.
 """
@@ -16,6 +19,7 @@ baselines deployed next to imprun's applications.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -26,12 +30,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import redis
 from _measure import PlatformProcesses
 
 from imprun.embedded.mongo import embedded_mongo_url, mongo_service
@@ -39,11 +44,14 @@ from imprun.embedded.process import ServiceProcess
 from imprun.embedded.ray_head import HEAD_MARKER_ENV, RayHead, start_ray_head, stop_ray_head
 from imprun.embedded.redis import embedded_redis_url, redis_service
 from imprun.settings import Settings
+from runtime_actors.shared.names import SHARED_LOADED_KEY
 
 CPU: Final = 0.05
 MEMORY_MB: Final = 256
-BUNDLE: Final = {"cpu": CPU, "memory": MEMORY_MB, "minReplicas": 1, "maxReplicas": 1}
+BUNDLE: Final = {"tier": "dedicated", "cpu": CPU, "memory": MEMORY_MB, "minReplicas": 1, "maxReplicas": 1}
 """Each environment's replica in every benchmark: one small replica (the bare baselines get the same)."""
+SHARED_BUNDLE: Final = {"tier": "shared"}
+"""An environment loaded on demand into the platform's shared runtime (no replica of its own)."""
 
 ENVIRONMENTS: Final = ("dev", "staging", "prod")
 
@@ -91,9 +99,12 @@ class Stack:
 
     # --- gateways -------------------------------------------------------------------------------------
 
-    def create_gateways(self, gateway_ids: Sequence[str], bundle: dict[str, Any] | None = None) -> None:
+    def create_gateways(self, gateway_ids: Sequence[str], bundle: Mapping[str, Any] | None = BUNDLE) -> None:
+        """Create the gateways with ``bundle`` (None: none at all, the platform's defaults apply)."""
         for gw in gateway_ids:
-            body = {"name": f"bench {gw}", "gatewayId": gw, "bundle": bundle or BUNDLE}
+            body: dict[str, Any] = {"name": f"bench {gw}", "gatewayId": gw}
+            if bundle is not None:
+                body["bundle"] = dict(bundle)
             self._ok(self.api.post("/v1/api-gateways", json=body))
             self.gateways.append(gw)
 
@@ -128,9 +139,13 @@ class Stack:
         wait_until(all_gone, timeout=timeout, what=f"deletion of {len(gateway_ids)} gateway(s)", interval=0.5)
         self.gateways[:] = [gw for gw in self.gateways if gw not in gateway_ids]
 
+    def allow_anonymous(self, gw: str, env: str) -> None:
+        """Set the environment's ``authType: none`` (applied asynchronously to a running replica)."""
+        self._ok(self.api.patch(f"/v1/api-gateways/{gw}/environments/{env}", json={"authType": "none"}))
+
     def open_environment(self, gw: str, env: str, *, timeout: float = 120.0) -> None:
         """Let callers in without an API key (``authType: none``) and wait until the replica does."""
-        self._ok(self.api.patch(f"/v1/api-gateways/{gw}/environments/{env}", json={"authType": "none"}))
+        self.allow_anonymous(gw, env)
         # The supervisor checks the key before routing: an unknown path is 404 once the environment is
         # open, 401 while it still wants a key, 503 while its access table is not loaded.
         self.wait_served(f"/{gw}/{env}/__bench_probe", lambda r: r.status_code == 404, timeout=timeout)
@@ -178,6 +193,13 @@ class Stack:
             )
         )
 
+    def publish_open(self, gw: str, name: str, code: str, env: str = "dev") -> None:
+        """Create function ``name``, publish it to ``env`` and set ``env`` to ``authType: none``,
+        without calling it (a shared-tier environment stays loaded nowhere)."""
+        self.create_function(gw, name, code)
+        self.publish(gw, name, env)
+        self.allow_anonymous(gw, env)
+
     def wait_served(
         self,
         path: str,
@@ -199,6 +221,13 @@ class Stack:
             seen = f"{last[0].status_code} {last[0].text[:300]}" if last else "no answer"
             raise TimeoutError(f"{exc}; last answer: {seen}") from None
         return last[0]
+
+    def shared_loaded(self) -> set[str]:
+        """The environments (``<gw>/<env>``) the shared runtime's replicas report loaded (each
+        replica reports every couple of seconds)."""
+        with redis.Redis.from_url(self.settings.redis_url or "", socket_timeout=5.0) as client:
+            entries = client.hvals(SHARED_LOADED_KEY)
+        return {key for entry in entries for key in json.loads(entry)["environments"]}
 
     # --- processes ------------------------------------------------------------------------------------
 
@@ -227,7 +256,7 @@ class Stack:
             )
 
 
-def _control_plane_service(settings: Settings) -> ServiceProcess:
+def _control_plane_service(settings: Settings, overrides: Mapping[str, Any]) -> ServiceProcess:
     """The control plane as ``imprun up`` would run it, but in its own process (its CPU is its own)."""
     assert settings.mongo_url and settings.redis_url and settings.ray_address
     variables = {
@@ -245,6 +274,7 @@ def _control_plane_service(settings: Settings) -> ServiceProcess:
         "RECONCILE_INTERVAL_SECONDS": str(settings.reconcile_interval_seconds),
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "false",
+        **{name.upper(): str(value) for name, value in overrides.items()},
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMPRUN_")}
     env.update({f"IMPRUN_{name}": value for name, value in variables.items()})
@@ -290,8 +320,12 @@ def _stop_on_sigterm(cleanup: contextlib.ExitStack) -> None:
 
 
 @contextlib.contextmanager
-def platform_stack(*, reconcile_interval: float = 1.0) -> Iterator[Stack]:
-    """Start the whole embedded stack (see the module docstring); stop all of it on exit."""
+def platform_stack(
+    *, reconcile_interval: float = 1.0, settings: Mapping[str, Any] | None = None
+) -> Iterator[Stack]:
+    """Start the whole embedded stack (see the module docstring) with ``settings`` overriding the
+    defaults; stop all of it on exit."""
+    overrides = dict(settings or {})
     with contextlib.ExitStack() as cleanup:
         _stop_on_sigterm(cleanup)
         data_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="imprun-bench-")))
@@ -307,6 +341,7 @@ def platform_stack(*, reconcile_interval: float = 1.0) -> Iterator[Stack]:
             reconcile_interval_seconds=reconcile_interval,
             log_json=False,
             log_level="WARNING",
+            **overrides,
         )
         mongo, redis = mongo_service(base), redis_service(base)
         mongo.start(timeout=60)
@@ -317,21 +352,23 @@ def platform_stack(*, reconcile_interval: float = 1.0) -> Iterator[Stack]:
         if not head.run_dir.is_relative_to(data_dir):  # Ray's sockets live in a short dir under /tmp
             cleanup.callback(shutil.rmtree, head.run_dir, ignore_errors=True)
         cleanup.callback(stop_ray_head, base)
-        settings = base.model_copy(
+        configured = base.model_copy(
             update={
                 "mongo_url": embedded_mongo_url(base),
                 "redis_url": embedded_redis_url(base),
                 "ray_address": head.address,
             }
         )
-        control_plane = _control_plane_service(settings)
+        control_plane = _control_plane_service(configured, overrides)
         control_plane.start(timeout=120)
         cleanup.callback(control_plane.stop, timeout=30)
-        api = cleanup.enter_context(httpx.Client(base_url=settings.control_plane_url, timeout=_API_TIMEOUT_S))
+        api = cleanup.enter_context(
+            httpx.Client(base_url=configured.control_plane_url, timeout=_API_TIMEOUT_S)
+        )
         data_plane = cleanup.enter_context(httpx.Client(base_url=head.serve_url, timeout=_API_TIMEOUT_S))
         _login(api)
         stack = Stack(
-            settings=settings,
+            settings=configured,
             head=head,
             services={MONGO: mongo, REDIS: redis, CONTROL_PLANE: control_plane},
             api=api,
@@ -370,6 +407,30 @@ def ray_driver(stack: Stack) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+# --- first calls ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirstAnswer:
+    seconds: float  # from the first request until the first 2xx answer
+    refused: int  # answers before it that were not 2xx (0: the first request was answered)
+    statuses: tuple[int, ...]  # their statuses
+
+
+def first_answer(client: httpx.Client, path: str, *, timeout: float = 60.0) -> FirstAnswer:
+    """GET ``path`` until it answers 2xx (every 20 ms): how long that took and what came before."""
+    started = time.perf_counter()
+    statuses: list[int] = []
+    while True:
+        status = client.get(path).status_code
+        if 200 <= status < 300:
+            return FirstAnswer(time.perf_counter() - started, len(statuses), tuple(statuses))
+        statuses.append(status)
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError(f"GET {path} answered no 2xx within {timeout:g} s (got {statuses[-5:]})")
+        time.sleep(0.02)
 
 
 # --- publish → live --------------------------------------------------------------------------------------

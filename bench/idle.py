@@ -35,8 +35,8 @@ from _measure import (
     CpuUsage,
     PlatformProcesses,
     Summary,
-    cpu_between,
     load_average,
+    measure_idle,
 )
 from _stack import (
     CONTROL_PLANE,
@@ -89,14 +89,6 @@ class LiveRow:
     label: str
     samples: list[float]
     missed: int
-
-
-def measure_idle(processes: PlatformProcesses, *, settle: float, window: float, what: str) -> CpuUsage:
-    print(f"{what}: settling {settle:g} s, then measuring idle CPU for {window:g} s…", flush=True)
-    time.sleep(settle)
-    before = processes.snapshot(time.monotonic())
-    time.sleep(window)
-    return cpu_between(before, processes.snapshot(time.monotonic()))
 
 
 def publish_to_live(
