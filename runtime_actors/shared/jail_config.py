@@ -62,6 +62,8 @@ class JailConfig:
     """Run tenant code even when Landlock or seccomp cannot be applied (local development only)."""
     min_landlock_abi: int = 1
     """Refuse to run (unless insecure) when the kernel's Landlock ABI is older than this."""
+    run_as: int | None = None
+    """The unprivileged uid (and gid) a worker started as root switches to before tenant code runs."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -77,7 +79,14 @@ class JailConfig:
             limits=WorkerLimits(**raw.get("limits", {})),
             insecure=bool(raw.get("insecure", False)),
             min_landlock_abi=int(raw.get("min_landlock_abi", 1)),
+            run_as=None if raw.get("run_as") is None else int(raw["run_as"]),
         )
+
+
+UNPRIVILEGED_UID: Final = 65534
+"""``nobody``: the uid (and gid) of workers a root replica starts. It owns no file of the platform, so
+tenant code cannot signal, renice or ``ptrace`` the platform's processes even past the seccomp rules,
+and ``RLIMIT_NPROC`` applies to it (root is exempt)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class JailReport:
     capabilities_dropped: bool
     insecure: bool
     failures: tuple[str, ...] = ()
+    uid: int = -1
+    """The uid tenant code runs as (-1: not reported)."""
 
     @property
     def secure(self) -> bool:
@@ -104,6 +115,7 @@ class JailReport:
             capabilities_dropped=bool(raw.get("capabilities_dropped", False)),
             insecure=bool(raw.get("insecure", False)),
             failures=tuple(str(f) for f in raw.get("failures", ())),
+            uid=int(raw.get("uid", -1)),
         )
 
 

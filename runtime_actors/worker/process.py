@@ -2,10 +2,12 @@
 
 ``apply_jail`` runs once, after the worker has imported everything it will ever need and before the
 first tenant byte: it empties the environment, sets the rlimits (address space, lifetime CPU, file
-size, descriptors, processes, no core dumps), makes the process non-dumpable, drops every Linux
-capability when it runs as root (bounding, ambient, effective, permitted; securebits locked), sets
-``PR_SET_NO_NEW_PRIVS``, then applies Landlock (read-only interpreter, read-write scratch) and the
-seccomp deny-list. A layer that cannot be applied is recorded in the ``JailReport``; without the
+size, descriptors, processes, no core dumps), makes the process non-dumpable, sets
+``PR_SET_NO_NEW_PRIVS``, applies Landlock (read-only interpreter, read-write scratch), then leaves
+root: a worker started as root with ``run_as`` becomes that unprivileged uid and gid (all three of
+each, no supplementary groups, so every capability goes too), and one without ``run_as`` drops every
+Linux capability (bounding, ambient, effective, permitted; securebits locked) but keeps uid 0; last
+comes the seccomp deny-list. A layer that cannot be applied is recorded in the ``JailReport``; without the
 ``insecure`` flag that raises ``JailError`` and the worker refuses to run tenant code.
 ``close_fds_except`` and ``die_with_parent`` run earlier, at the very start of the worker.
 """
@@ -113,15 +115,22 @@ def _drop_capabilities() -> bool:
     return True
 
 
+def _become(uid: int, parent_pid: int) -> None:
+    """Switch every uid and gid to ``uid``, with no supplementary groups (a root process's
+    capabilities go with it); re-arm the parent-death signal, which a credential change clears."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    die_with_parent(parent_pid)
+
+
 def apply_jail(config: JailConfig) -> JailReport:
     """Jail the calling (single-threaded) process; see the module docstring for the order."""
     os.environ.clear()
     _set_rlimits(config.limits)
     failures: list[str] = []
-    dropped = False
     try:
         _prctl(_PR_SET_DUMPABLE, 0)
-        dropped = _drop_capabilities()
         _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     except OSError as exc:
         failures.append(f"privileges: {exc}")
@@ -132,16 +141,26 @@ def apply_jail(config: JailConfig) -> JailReport:
             raise landlock.LandlockUnavailable(
                 0, f"the kernel's Landlock ABI is {available}, {config.min_landlock_abi} is required"
             )
+        # before the uid changes: the rules open their paths, which the new uid may not traverse
         abi = landlock.restrict_self(config.read_only_paths, [config.scratch_dir])
     except OSError as exc:
         failures.append(f"landlock: {exc.strerror or exc}")
+    dropped = False
+    try:
+        if config.run_as is not None and os.geteuid() == 0:
+            _become(config.run_as, config.parent_pid)
+            dropped = True
+        else:
+            dropped = _drop_capabilities()
+    except OSError as exc:
+        failures.append(f"privileges: {exc}")
     applied_seccomp = False
     try:
         seccomp.install()
         applied_seccomp = True
     except OSError as exc:
         failures.append(f"seccomp: {exc.strerror or exc}")
-    report = JailReport(abi, applied_seccomp, dropped, config.insecure, tuple(failures))
+    report = JailReport(abi, applied_seccomp, dropped, config.insecure, tuple(failures), os.getuid())
     if failures and not config.insecure:
         raise JailError("; ".join(failures))
     return report

@@ -23,7 +23,7 @@ import sysconfig
 import textwrap
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -103,6 +103,14 @@ class Outcome:
     def log_text(self) -> str:
         assert self.result is not None
         return "\n".join(entry.message for entry in self.result.logs)
+
+
+KEEPS_UID: Final = {"run_as": None}
+"""Pool options for attacks that load ``ctypes`` after escaping the Python layer. A worker that a root
+replica starts runs as ``nobody``, which here cannot read the interpreter's files outside what it
+imported before the jail (``ctypes`` included), so such an attack stops at the import. In an image
+whose interpreter anyone may read it would get further; these attacks run where it does (uid 0
+without capabilities), to show the seccomp and Landlock layers stop them on their own."""
 
 
 def attack(code: str, *, timeout: float = 10.0, **pool_options: Any) -> Outcome:
@@ -281,7 +289,8 @@ def test_import_ctypes_is_refused_and_ctypes_syscalls_still_hit_seccomp() -> Non
             fd = libc.socket(2, 1, 0)
             return {"fd": fd, "errno": ctypes.get_errno(), "ptrace": libc.ptrace(16, escape()["os"].getppid(), 0, 0),
                     "ptrace_errno": ctypes.get_errno()}
-        """
+        """,
+        **KEEPS_UID,
     )
     assert outcome.body == {"fd": -1, "errno": EPERM, "ptrace": -1, "ptrace_errno": EPERM}
 
@@ -341,7 +350,8 @@ def test_environment_reads_find_nothing_by_any_route() -> None:
                 "proc parent": attempt(lambda: modules["io"].open(f"/proc/{os.getppid()}/environ", "rb").read()),
                 "proc parent cmdline": attempt(lambda: modules["io"].open(f"/proc/{os.getppid()}/cmdline").read()),
             }
-        """
+        """,
+        **KEEPS_UID,
     )
     body = outcome.body
     assert body["os.environ"] == {} and body["posix.environ"] == {} and body["getenv"] is None
@@ -686,7 +696,8 @@ def test_scheduling_and_priority_calls_reach_only_the_worker_itself() -> None:
                 "own ioprio": attempt(lambda: ioprio_set(1, 0)),
                 "own limits": attempt(lambda: resource.getrlimit(resource.RLIMIT_NOFILE)),
             }
-        """
+        """,
+        **KEEPS_UID,
     )
     body = outcome.body
     for route in ("user", "group", "parent", "affinity", "scheduler", "param", "ioprio", "prlimit"):

@@ -768,3 +768,27 @@ def test_a_cancelled_call_costs_its_worker_but_not_the_pool() -> None:
         assert (await pool.invoke("ok", invocation("ok"))).status == 200
 
     run(scenario)
+
+
+def _uids(pid: int) -> list[int]:
+    """Real, effective, saved and filesystem uids of process ``pid`` (``/proc/<pid>/status``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return [int(field) for field in line.split()[1:]]
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def test_a_root_replicas_workers_run_tenant_code_as_nobody() -> None:
+    """Started by root, a worker runs tenant code as uid 65534 (every uid of it), so it can neither
+    signal nor renice the platform's processes; started by anyone else, as that user."""
+    expected = [65534] * 4 if os.geteuid() == 0 else [os.geteuid()] * 4
+
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "w", "def main():\n    return {'ok': True}\n")
+        answer = await pool.invoke("w", invocation("w"))
+        assert answer.status == 200, answer.body
+        assert pool.worker_pids
+        for pid in pool.worker_pids:
+            assert _uids(pid) == expected
+
+    run(scenario, size=2)

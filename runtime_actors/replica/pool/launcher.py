@@ -34,7 +34,7 @@ from typing import Any, Final
 import runtime_actors
 from runtime_actors.replica.pool.channel import FrameChannel
 from runtime_actors.shared.frames import MAX_WORKER_FRAME, ProtocolError
-from runtime_actors.shared.jail_config import JailConfig, JailReport, WorkerLimits
+from runtime_actors.shared.jail_config import UNPRIVILEGED_UID, JailConfig, JailReport, WorkerLimits
 
 __all__ = ["Callback", "NotStarted", "WorkerGone", "WorkerProcess", "WorkerRefused"]
 
@@ -90,8 +90,13 @@ class WorkerProcess:
         min_landlock_abi: int = 1,
         python: str = sys.executable,
         hello_timeout: float = 30.0,
+        run_as: int | None = UNPRIVILEGED_UID,
     ) -> WorkerProcess:
         scratch_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - one local mkdir
+        run_as = run_as if os.geteuid() == 0 else None
+        if run_as is not None:  # the worker's own directory: the only one it may write, as its uid
+            os.chown(scratch_dir, run_as, run_as)
+            os.chmod(scratch_dir, 0o700)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         config = JailConfig(
             pipe_fd=theirs.fileno(),
@@ -101,6 +106,7 @@ class WorkerProcess:
             limits=limits,
             insecure=insecure,
             min_landlock_abi=min_landlock_abi,
+            run_as=run_as,
         )
         try:
             # Spawned on the event-loop thread on purpose: PR_SET_PDEATHSIG fires when the *thread*

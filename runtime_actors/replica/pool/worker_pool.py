@@ -76,7 +76,7 @@ from runtime_actors.shared.frames import (
     invocation_to_wire,
     result_from_wire,
 )
-from runtime_actors.shared.jail_config import JailReport, WorkerLimits, read_only_paths
+from runtime_actors.shared.jail_config import UNPRIVILEGED_UID, JailReport, WorkerLimits, read_only_paths
 from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction
 
 __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
@@ -159,6 +159,7 @@ class WorkerPool:
         min_landlock_abi: int = 1,
         python: str = sys.executable,
         pipeline_depth: int = 2,
+        run_as: int | None = UNPRIVILEGED_UID,
     ) -> None:
         if size < 1 or pipeline_depth not in (1, 2):
             raise ValueError("a worker pool needs at least one worker; pipeline_depth is 1 or 2")
@@ -173,6 +174,7 @@ class WorkerPool:
         self._max_queue = max_queue if max_queue is not None else 64 * size
         self._min_landlock_abi = min_landlock_abi
         self._python = python
+        self._run_as = run_as  # a root replica's workers switch to it; None: root without capabilities
         self._functions: dict[str, FunctionSource] = {}
         self._env: dict[str, str] = {}
         self._generation = 0
@@ -497,6 +499,7 @@ class WorkerPool:
             insecure=self.insecure,
             min_landlock_abi=self._min_landlock_abi,
             python=self._python,
+            run_as=self._run_as,
         )
         return _Slot(worker)
 
