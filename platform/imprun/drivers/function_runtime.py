@@ -52,8 +52,12 @@ class RayFunctionRuntime:
         name = serve_app_name(gateway_id, environment)
         try:
             handle = self._handle(name, gateway_id, environment)
-            if handle is None:  # no application of its own: the shared tier
-                shared = self._shared_handle().options(multiplexed_model_id=f"{gateway_id}/{environment}")
+            if handle is None:  # no application of its own: the shared tier, if it runs
+                try:
+                    shared_runtime = self._shared_handle()
+                except KeyError as exc:
+                    raise _not_deployed(gateway_id, environment) from exc
+                shared = shared_runtime.options(multiplexed_model_id=f"{gateway_id}/{environment}")
                 answer = shared.debug.remote(gateway_id, environment, code, invocation)
             else:
                 answer = handle.debug.remote(code, invocation)
