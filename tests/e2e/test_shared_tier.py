@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import ray
 from fastapi.testclient import TestClient
 from ray import serve
 
@@ -183,3 +184,27 @@ def test_an_unknown_path_is_a_404_in_the_apis_shape(data_plane: httpx.Client) ->
     answer = data_plane.get(f"/nobody-{uuid.uuid4().hex[:6]}/dev/hello")
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_a_dead_shared_replica_costs_only_its_calls_in_flight(
+    e2e_client: TestClient, tenants: Any, data_plane: httpx.Client
+) -> None:
+    (first, auth_a), (second, _) = tenants
+    _publish(e2e_client, auth_a, first, "slow", SLOW)
+    served(data_plane, "GET", f"/{first}/dev/slow", lambda r: r.status_code == 200)
+    replicas = [
+        actor
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == "serve" and f"{SHARED_RUNTIME_APP}#{SHARED_DEPLOYMENT}" in actor["name"]
+    ]
+    assert len(replicas) == 1, replicas
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(data_plane.get, f"/{first}/dev/slow")
+        assert eventually(lambda: any(_loaded().values()), timeout=10)
+        ray.kill(ray.get_actor(replicas[0]["name"], namespace="serve"), no_restart=False)
+        cut = in_flight.result()
+    assert cut.status_code >= 500  # the call that was running answered, with an error
+
+    # Serve replaces the replica; both tenants' environments load again on their next call
+    for gw in (first, second):
+        served(data_plane, "GET", f"/{gw}/dev/hello", lambda r: r.status_code == 200, timeout=120)
