@@ -24,7 +24,7 @@ from imprun.domain.gateway import Bundle, Tier
 from imprun.domain.observations import AppStatus, EnvironmentObservation
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.steps import DeleteApp, DeployApp, EnvironmentStep
-from imprun.drivers.cluster import AppSpec, ClusterDriver
+from imprun.drivers.cluster import AppSpec, ClusterDriver, ObservedApp
 from imprun.drivers.ingress import EnvironmentRoute, IngressDriver
 from imprun.errors import NotFound
 from imprun.lifecycle.gateways import failure_reason
@@ -145,7 +145,8 @@ class EnvironmentState:
 
 
 _SHARED_STATUS_TTL_S = 1.0
-"""How long one reading of the shared runtime's status serves every environment's observation."""
+"""How long one reading of the shared runtime's status (and of the list of applications) serves every
+environment's observation."""
 
 
 class EnvironmentReconciler(
@@ -170,6 +171,7 @@ class EnvironmentReconciler(
         self.ingress = ingress
         self.upstream = upstream
         self._shared_status: tuple[float, AppStatus, str] | None = None
+        self._apps: tuple[float, frozenset[str]] | None = None
 
     def key(self, resource: Environment) -> str:
         return environment_key(resource.gateway_id, resource.name)
@@ -192,11 +194,22 @@ class EnvironmentReconciler(
             self._shared_status = (now, observed.status, observed.message)
         return self._shared_status[1], self._shared_status[2]
 
+    def _has_app(self, resource: Environment) -> bool:
+        """Whether the environment has a dedicated application (the list read at most once a second
+        for all environments: a shared one only looks for a leftover of a move)."""
+        now = time.monotonic()
+        if self._apps is None or now - self._apps[0] > _SHARED_STATUS_TTL_S:
+            self._apps = (now, frozenset(self.driver.list_apps()))
+        return resource.serve_app_name in self._apps[1]
+
     def observe(self, resource: Environment, now: datetime) -> EnvironmentState:
         key = self.key(resource)
         running = resource.state is DesiredState.RUNNING
         tier = self._tier(resource)
-        dedicated = self.driver.observe(resource.gateway_id, resource.name)
+        if tier is Tier.DEDICATED or self._has_app(resource):
+            dedicated = self.driver.observe(resource.gateway_id, resource.name)
+        else:
+            dedicated = ObservedApp(AppStatus.MISSING)
         placed = self.environments.bookkeeping(key, SHARED_PLACEMENT) == PLACED
         shared, shared_message = self._shared() if placed or tier is Tier.SHARED else (AppStatus.MISSING, "")
         applied = self.environments.bookkeeping(key, "appliedSpec")

@@ -154,8 +154,11 @@ def control_plane_environment(
             "IMPRUN_RECONCILE_INTERVAL_SECONDS": "0.2",
             "IMPRUN_LEASE_SECONDS": str(lease_seconds),
             "IMPRUN_LOG_JSON": "false",
-            # The cluster's one ai-gateway app belongs to no test control plane (see tests/conftest.py).
+            # The cluster's one ai-gateway and shared-runtime apps belong to no test control plane
+            # (see tests/conftest.py), and its gateways are dedicated unless a test asks otherwise.
             "IMPRUN_AI_GATEWAY": "false",
+            "IMPRUN_SHARED_RUNTIME": "false",
+            "IMPRUN_DEFAULT_TIER": "dedicated",
             "PYTHONUNBUFFERED": "1",
         }
     )
