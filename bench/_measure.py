@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
+
+T = TypeVar("T")
 
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
@@ -60,6 +62,14 @@ class Summary:
             p99=percentile(samples, 99),
             max=max(samples),
         )
+
+
+def run_timed(run: Callable[[T], None], args: T) -> int:
+    """``run(args)``, then how long it took; the exit status of a benchmark's ``main``."""
+    started = time.monotonic()
+    run(args)
+    print(f"the run took {time.monotonic() - started:.0f} s")
+    return 0
 
 
 def load_average() -> str:

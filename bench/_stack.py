@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import pymongo
 import redis
 from _measure import PlatformProcesses
 
@@ -44,6 +45,7 @@ from imprun.embedded.process import ServiceProcess
 from imprun.embedded.ray_head import HEAD_MARKER_ENV, RayHead, start_ray_head, stop_ray_head
 from imprun.embedded.redis import embedded_redis_url, redis_service
 from imprun.settings import Settings
+from runtime_actors.shared.names import ENVIRONMENTS as ENVIRONMENT_RECORDS
 from runtime_actors.shared.names import SHARED_LOADED_KEY
 
 CPU: Final = 0.05
@@ -199,6 +201,20 @@ class Stack:
         self.create_function(gw, name, code)
         self.publish(gw, name, env)
         self.allow_anonymous(gw, env)
+
+    def wait_anonymous(self, gateway_ids: Sequence[str], env: str, *, timeout: float) -> None:
+        """Wait until the environment reconciler has applied ``authType: none`` to ``env`` of every
+        gateway (its ``appliedRoute``, recorded once the settings replicas read are written)."""
+        keys = [f"{gw}/{env}" for gw in gateway_ids]
+        query = {"_id": {"$in": keys}, "appliedRoute.auth_type": "none"}
+        with pymongo.MongoClient[dict[str, Any]](self.settings.mongo_url) as mongo:
+            records = mongo[self.settings.sys_db_name][ENVIRONMENT_RECORDS]
+            wait_until(
+                lambda: records.count_documents(query) == len(keys),
+                timeout=timeout,
+                what=f"authType none applied to {len(keys)} environment(s)",
+                interval=0.5,
+            )
 
     def wait_served(
         self,

@@ -5,7 +5,8 @@ Run it from the repository root: ``.venv/bin/python bench/cold_start.py [--envir
 starts its own embedded stack (``_stack.platform_stack``, with ``shared_idle_seconds`` set to
 ``--idle`` so that an environment is evicted soon after its last call) and ``--environments`` (50)
 gateways on the shared tier, each with the ``hello`` function published to ``dev`` at ``authType:
-none`` — none of them called, so none is loaded. Then, one environment after the other:
+none`` (waited for until applied) — none of them called, so none is loaded. Then, one
+environment after the other:
 
 1. **first call ever**: the first GET of the function (the shared runtime loads the environment:
    its supervisor, jailed worker, published code), then at once a second GET (**warm**);
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from _measure import Summary, load_average
+from _measure import Summary, load_average, run_timed
 from _stack import (
     CPU,
     MEMORY_MB,
@@ -180,6 +181,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"publishing {FUNCTION!r} to {ENV} of each (authType none)…", flush=True)
         for gw in gateways:
             stack.publish_open(gw, FUNCTION, CODE, ENV)
+        stack.wait_anonymous(gateways, ENV, timeout=600)
         time.sleep(3)  # the shared runtime reports what it holds every 2 s
         loaded = stack.shared_loaded()
         print(f"loaded before the first calls: {len(loaded)} environment(s)", flush=True)
@@ -215,10 +217,7 @@ def main() -> int:
     args = parser.parse_args()
     if min(args.environments, args.bare_apps, args.rounds) < 1 or args.idle <= 0:
         parser.error("--environments, --bare-apps and --rounds must be positive, --idle above 0")
-    started = time.monotonic()
-    run(args)
-    print(f"the run took {time.monotonic() - started:.0f} s")
-    return 0
+    return run_timed(run, args)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from _measure import (
     Summary,
     load_average,
     measure_idle,
+    run_timed,
 )
 from _stack import (
     CONTROL_PLANE,
@@ -247,10 +248,7 @@ def main() -> int:
     args: Any = parser.parse_args()
     if args.gateways < 0 or args.gateways == 1:
         parser.error("--gateways must be at least 2")
-    started = time.monotonic()
-    run(args)
-    print(f"the run took {time.monotonic() - started:.0f} s")
-    return 0
+    return run_timed(run, args)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,18 @@ Run it from the repository root::
     .venv/bin/python bench/throughput.py --function find_one [--quick]  # one imp.db() find_one
 
 It starts its own embedded stack (``_stack.platform_stack``: nx-27017, redis-server, a Ray head with
-Serve's HAProxy ingress, the control plane in its own process) and one gateway whose environments
-have one replica each (cpu 0.05 / 256 MiB, the default jailed worker pool). The function is published
-to ``dev`` with ``authType: none``. Then, at concurrency 1, 16 and 64 (closed loop: each of that
+Serve's HAProxy ingress, the control plane in its own process), one gateway on the dedicated tier
+whose environments have one replica each (cpu 0.05 / 256 MiB, the default jailed worker pool), and
+one gateway on the shared tier (its environments loaded on demand into the platform's shared runtime,
+with the shared tier's worker pool). The function is published to ``dev`` of both with ``authType:
+none``. Then, at concurrency 1, 16 and 64 (closed loop: each of that
 many keep-alive connections sends the next request when the previous answer is in; ``_loadgen.py``,
 in its own process) for 10 s each (3 s with ``--quick``) after a short unmeasured warm-up, it
 measures req/s and p50/p99 latency of, in turn:
 
 * imprun: HAProxy → the environment's replica (supervisor) → a jailed worker running the function;
+* imprun's shared tier: HAProxy → a shared-runtime replica (the environment's supervisor, loaded
+  there) → the environment's jailed worker; its ratio to the dedicated tier is printed (target ≥ 0.9);
 * imprun with key-auth on, when the control plane has ``/v1/applications``: the same version
   promoted to ``staging`` (which keeps ``key-auth``), called with a grant's key in ``apikey``;
 * a bare Serve deployment doing the same work, with the same resources, on the same Ray head behind
@@ -36,16 +40,26 @@ import contextlib
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 from _loadgen import LoadResult, run_load
-from _measure import load_average
-from _stack import CPU, MEMORY_MB, Stack, free_port, new_id, platform_stack, ray_driver, wait_until
+from _measure import load_average, run_timed
+from _stack import (
+    BUNDLE,
+    CPU,
+    MEMORY_MB,
+    SHARED_BUNDLE,
+    Stack,
+    free_port,
+    new_id,
+    platform_stack,
+    ray_driver,
+    wait_until,
+)
 from pymongo import MongoClient
 from ray import serve
 from starlette.requests import Request
@@ -58,9 +72,11 @@ BARE_APP: Final = "bench-bare"
 BARE_MAIN_LOOP_APP: Final = "bench-bare-main-loop"
 LEVELS: Final = (1, 16, 64)
 TARGET_RATIO: Final = 0.75
+TARGET_SHARED_RATIO: Final = 0.9
 KEY_TIMEOUT_S: Final = 30.0
 
 IMPRUN: Final = "imprun (HAProxy → supervisor → jailed worker)"
+IMPRUN_SHARED: Final = "imprun shared tier (→ shared runtime → worker)"
 IMPRUN_KEY: Final = "imprun, key-auth on (apikey header)"
 BARE: Final = "bare Serve deployment, same HAProxy ingress"
 BARE_MAIN_LOOP: Final = "bare Serve, user code on the main loop too"
@@ -177,8 +193,8 @@ def fastapi_server(workload: Workload, mongo_url: str, database: str) -> Iterato
 # --- the run -------------------------------------------------------------------------------------------
 
 
-def prepare_function(stack: Stack, workload: Workload, gw: str) -> None:
-    stack.create_gateways([gw])
+def prepare_function(stack: Stack, workload: Workload, gw: str, bundle: Mapping[str, Any] = BUNDLE) -> None:
+    stack.create_gateways([gw], bundle)
     stack.wait_started([gw], timeout=300)
     stack.open_environment(gw, "dev")
     stack.create_function(gw, workload.name, workload.code)
@@ -240,15 +256,24 @@ def print_table(
                 f" {result.p99_ms:>8.2f} {result.errors:>6} {ratio:>7.2f}x"
             )
         print()
-    for baseline, title in (
-        (BARE, f"ratio to bare Serve (req/s, target ≥ {TARGET_RATIO})"),
-        (BARE_MAIN_LOOP, "ratio to bare Serve with imprun's replica setting (user code on the main loop)"),
+    for baseline, measured, title in (
+        (BARE, IMPRUN, f"ratio to bare Serve (req/s, target ≥ {TARGET_RATIO})"),
+        (
+            BARE_MAIN_LOOP,
+            IMPRUN,
+            "ratio to bare Serve with imprun's replica setting (user code on the main loop)",
+        ),
+        (
+            IMPRUN,
+            IMPRUN_SHARED,
+            f"shared tier / dedicated tier (req/s, target ≥ {TARGET_SHARED_RATIO} at c=16)",
+        ),
     ):
         ratios = []
         for level in args.levels:
-            bare, mine = results.get((baseline, level)), results.get((IMPRUN, level))
-            if bare and mine and bare.requests:
-                ratios.append(f"c={level}: {mine.requests_per_second / bare.requests_per_second:.2f}")
+            base, mine = results.get((baseline, level)), results.get((measured, level))
+            if base and mine and base.requests:
+                ratios.append(f"c={level}: {mine.requests_per_second / base.requests_per_second:.2f}")
         print(f"{title}: " + ", ".join(ratios))
 
 
@@ -256,14 +281,19 @@ def run(args: argparse.Namespace) -> None:
     workload = WORKLOADS[args.function]
     print(f"starting the stack… ({load_average()})", flush=True)
     with platform_stack() as stack:
-        gw = new_id("tp")
+        gw, shared_gw = new_id("tp"), new_id("tp-shared")
         database = gateway_database_name(gw)
         assert stack.settings.mongo_url
         with MongoClient[Document](stack.settings.mongo_url) as mongo:
-            mongo[database]["items"].replace_one({"_id": "x"}, ITEM, upsert=True)
+            for name in (database, gateway_database_name(shared_gw)):
+                mongo[name]["items"].replace_one({"_id": "x"}, ITEM, upsert=True)
         prepare_function(stack, workload, gw)
+        prepare_function(stack, workload, shared_gw, SHARED_BUNDLE)
         serve_port = stack.settings.serve_port
-        targets = [Target(IMPRUN, serve_port, f"/{gw}/dev/{workload.name}")]
+        targets = [
+            Target(IMPRUN, serve_port, f"/{gw}/dev/{workload.name}"),
+            Target(IMPRUN_SHARED, serve_port, f"/{shared_gw}/dev/{workload.name}"),
+        ]
         keyed, note = key_auth_target(stack, workload, gw)
         if keyed is not None:
             targets.append(keyed)
@@ -310,7 +340,10 @@ def run(args: argparse.Namespace) -> None:
                 serve.delete(BARE_MAIN_LOOP_APP)
         print_table(workload, results, [t.label for t in targets], args)
         print(note)
-        print(f"worker pool: {stack.settings.worker_pool_size} jailed workers per replica (the default)")
+        print(
+            f"worker pool: {stack.settings.worker_pool_size} jailed workers per dedicated replica, "
+            f"{stack.settings.shared_worker_pool_size} per environment on the shared tier (the defaults)"
+        )
         print(f"before the load: {started_load}")
         print(f"after the load:  {load_average()}")
 
@@ -331,10 +364,7 @@ def main() -> int:
     args = parser.parse_args()
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.warmup = 0.5 if args.quick else 1.0
-    started = time.monotonic()
-    run(args)
-    print(f"the run took {time.monotonic() - started:.0f} s")
-    return 0
+    return run_timed(run, args)
 
 
 if __name__ == "__main__":
