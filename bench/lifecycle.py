@@ -46,7 +46,7 @@ from imprun.settings import Settings
 
 CPU = 0.05
 MEMORY_MB = 128
-BUNDLE = {"cpu": CPU, "memory": MEMORY_MB, "minReplicas": 1, "maxReplicas": 1}
+BUNDLE = {"tier": "dedicated", "cpu": CPU, "memory": MEMORY_MB, "minReplicas": 1, "maxReplicas": 1}
 ENVIRONMENTS_PER_GATEWAY = 3
 DEADLINE_SECONDS = 900.0
 
