@@ -1,6 +1,6 @@
 """Benchmark: how long a published version takes to go live on the data plane.
 
-Run it from the repository root: ``.venv/bin/python bench/publish_to_live.py [--quick]``. It starts
+Run it from the repository root: ``.venv/bin/python bench/publish_to_live.py [--quick] [--tier shared]``. It starts
 its own embedded stack (``_stack.platform_stack``: nx-27017, redis-server, a Ray head with Serve's
 HAProxy ingress, the control plane in its own process), creates one gateway (one replica per
 environment) with a function whose answer names its version (``{"v": n}``), and then, ``--publishes``
@@ -30,7 +30,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from _measure import Summary, load_average
-from _stack import Stack, carries, new_id, platform_stack, poll_until_live, versioned_code
+from _stack import (
+    BUNDLE,
+    SHARED_BUNDLE,
+    Stack,
+    carries,
+    new_id,
+    platform_stack,
+    poll_until_live,
+    versioned_code,
+)
 from pymongo import MongoClient
 from pymongo.collection import Collection
 
@@ -115,7 +124,7 @@ def one_round(
             results.polling_seconds += live.seconds
 
 
-def print_table(results: Results, rounds: int, deadline_hit: bool) -> None:
+def print_table(results: Results, rounds: int, deadline_hit: bool, tier: str) -> None:
     baseline = Summary.of(results.change_event.samples)
     rows: list[tuple[str, Series, bool]] = [
         ("nx-27017 insert → change event (baseline)", results.change_event, True),
@@ -125,7 +134,8 @@ def print_table(results: Results, rounds: int, deadline_hit: bool) -> None:
         ("deploy-to-stage API call", results.deploy_call, False),
     ]
     print()
-    print(f"publish → live — {rounds} rounds, 1 gateway, 1 replica per environment; {load_average()}")
+    shape = "1 replica per environment" if tier == "dedicated" else "loaded in the shared runtime"
+    print(f"publish → live — {rounds} rounds, 1 gateway, tier {tier} ({shape}); {load_average()}")
     header = (
         f"{'measurement (ms)':<46} {'n':>4} {'miss':>4} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}"
         f" {'p50/base':>9} {'p99/base':>9}"
@@ -163,7 +173,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"starting the stack… ({load_average()})", flush=True)
     with platform_stack() as stack:
         gw = new_id("live")
-        stack.create_gateways([gw])
+        stack.create_gateways([gw], BUNDLE if args.tier == "dedicated" else SHARED_BUNDLE)
         stack.wait_started([gw], timeout=300)
         for env in ("dev", "staging"):
             stack.open_environment(gw, env)
@@ -186,7 +196,7 @@ def run(args: argparse.Namespace) -> None:
                 while done < rounds and time.monotonic() < deadline:
                     one_round(stack, gw, WARMUP_ROUNDS + 1 + done, collection, stream, results)
                     done += 1
-            print_table(results, done, deadline_hit=done < rounds)
+            print_table(results, done, deadline_hit=done < rounds, tier=args.tier)
         finally:
             mongo.close()
 
@@ -195,6 +205,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="50 rounds (a smoke run)")
     parser.add_argument("--publishes", type=int, default=0, help="rounds to measure (default 200, 50 quick)")
+    parser.add_argument(
+        "--tier", choices=("dedicated", "shared"), default="dedicated", help="the gateway's tier (dedicated)"
+    )
     started = time.monotonic()
     run(parser.parse_args())
     print(f"the run took {time.monotonic() - started:.0f} s")
