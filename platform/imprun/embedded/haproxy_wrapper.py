@@ -10,7 +10,8 @@ written here, which edits that file in place, then ``exec``\\s the real binary w
   only (uvicorn's default), so they see each caller's own address, and a caller can no longer pick
   its rate-limit bucket (``authType: none`` limits count per client address) by sending the header.
 - **Stats and metrics on loopback.** Serve binds HAProxy's stats and Prometheus frontends on every
-  interface; they are rebound to ``127.0.0.1``.
+  interface; they are rebound to ``127.0.0.1``. The HTTP frontend (the data plane) keeps Serve's
+  address, ``IMPRUN_HOST``.
 - **The admin socket for its owner only.** Serve creates it with mode 666 (any local user could
   reconfigure the ingress); it becomes 600.
 """
@@ -28,7 +29,7 @@ from imprun.errors import Unavailable
 CLIENT_ADDRESS_RULE: Final = "http-request set-header X-Forwarded-For %[src]"
 
 _SED_SCRIPT: Final = (
-    r"""s/^\([[:space:]]*bind \)\*\{0,1\}:\([0-9][0-9]*\)[[:space:]]*$/\1127.0.0.1:\2/
+    r"""/^frontend http_frontend$/,/^[[:space:]]*bind /!s/^\([[:space:]]*bind \)\*\{0,1\}:\([0-9][0-9]*\)[[:space:]]*$/\1127.0.0.1:\2/
 s/^\([[:space:]]*stats socket .*\) mode 666 /\1 mode 600 /
 /^frontend http_frontend$/,/^[[:space:]]*bind /{
 /^[[:space:]]*bind /a\

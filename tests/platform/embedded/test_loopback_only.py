@@ -13,12 +13,14 @@ import re
 import socket
 import stat
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 import ray
 
 from imprun.drivers.local_ray import LocalRayServeDriver
+from imprun.embedded.haproxy_wrapper import CLIENT_ADDRESS_RULE, write_haproxy_wrapper
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import service_settings, start_services
 
@@ -79,3 +81,21 @@ def test_haproxys_stats_and_metrics_bind_loopback_and_its_admin_socket_is_privat
         assert listening_addresses(port) == {"127.0.0.1"}, port
     [admin_socket] = re.findall(r"^\s*stats socket (\S+)", text, flags=re.MULTILINE)
     assert stat.S_IMODE(os.stat(admin_socket).st_mode) == 0o600
+
+
+def test_with_the_api_exposed_only_haproxys_data_plane_binds_every_interface(tmp_path: Path) -> None:
+    """The wrapper's edit of a configuration as Serve renders it for ``IMPRUN_HOST=0.0.0.0``: stats
+    and metrics move to loopback, the HTTP frontend keeps every interface."""
+    wrapper = write_haproxy_wrapper(tmp_path / "bin", "/bin/true")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        "frontend prometheus\n    bind *:9101\n"
+        "frontend http_frontend\n    bind *:8000\n    log global\n"
+        "listen stats\n    bind *:8404\n"
+    )
+
+    subprocess.run([str(wrapper), "-f", str(config)], check=True)
+
+    binds = re.findall(r"^\s*bind (\S+)$", config.read_text(), flags=re.MULTILINE)
+    assert binds == ["127.0.0.1:9101", "*:8000", "127.0.0.1:8404"]
+    assert CLIENT_ADDRESS_RULE in config.read_text()
