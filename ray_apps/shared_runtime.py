@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -183,17 +183,24 @@ class SharedRuntime:
         except _LoadFailed as exc:
             return _error(503, "unavailable", str(exc), request_id)
 
-    async def debug(
-        self, gateway_id: str, environment: str, code: str, invocation: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Run unpublished ``code`` in a shared environment's sandbox (the control plane's debug route)."""
+    @contextlib.asynccontextmanager
+    async def _environment(self, gateway_id: str, environment: str) -> AsyncIterator[Supervisor]:
+        """The placed environment's supervisor, loaded; ``LookupError`` when it is not on this tier
+        (a handle caller's, the control plane's or the AI gateway's, answers ``Conflict`` for it)."""
         key = f"{gateway_id}/{environment}"
         if not await self._placed(key):
             raise LookupError(
                 f"the {environment} environment of gateway {gateway_id} is not on the shared tier"
             )
         async with self._environments.use(key) as loaded:
-            return await loaded.supervisor.debug(code, invocation)
+            yield loaded.supervisor
+
+    async def debug(
+        self, gateway_id: str, environment: str, code: str, invocation: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run unpublished ``code`` in a shared environment's sandbox (the control plane's debug route)."""
+        async with self._environment(gateway_id, environment) as supervisor:
+            return await supervisor.debug(code, invocation)
 
     async def call_tool(
         self,
@@ -206,15 +213,8 @@ class SharedRuntime:
         client: str = "",
     ) -> dict[str, Any]:
         """Run a published function of a shared environment as an AI-gateway tool."""
-        key = f"{gateway_id}/{environment}"
-        if not await self._placed(key):
-            raise LookupError(
-                f"the {environment} environment of gateway {gateway_id} is not on the shared tier"
-            )
-        async with self._environments.use(key) as loaded:
-            return await loaded.supervisor.call_tool(
-                function, arguments, request_id, api_key=api_key, client=client
-            )
+        async with self._environment(gateway_id, environment) as supervisor:
+            return await supervisor.call_tool(function, arguments, request_id, api_key=api_key, client=client)
 
     def loaded(self) -> dict[str, list[int]]:
         """The environments this replica holds, least recently used first, with their workers'
