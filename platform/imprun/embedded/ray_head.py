@@ -286,7 +286,10 @@ def _run_tool(args: list[str], *, env: Mapping[str, str], log_path: Path, deadli
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise Unavailable(f"{what} did not start within {timeout:.0f} s; see {log_path}") from exc
+            raise Unavailable(
+                f"{what} did not start within {timeout:.0f} s (its last output: {_last_line(log_path)}); "
+                f"see {log_path} and {log_path.parent}/session_latest/logs"
+            ) from exc
         except OSError as exc:
             raise Unavailable(f"{what} could not start: cannot run {executable}: {exc}") from exc
     if result.returncode != 0:
