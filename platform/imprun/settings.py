@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     kuberay_runtime_class: str | None = Field(default=None, description="Pod runtimeClassName, e.g. gvisor.")
     kuberay_system_namespace: str = Field(default="imprun-system", description="Namespace of platform apps.")
     kuberay_ingress_namespace: str = Field(default="apisix", description="Namespace allowed to call Serve.")
+    kuberay_ingress_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or CIDRs the ingress (APISIX) reaches Serve from (JSON list); Serve's proxies "
+        "in the RayServices believe its X-Forwarded-For, so rate limits count each client on its own.",
+    )
     kuberay_head_cpu: float = Field(default=1.0, gt=0, description="CPU of each Ray head pod.")
     kuberay_head_memory_mb: int = Field(default=2048, ge=512, description="MiB of each Ray head pod.")
     kuberay_ready_timeout_seconds: float = Field(

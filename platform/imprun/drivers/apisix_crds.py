@@ -3,9 +3,9 @@
 Pure functions, no I/O. ``imprun.drivers.apisix`` sends the Admin API objects built from these
 pieces; clusters that run the APISIX ingress controller get the same intent as custom resources
 (``apisix.apache.org/v2``): per environment an ``ApisixRoute`` on host ``{gw}.{env}.<domain>`` with
-``key-auth`` (``hide_credentials``), ``proxy-rewrite`` to ``/{gw}/{env}/…`` and, with a rate limit,
-``limit-count`` on Redis (429 when exceeded), plus an ``ApisixUpstream`` named like the environment's
-Serve ``Service``; per grant an ``ApisixConsumer`` whose key stays in a Kubernetes ``Secret``
+``key-auth`` (``hide_credentials``), ``proxy-rewrite`` to ``/{gw}/{env}/…`` (with ``X-Forwarded-For``
+set to the caller's address) and, with a rate limit, ``limit-count`` on Redis (429 when exceeded),
+plus an ``ApisixUpstream`` named like the environment's Serve ``Service``; per grant an ``ApisixConsumer`` whose key stays in a Kubernetes ``Secret``
 (``secretRef``; the plaintext never appears in the custom resource). Names are deterministic, so
 rendering again yields the same objects.
 
@@ -53,6 +53,7 @@ __all__ = [
 
 API_VERSION: Final = "apisix.apache.org/v2"
 KEY_HEADER: Final = "apikey"
+FORWARDED_FOR_HEADER: Final = "X-Forwarded-For"
 """The request header callers put their API key in (docs/api.md; also key-auth's default)."""
 
 AUTH_KEY: Final = "key-auth"
@@ -175,9 +176,14 @@ def key_auth_route_config() -> dict[str, Any]:
 
 
 def proxy_rewrite_config(gateway_id: str, environment: str) -> dict[str, Any]:
-    """``/{fn}…`` on the environment's host becomes ``/{gw}/{env}/{fn}…`` for the Serve ingress."""
+    """``/{fn}…`` on the environment's host becomes ``/{gw}/{env}/{fn}…`` for the Serve ingress, and
+    ``X-Forwarded-For`` becomes the address APISIX was called from, replacing what the caller sent
+    (Serve's proxies believe it from the ingress only: ``IMPRUN_KUBERAY_INGRESS_PROXIES``)."""
     validate_app_ref(gateway_id, environment)
-    return {"regex_uri": ["^/(.*)", f"/{gateway_id}/{environment}/$1"]}
+    return {
+        "regex_uri": ["^/(.*)", f"/{gateway_id}/{environment}/$1"],
+        "headers": {"set": {FORWARDED_FOR_HEADER: "$remote_addr"}},
+    }
 
 
 def limit_count_config(

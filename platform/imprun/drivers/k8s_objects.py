@@ -9,7 +9,9 @@ gateway, the environment and the runtime arguments, and whose ``rayClusterConfig
 replicas on it) and one worker group sized from the bundle. Every Ray pod is hardened: non-root,
 read-only root filesystem (writable ``/tmp`` and ``/dev/shm`` from ``emptyDir``), no privilege
 escalation, all capabilities dropped, seccomp ``RuntimeDefault``, no service-account token, and an
-optional ``runtimeClassName`` (gVisor, Kata). Platform-wide applications (the AI gateway) get a
+optional ``runtimeClassName`` (gVisor, Kata). With ``ingress_proxies`` set, every Ray container has
+``FORWARDED_ALLOW_IPS`` naming them: Serve's HTTP proxies (uvicorn) then take the client's address
+from the ``X-Forwarded-For`` the ingress sets, and from nobody else. Platform-wide applications (the AI gateway) get a
 RayService named after them in the system namespace. Rendering is deterministic, so the driver can
 compare what it would write with what the cluster holds and repair hand edits.
 """
@@ -17,6 +19,7 @@ compare what it would write with what the cluster holds and repair hand edits.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import math
 import re
@@ -84,12 +87,22 @@ class RayPods:
     system_namespace: str = "imprun-system"
     mongo_port: int = 27017
     redis_port: int = 6379
+    ingress_proxies: tuple[str, ...] = ()
+    """Addresses or CIDRs the ingress connects from; their ``X-Forwarded-For`` names the client."""
 
     def __post_init__(self) -> None:
         if not self.image or any(c.isspace() for c in self.image):
             raise Invalid(
                 f"Ray pod image {self.image!r} is not an image reference; set IMPRUN_KUBERAY_IMAGE."
             )
+        for proxy in self.ingress_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise Invalid(
+                    f"IMPRUN_KUBERAY_INGRESS_PROXIES: {proxy!r} is not an address or CIDR "
+                    "(e.g. 10.244.0.0/16, the ingress pods' network)."
+                ) from None
         if self.head_cpu <= 0 or self.head_memory_mb < 1:
             raise Invalid("The Ray head needs a positive CPU and memory size.")
 
@@ -242,6 +255,8 @@ def _container(
             {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
         ],
     }
+    if pods.ingress_proxies:  # read by the uvicorn of Serve's proxy on each node
+        env = [*env, {"name": "FORWARDED_ALLOW_IPS", "value": ",".join(pods.ingress_proxies)}]
     if env:
         container["env"] = env
     return container

@@ -124,6 +124,7 @@ def ray_pods(settings: Settings) -> RayPods:
         head_memory_mb=settings.kuberay_head_memory_mb,
         ingress_namespace=settings.kuberay_ingress_namespace,
         system_namespace=settings.kuberay_system_namespace,
+        ingress_proxies=settings.kuberay_ingress_proxies,
     )
 
 

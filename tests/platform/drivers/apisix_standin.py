@@ -357,6 +357,11 @@ def _proxy_rewrite(conf: dict[str, Any], _: bool) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise Rejected(f"invalid regex_uri {pattern!r}: {exc}") from None
+    headers = conf.get("headers", {})
+    _fields(headers, {"set": dict, "add": dict, "remove": list})
+    for action in ("set", "add"):
+        values = headers.get(action, {}).values()
+        _require(all(isinstance(value, str) for value in values), f"headers.{action} values are strings")
 
 
 def _limit_count(conf: dict[str, Any], _: bool) -> None:

@@ -108,7 +108,10 @@ def test_the_route_serves_the_environment_host_with_hidden_keys_and_the_rewrite(
     plugins = {p["name"]: p for p in rule["plugins"]}
     assert all(p["enable"] is True for p in plugins.values())
     assert plugins["key-auth"]["config"] == {"header": "apikey", "hide_credentials": True}
-    assert plugins["proxy-rewrite"]["config"] == {"regex_uri": ["^/(.*)", "/orders-api/dev/$1"]}
+    assert plugins["proxy-rewrite"]["config"] == {
+        "regex_uri": ["^/(.*)", "/orders-api/dev/$1"],
+        "headers": {"set": {"X-Forwarded-For": "$remote_addr"}},  # what the caller sent is replaced
+    }
     assert "limit-count" not in plugins
 
 

@@ -119,7 +119,10 @@ def test_an_environment_gets_an_upstream_then_a_route_on_its_host(
         "imprun-environment": "dev",
     }
     assert route["plugins"]["key-auth"] == {"header": "apikey", "hide_credentials": True}
-    assert route["plugins"]["proxy-rewrite"] == {"regex_uri": ["^/(.*)", "/orders-api/dev/$1"]}
+    assert route["plugins"]["proxy-rewrite"] == {
+        "regex_uri": ["^/(.*)", "/orders-api/dev/$1"],
+        "headers": {"set": {"X-Forwarded-For": "$remote_addr"}},
+    }
     assert "limit-count" not in route["plugins"]
 
 

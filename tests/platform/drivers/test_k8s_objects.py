@@ -27,6 +27,7 @@ from tests.platform.drivers.k8s_schemas import assert_valid
 PODS = RayPods(image="ghcr.io/imprun/runtime:1.0", runtime_class="gvisor")
 SPEC = AppSpec("orders-api", "dev", min_replicas=1, max_replicas=3, cpu=0.5, memory_mb=256)
 ARGS = {"mongo_url": "mongodb://gw:pw@mongo:27017/?authSource=admin", "redis_url": "redis://redis:6379/0"}
+BEHIND_APISIX = replace(PODS, ingress_proxies=("10.244.0.0/16", "fd00:10:244::/56"))
 PLATFORM = PlatformAppSpec("ai-gateway", "ray_apps.ai_gateway:build_app", "/", args={"a": 1}, replicas=2)
 
 
@@ -39,6 +40,7 @@ def rendered() -> list[dict[str, Any]]:
         ),
         render_platform_rayservice(PLATFORM, PODS),
         render_rayservice(replace(SPEC, resources={"gpu_node": 1.0}), ARGS, PODS),
+        render_rayservice(replace(SPEC, environment="staging"), ARGS, BEHIND_APISIX),
     ]
 
 
@@ -120,6 +122,27 @@ def test_ray_pods_are_hardened_and_read_the_mongo_url_from_the_secret() -> None:
         (env,) = container["env"]
         assert env["valueFrom"]["secretKeyRef"]["name"] == MONGO_SECRET
     assert "runtimeClassName" not in json.dumps(render_rayservice(SPEC, ARGS, RayPods("img")))
+
+
+def containers(service: dict[str, Any]) -> list[dict[str, Any]]:
+    cluster = service["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    return [container for group in groups for container in group["template"]["spec"]["containers"]]
+
+
+def test_serves_proxies_believe_the_client_address_from_the_ingress_only() -> None:
+    """Serve's proxy runs on every node, so every Ray container names the ingress's addresses."""
+    services = [
+        render_rayservice(SPEC, ARGS, BEHIND_APISIX),
+        render_platform_rayservice(PLATFORM, BEHIND_APISIX),
+    ]
+    for container in [c for service in services for c in containers(service)]:
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env["FORWARDED_ALLOW_IPS"] == "10.244.0.0/16,fd00:10:244::/56"
+    for container in containers(render_rayservice(SPEC, ARGS, PODS)):  # not set: uvicorn's loopback default
+        assert "FORWARDED_ALLOW_IPS" not in json.dumps(container)
+    with pytest.raises(Invalid, match="IMPRUN_KUBERAY_INGRESS_PROXIES: 'apisix' is not an address"):
+        RayPods("img", ingress_proxies=("apisix",))
 
 
 def test_the_namespace_objects_isolate_the_gateway() -> None:

@@ -321,3 +321,21 @@ def test_the_standin_answers_conflicts_and_missing_objects_like_the_api_server(
     with pytest.raises(ApiException) as gone:
         core.delete_namespaced_secret("nope", "demo")
     assert gone.value.status == 404
+
+
+def test_the_ingress_proxies_setting_reaches_every_ray_container(
+    kubernetes_cluster: Cluster, recorder: Recorder
+) -> None:
+    driver = make_driver(kubernetes_cluster, recorder, kuberay_ingress_proxies=("10.244.0.0/16",))
+    try:
+        driver.apply(SPEC)
+        service = kubernetes_cluster.api.get(RAYSERVICES, NS, SPEC.app_name)
+        assert service is not None
+        assert_valid(service)
+        cluster = service["spec"]["rayClusterConfig"]
+        groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+        for group in groups:
+            (container,) = group["template"]["spec"]["containers"]
+            assert {"name": "FORWARDED_ALLOW_IPS", "value": "10.244.0.0/16"} in container["env"]
+    finally:
+        driver.close()
