@@ -134,14 +134,25 @@ class Supervisor:
         return list(getattr(self._pool, "worker_pids", []))
 
     async def start(self, initial_load_timeout: float = 15.0) -> None:
-        """Start the pool, load the functions (waiting up to the timeout), then follow changes."""
-        await self._pool.start()
+        """Start the pool, load the functions (waiting up to the timeout), then follow changes.
+
+        The first snapshot is read while the pool's workers start: a cold start waits for the
+        slower of the two, not for both one after the other."""
+        source = self._reload_source
+        first = None if source is None else asyncio.ensure_future(source.snapshot())
+        try:
+            await self._pool.start()
+        except BaseException:
+            if first is not None:
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+            raise
         self._logs.start()
-        if self._reload_source is None:
+        if source is None or first is None:
             logger.warning("%s/%s: no reload source configured; serving no functions", *self._key)
             self._loaded.set()
             return
-        self._follower = asyncio.create_task(self._follow(self._reload_source), name="follow reloads")
+        self._follower = asyncio.create_task(self._follow(source, first), name="follow reloads")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._loaded.wait(), initial_load_timeout)
         if not self._loaded.is_set():
@@ -160,13 +171,16 @@ class Supervisor:
     def _key(self) -> tuple[str, str]:
         return self.gateway_id, self.environment
 
-    async def _follow(self, source: ReloadSource) -> None:
-        """Load the snapshot, then each change; after any failure, start over from a snapshot."""
+    async def _follow(self, source: ReloadSource, first: Awaitable[Snapshot]) -> None:
+        """Load the ``first`` snapshot, then each change; after any failure, start over from a
+        snapshot."""
         retry = 0.05
+        pending: Awaitable[Snapshot] | None = first
         while True:
             try:
                 if self._generation is None:
-                    await self._apply_snapshot(await source.snapshot())
+                    read, pending = (source.snapshot() if pending is None else pending), None
+                    await self._apply_snapshot(await read)
                 assert self._generation is not None
                 changed = await source.wait_changed(self._generation, _LONG_POLL_S)
                 if changed is not None:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+import pytest
+
 from runtime_actors.replica.http import BodyTooLarge, HttpResponse, RequestHead, error_response
 from runtime_actors.replica.ports import AllowEveryRequest
 from runtime_actors.replica.supervisor import Supervisor
@@ -228,6 +230,66 @@ def test_reloads_replace_the_function_set_but_never_with_a_version_that_fails_to
         await wait_for(lambda: supervisor.generation == 4)
         assert (await supervisor.handle(head("GET", "/new"), body_of(b""))).status == 404
         await supervisor.close()
+
+    run(scenario)
+
+
+def test_a_cold_start_reads_the_functions_while_the_workers_start() -> None:
+    """The pool starts only once the hub was asked: read one after the other, this would hang."""
+
+    class SlowPool(FakePool):
+        def __init__(self, asked: asyncio.Event) -> None:
+            super().__init__()
+            self.asked = asked
+
+        async def start(self) -> None:
+            await asyncio.wait_for(self.asked.wait(), 5)
+
+    class CountingHub(FakeHub):
+        def __init__(self) -> None:
+            super().__init__(1, [doc("hello")])
+            self.asked = asyncio.Event()
+            self.reads = 0
+
+        async def snapshot(self) -> Snapshot:
+            self.reads += 1
+            self.asked.set()
+            return await super().snapshot()
+
+    async def scenario() -> None:
+        hub = CountingHub()
+        supervisor = Supervisor("gw", "dev", SlowPool(hub.asked), hub, ListLogs(), max_request_bytes=100)
+        await supervisor.start(initial_load_timeout=5)
+        assert supervisor.function_names == ["hello"]
+        assert hub.reads == 1  # the read made during the start is the one applied
+        await supervisor.close()
+
+    run(scenario)
+
+
+def test_a_pool_that_fails_to_start_cancels_the_read_begun_beside_it() -> None:
+    class BrokenPool(FakePool):
+        async def start(self) -> None:
+            await asyncio.sleep(0)  # the hub read has begun
+            raise RuntimeError("no worker")
+
+    class StalledHub(FakeHub):
+        cancelled = False
+
+        async def snapshot(self) -> Snapshot:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                StalledHub.cancelled = True
+                raise
+            raise AssertionError("unreachable")
+
+    async def scenario() -> None:
+        hub = StalledHub(1, [])
+        supervisor = Supervisor("gw", "dev", BrokenPool(), hub, ListLogs(), max_request_bytes=100)
+        with pytest.raises(RuntimeError, match="no worker"):
+            await supervisor.start(initial_load_timeout=5)
+        assert StalledHub.cancelled
 
     run(scenario)
 
