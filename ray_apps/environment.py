@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import ray
 from ray import serve
@@ -43,6 +43,9 @@ from runtime_actors.replica.supervisor import Supervisor
 from runtime_actors.shared.errors import REQUEST_ID_HEADER, error_json
 from runtime_actors.shared.messages import Invocation, InvocationResult, PublishedFunction, Snapshot
 from runtime_actors.shared.runtime_config import RuntimeConfig
+
+if TYPE_CHECKING:
+    from runtime_actors.replica.pool.spares import SpareWorkers, WorkerSpec
 
 __all__ = [
     "DEPLOYMENT_NAME",
@@ -207,30 +210,41 @@ def _unconfigured() -> InvocationResult:
     return InvocationResult(503, {}, body, error="unavailable")
 
 
-def _worker_pool(gateway_id: str, config: RuntimeConfig) -> FunctionPool:
+def worker_spec(config: RuntimeConfig) -> WorkerSpec:
+    """How a replica's jailed workers are spawned (the spare workers of a shared replica too)."""
+    from runtime_actors.replica.pool.spares import WorkerSpec
+    from runtime_actors.shared.jail_config import WorkerLimits
+
+    return WorkerSpec(WorkerLimits(), insecure=config.insecure_dev)
+
+
+def _worker_pool(gateway_id: str, config: RuntimeConfig, spares: SpareWorkers | None) -> FunctionPool:
     """The jailed pool, its ``imp.db()`` proxy and ``imp.fetch`` policy (imported here: the control
     plane imports this module for ``build_app`` and never starts workers)."""
     from runtime_actors.replica.pool.worker_pool import WorkerPool
-    from runtime_actors.shared.jail_config import WorkerLimits
 
     assert config.mongo_url is not None
     db = DbProxy.for_gateway(config.mongo_url, gateway_id, max_database_bytes=config.gateway_db_max_bytes)
     ray_ports = frozenset(config.egress_denied_ports) | _this_nodes_ray_ports(os.environ)
     egress = Egress(EgressPolicy(allow=config.egress_allow, denied_ports=ray_ports))
+    spec = worker_spec(config)
     pool: FunctionPool = WorkerPool(
         config.worker_pool_size,
-        WorkerLimits(),
+        spec.limits,
         None,  # the pool makes (and removes) its own scratch directory
-        config.insecure_dev,
+        spec.insecure,
         db_executor=db.execute,
         fetch_executor=egress.execute,
+        spares=spares,
     )
     return pool
 
 
-def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -> Supervisor:
+def build_supervisor(
+    gateway_id: str, environment: str, config: RuntimeConfig, *, spares: SpareWorkers | None = None
+) -> Supervisor:
     """The supervisor of one replica, wired to Ray (the hub), Redis (logs, rate limits), the key gate
-    and the jailed pool."""
+    and the jailed pool (which takes its workers from ``spares`` when it can)."""
     if config.mongo_url is None:
         logger.warning("%s/%s: no mongo_url: this replica serves no functions", gateway_id, environment)
         return Supervisor(
@@ -255,7 +269,7 @@ def build_supervisor(gateway_id: str, environment: str, config: RuntimeConfig) -
     return Supervisor(
         gateway_id,
         environment,
-        _worker_pool(gateway_id, config),
+        _worker_pool(gateway_id, config, spares),
         _HubSource(gateway_id, environment, config),
         logs,
         max_request_bytes=config.max_request_bytes,

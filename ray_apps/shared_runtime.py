@@ -6,7 +6,10 @@ environment's application, so a dedicated ``/<gw>/<env>`` keeps its own replicas
 of its ``SharedRuntime`` deployment serves them with the very ``Supervisor`` a dedicated replica runs
 (``ray_apps.environment.build_supervisor``): its own jailed workers, ``imp.db()`` proxy, key gate,
 log stream, variables and hot reload from the node's hub. Nothing of one environment is shared with
-another but the replica process itself, which runs no tenant code.
+another but the replica process itself, which runs no tenant code. Each replica keeps
+``spare_workers`` jailed workers spawned ahead (``runtime_actors.replica.pool.spares``): an
+environment being loaded takes one instead of waiting for a new interpreter, and a spare has run
+nothing before it is handed over.
 
 Which environments a replica holds is ``LoadedEnvironments``: loaded on the first call, evicted when
 idle (``idle_seconds``), least recently used first past ``max_environments`` or the replica's
@@ -44,9 +47,10 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ray_apps.environment import REPLICA_LOGGING, build_supervisor, serve_request
+from ray_apps.environment import REPLICA_LOGGING, build_supervisor, serve_request, worker_spec
 from runtime_actors.replica.environment_cache import LoadedEnvironments
 from runtime_actors.replica.http import error_response, read_limited
+from runtime_actors.replica.pool.spares import SpareWorkers
 from runtime_actors.replica.supervisor import Supervisor
 from runtime_actors.shared.errors import REQUEST_ID_HEADER
 from runtime_actors.shared.names import (
@@ -85,6 +89,7 @@ class SharedTierConfig:
     idle_seconds: float = 120.0
     memory_budget_mb: int = 3072
     worker_pool_size: int = 1
+    spare_workers: int = 1
     recheck_seconds: float = 2.0
 
     @classmethod
@@ -98,6 +103,8 @@ class SharedTierConfig:
         config = cls(runtime=runtime, **values)
         if min(config.max_environments, config.worker_pool_size, config.memory_budget_mb) < 1:
             raise ValueError("max_environments, worker_pool_size and memory_budget_mb must be positive")
+        if config.spare_workers < 0:
+            raise ValueError("spare_workers cannot be negative")
         if not config.idle_seconds > 0 or not config.recheck_seconds > 0:
             raise ValueError("idle_seconds and recheck_seconds must be positive")
         return config
@@ -144,6 +151,8 @@ class SharedRuntime:
             runtime.mongo_url, tz_aware=True, appname="imprun-shared-runtime", serverSelectionTimeoutMS=5_000
         )
         self._records = self._mongo[runtime.sys_db_name][ENVIRONMENTS]
+        self._spares = SpareWorkers(self._config.spare_workers, worker_spec(runtime))
+        self._spares.start()
         self._not_shared: dict[str, float] = {}
         self._environments: LoadedEnvironments[_Loaded] = LoadedEnvironments(
             self._load,
@@ -170,7 +179,8 @@ class SharedRuntime:
     async def __call__(self, request: Request) -> Response:
         path: str = request.scope.get("path", "")
         if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
-            return JSONResponse({"status": "ok", "loaded": len(self._environments.loaded())})
+            held = len(self._environments.loaded())
+            return JSONResponse({"status": "ok", "loaded": held, "spareWorkers": self._spares.ready})
         request_id = request.headers.get(REQUEST_ID_HEADER)
         if any(path == p or path.startswith(p + "/") for p in AI_GATEWAY_PATHS):
             return await self._forward_to_ai_gateway(request, request_id)
@@ -221,6 +231,10 @@ class SharedRuntime:
         process ids (an operator's view: ``serve.get_deployment_handle(…).loaded.remote()``)."""
         return {key: self._workers_of(key) for key in self._environments.loaded()}
 
+    def spare_workers(self) -> dict[str, Any]:
+        """The spare workers' process ids, and how many spares loads have taken so far."""
+        return {"ready": self._spares.pids, "taken": self._spares.taken}
+
     def _workers_of(self, key: str) -> list[int]:
         entry = self._environments.peek(key)
         return entry.supervisor.worker_pids if entry is not None else []
@@ -255,7 +269,7 @@ class SharedRuntime:
         if incarnation is None:
             raise _LoadFailed(f"the environment {key} is no longer on the shared tier")
         gateway_id, environment = key.split("/", 1)
-        supervisor = build_supervisor(gateway_id, environment, self._runtime)
+        supervisor = build_supervisor(gateway_id, environment, self._runtime, spares=self._spares)
         try:
             await supervisor.start()
         except BaseException as exc:  # a cancelled first call too: its workers must not outlive it
@@ -360,6 +374,9 @@ class SharedRuntime:
         environments = getattr(self, "_environments", None)
         if environments is not None:
             await environments.close()
+        spares = getattr(self, "_spares", None)
+        if spares is not None:
+            await spares.close()
         redis = getattr(self, "_redis", None)
         if redis is not None:
             with contextlib.suppress(Exception):

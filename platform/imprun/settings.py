@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     shared_worker_pool_size: int = Field(
         default=1, ge=1, le=16, description="Jailed worker processes per environment on the shared tier."
     )
+    shared_spare_workers: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Jailed workers each shared replica spawns ahead, handed to the next environment it "
+        "loads (a cold call does not wait for a worker to start); 0 spawns on demand only.",
+    )
     replica_reserved_cpu: float = Field(
         default=0.02,
         ge=0,

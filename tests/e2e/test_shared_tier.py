@@ -35,6 +35,12 @@ def _loaded() -> dict[str, list[int]]:
     return answer
 
 
+def _spares() -> dict[str, Any]:
+    handle = serve.get_deployment_handle(SHARED_DEPLOYMENT, SHARED_RUNTIME_APP)
+    answer: dict[str, Any] = handle.spare_workers.remote().result(timeout_s=30)
+    return answer
+
+
 def _user(client: TestClient) -> dict[str, str]:
     name = f"tenant-{uuid.uuid4().hex[:8]}"
     client.post("/v1/auth/register", json={"username": name, "password": PASSWORD})
@@ -92,6 +98,10 @@ def test_two_tenants_share_a_replica_but_never_a_worker(
     workers_a, workers_b = loaded[f"{first}/dev"], loaded[f"{second}/dev"]
     assert workers_a and workers_b
     assert not set(workers_a) & set(workers_b), loaded
+    # Loads take workers spawned ahead; a spare, never one of a loaded environment's, waits for the next.
+    assert _spares()["taken"] >= 1
+    assert eventually(lambda: bool(_spares()["ready"]), timeout=30), "no spare worker was spawned again"
+    assert not set(_spares()["ready"]) & {pid for pids in _loaded().values() for pid in pids}
     assert f"{first}/prod" not in loaded, "an environment nobody called is not loaded"
 
     def shown_loaded() -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -289,3 +290,8 @@ class WorkerProcess:
             self.process.kill()
         self.channel.close()
         await asyncio.get_running_loop().run_in_executor(None, self.process.wait)
+
+    async def dispose(self) -> None:
+        """Kill the worker and remove its scratch directory."""
+        await self.kill()
+        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, self.scratch_dir, True)

@@ -68,6 +68,7 @@ from runtime_actors.replica.pool.scheduler import (
     decide,
 )
 from runtime_actors.replica.pool.scratch import claim_scratch, scratch_usage
+from runtime_actors.replica.pool.spares import SpareWorkers, WorkerSpec
 from runtime_actors.shared.errors import error_json
 from runtime_actors.shared.frames import (
     FunctionSource,
@@ -76,7 +77,7 @@ from runtime_actors.shared.frames import (
     invocation_to_wire,
     result_from_wire,
 )
-from runtime_actors.shared.jail_config import UNPRIVILEGED_UID, JailReport, WorkerLimits, read_only_paths
+from runtime_actors.shared.jail_config import UNPRIVILEGED_UID, JailReport, WorkerLimits
 from runtime_actors.shared.messages import Invocation, InvocationResult, LogEntry, PublishedFunction
 
 __all__ = ["Executor", "JailUnavailable", "WorkerPool"]
@@ -160,6 +161,7 @@ class WorkerPool:
         python: str = sys.executable,
         pipeline_depth: int = 2,
         run_as: int | None = UNPRIVILEGED_UID,
+        spares: SpareWorkers | None = None,
     ) -> None:
         if size < 1 or pipeline_depth not in (1, 2):
             raise ValueError("a worker pool needs at least one worker; pipeline_depth is 1 or 2")
@@ -172,9 +174,9 @@ class WorkerPool:
         self._load_timeout = load_timeout
         self._queue_timeout = queue_timeout
         self._max_queue = max_queue if max_queue is not None else 64 * size
-        self._min_landlock_abi = min_landlock_abi
-        self._python = python
-        self._run_as = run_as  # a root replica's workers switch to it; None: root without capabilities
+        # run_as: a root replica's workers switch to that uid; None: root without capabilities
+        self._spec = WorkerSpec(self.limits, insecure, min_landlock_abi, python, run_as)
+        self._spares = spares
         self._functions: dict[str, FunctionSource] = {}
         self._env: dict[str, str] = {}
         self._generation = 0
@@ -492,16 +494,10 @@ class WorkerPool:
 
     async def _spawn(self) -> _Slot:
         assert self._scratch_root is not None, "start() sets the scratch root"
-        worker = await WorkerProcess.spawn(
-            scratch_dir=self._scratch_root / f"worker-{next(self._serial)}",
-            read_only_paths=read_only_paths(),
-            limits=self.limits,
-            insecure=self.insecure,
-            min_landlock_abi=self._min_landlock_abi,
-            python=self._python,
-            run_as=self._run_as,
-        )
-        return _Slot(worker)
+        spare = None if self._spares is None else self._spares.take(self._spec)
+        if spare is not None:
+            return _Slot(spare)
+        return _Slot(await self._spec.spawn(self._scratch_root / f"worker-{next(self._serial)}"))
 
     async def _checkout(self, message: dict[str, Any] | None = None) -> tuple[_Slot, int | None]:
         """A free worker; else, for an ``invoke``, one running invokes with room for another (the call
@@ -663,8 +659,7 @@ class WorkerPool:
         task.add_done_callback(self._replacing.discard)
 
     async def _dispose(self, slot: _Slot) -> None:
-        await slot.worker.kill()
-        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, slot.worker.scratch_dir, True)
+        await slot.worker.dispose()
 
     async def _replace(self, old: _Slot) -> None:
         await self._dispose(old)
