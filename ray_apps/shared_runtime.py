@@ -78,6 +78,8 @@ _NEGATIVE_TTL_S: Final = 1.0
 """How long an unknown (or not shared) environment is remembered as such: a burst of calls to it
 costs one database read a second, not one each."""
 _NEGATIVE_MAX: Final = 10_000
+_PLACED_TTL_S: Final = 1.0
+"""How long the placement a call's check read serves the load that follows it (one read, not two)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,6 +156,7 @@ class SharedRuntime:
         self._spares = SpareWorkers(self._config.spare_workers, worker_spec(runtime))
         self._spares.start()
         self._not_shared: dict[str, float] = {}
+        self._just_placed: dict[str, tuple[str, float]] = {}  # key: (incarnation, when read)
         self._environments: LoadedEnvironments[_Loaded] = LoadedEnvironments(
             self._load,
             self._unload,
@@ -251,13 +254,16 @@ class SharedRuntime:
         remembered = self._not_shared.get(key)
         if remembered is not None and time.monotonic() - remembered < _NEGATIVE_TTL_S:
             return False
-        record = await self._records.find_one({"_id": key, SHARED_PLACEMENT: PLACED}, {"_id": 1})
-        if record is None:
+        incarnation = await self._incarnation(key)
+        if incarnation is None:
             if len(self._not_shared) >= _NEGATIVE_MAX:
                 self._not_shared.clear()
             self._not_shared[key] = time.monotonic()
             return False
         self._not_shared.pop(key, None)
+        if len(self._just_placed) >= _NEGATIVE_MAX:
+            self._just_placed.clear()
+        self._just_placed[key] = (incarnation, time.monotonic())  # the load that follows reads no more
         return True
 
     async def _incarnation(self, key: str) -> str | None:
@@ -265,7 +271,9 @@ class SharedRuntime:
         return None if record is None else str(record.get("createdAt"))
 
     async def _load(self, key: str) -> _Loaded:
-        incarnation = await self._incarnation(key)
+        seen = self._just_placed.pop(key, None)
+        fresh = seen is not None and time.monotonic() - seen[1] < _PLACED_TTL_S
+        incarnation = seen[0] if seen is not None and fresh else await self._incarnation(key)
         if incarnation is None:
             raise _LoadFailed(f"the environment {key} is no longer on the shared tier")
         gateway_id, environment = key.split("/", 1)
