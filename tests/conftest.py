@@ -25,6 +25,9 @@ os.environ.setdefault("IMPRUN_AI_GATEWAY", "false")
 # create dedicated environments unless a test asks for the shared tier.
 os.environ.setdefault("IMPRUN_SHARED_RUNTIME", "false")
 os.environ.setdefault("IMPRUN_DEFAULT_TIER", "dedicated")
+# Tests that repair drift (an application gone with a Ray outage, …) wait for the settled resync; a
+# short one keeps them quick (the default suits a platform holding hundreds of resources).
+os.environ.setdefault("IMPRUN_RECONCILE_RESYNC_SECONDS", "10")
 
 # The session fixtures that start something, and the marker every test using them gets.
 MARKER_OF_FIXTURE = {"services": "services", "ray_head": "ray"}

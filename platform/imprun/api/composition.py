@@ -474,7 +474,9 @@ def build_reconcile_loop(
 ) -> ReconcileLoop:
     """One reconciler per resource kind, all leasing under one holder name, plus the feed's repair."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    timing = ReconcileTiming(lease=timedelta(seconds=settings.lease_seconds))
+    timing = ReconcileTiming(
+        lease=timedelta(seconds=settings.lease_seconds), settled_resync=settings.reconcile_resync_seconds
+    )
     faults = FaultInjector.from_env()
     common = {
         "events": stores.events,

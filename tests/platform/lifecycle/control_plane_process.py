@@ -152,6 +152,7 @@ def control_plane_environment(
             "IMPRUN_SYS_DB_NAME": sys_db_name,
             "IMPRUN_API_PORT": str(port),
             "IMPRUN_RECONCILE_INTERVAL_SECONDS": "0.2",
+            "IMPRUN_RECONCILE_RESYNC_SECONDS": "10",  # as tests/conftest.py sets for in-process ones
             "IMPRUN_LEASE_SECONDS": str(lease_seconds),
             "IMPRUN_LOG_JSON": "false",
             # The cluster's one ai-gateway and shared-runtime apps belong to no test control plane
