@@ -218,7 +218,9 @@ def worker_spec(config: RuntimeConfig) -> WorkerSpec:
     return WorkerSpec(WorkerLimits(), insecure=config.insecure_dev)
 
 
-def _worker_pool(gateway_id: str, config: RuntimeConfig, spares: SpareWorkers | None) -> FunctionPool:
+def _worker_pool(
+    gateway_id: str, config: RuntimeConfig, spares: SpareWorkers | None, max_workers: int | None
+) -> FunctionPool:
     """The jailed pool, its ``imp.db()`` proxy and ``imp.fetch`` policy (imported here: the control
     plane imports this module for ``build_app`` and never starts workers)."""
     from runtime_actors.replica.pool.worker_pool import WorkerPool
@@ -236,15 +238,22 @@ def _worker_pool(gateway_id: str, config: RuntimeConfig, spares: SpareWorkers | 
         db_executor=db.execute,
         fetch_executor=egress.execute,
         spares=spares,
+        max_size=max_workers,
     )
     return pool
 
 
 def build_supervisor(
-    gateway_id: str, environment: str, config: RuntimeConfig, *, spares: SpareWorkers | None = None
+    gateway_id: str,
+    environment: str,
+    config: RuntimeConfig,
+    *,
+    spares: SpareWorkers | None = None,
+    max_workers: int | None = None,
 ) -> Supervisor:
     """The supervisor of one replica, wired to Ray (the hub), Redis (logs, rate limits), the key gate
-    and the jailed pool (which takes its workers from ``spares`` when it can)."""
+    and the jailed pool (which takes its workers from ``spares`` when it can, and grows to
+    ``max_workers`` while calls wait)."""
     if config.mongo_url is None:
         logger.warning("%s/%s: no mongo_url: this replica serves no functions", gateway_id, environment)
         return Supervisor(
@@ -269,7 +278,7 @@ def build_supervisor(
     return Supervisor(
         gateway_id,
         environment,
-        _worker_pool(gateway_id, config, spares),
+        _worker_pool(gateway_id, config, spares, max_workers),
         _HubSource(gateway_id, environment, config),
         logs,
         max_request_bytes=config.max_request_bytes,

@@ -5,7 +5,8 @@ platform application, at route prefix ``/`` (Serve prefers the longer prefix of 
 environment's application, so a dedicated ``/<gw>/<env>`` keeps its own replicas), and each replica
 of its ``SharedRuntime`` deployment serves them with the very ``Supervisor`` a dedicated replica runs
 (``ray_apps.environment.build_supervisor``): its own jailed workers, ``imp.db()`` proxy, key gate,
-log stream, variables and hot reload from the node's hub. Nothing of one environment is shared with
+log stream, variables and hot reload from the node's hub, with ``worker_pool_size`` workers that grow
+to ``worker_pool_max`` while its calls wait. Nothing of one environment is shared with
 another but the replica process itself, which runs no tenant code. Each replica keeps
 ``spare_workers`` jailed workers spawned ahead (``runtime_actors.replica.pool.spares``): an
 environment being loaded takes one instead of waiting for a new interpreter, and a spare has run
@@ -91,6 +92,7 @@ class SharedTierConfig:
     idle_seconds: float = 120.0
     memory_budget_mb: int = 3072
     worker_pool_size: int = 1
+    worker_pool_max: int = 2
     spare_workers: int = 1
     recheck_seconds: float = 2.0
 
@@ -107,6 +109,8 @@ class SharedTierConfig:
             raise ValueError("max_environments, worker_pool_size and memory_budget_mb must be positive")
         if config.spare_workers < 0:
             raise ValueError("spare_workers cannot be negative")
+        if config.worker_pool_max < config.worker_pool_size:
+            raise ValueError("worker_pool_max cannot be below worker_pool_size")
         if not config.idle_seconds > 0 or not config.recheck_seconds > 0:
             raise ValueError("idle_seconds and recheck_seconds must be positive")
         return config
@@ -277,7 +281,13 @@ class SharedRuntime:
         if incarnation is None:
             raise _LoadFailed(f"the environment {key} is no longer on the shared tier")
         gateway_id, environment = key.split("/", 1)
-        supervisor = build_supervisor(gateway_id, environment, self._runtime, spares=self._spares)
+        supervisor = build_supervisor(
+            gateway_id,
+            environment,
+            self._runtime,
+            spares=self._spares,
+            max_workers=self._config.worker_pool_max,
+        )
         try:
             await supervisor.start()
         except BaseException as exc:  # a cancelled first call too: its workers must not outlive it

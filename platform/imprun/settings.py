@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     shared_worker_pool_size: int = Field(
         default=1, ge=1, le=16, description="Jailed worker processes per environment on the shared tier."
     )
+    shared_worker_pool_max: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Jailed workers an environment on the shared tier grows to while its calls wait for "
+        "one (kept until it is unloaded); at most IMPRUN_SHARED_WORKER_POOL_SIZE means no growth.",
+    )
     shared_spare_workers: int = Field(
         default=1,
         ge=0,

@@ -284,6 +284,35 @@ def test_a_busy_worker_takes_the_next_call_behind_the_one_it_runs() -> None:
     run(scenario, max_queue=1)
 
 
+def test_a_pool_grows_to_its_maximum_while_calls_wait_and_not_beyond() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", SLOW)
+        assert len(pool.worker_pids) == 1
+        results = await asyncio.gather(
+            *(pool.invoke("slow", invocation("slow", json_body={"i": i})) for i in range(8))
+        )
+        assert [body_json(r) for r in results] == list(range(8))
+        assert await eventually(lambda: len(pool.worker_pids) == 2), pool.worker_pids
+        # The added worker serves the code loaded before it came, and later loads reach it too.
+        await load_one(pool, "slow", SLOW.replace("return i", "return -i"), version=2)
+        again = await asyncio.gather(
+            *(pool.invoke("slow", invocation("slow", json_body={"i": i})) for i in range(8))
+        )
+        assert [body_json(r) for r in again] == [-i for i in range(8)]
+        assert len(pool.worker_pids) == 2
+
+    run(scenario, max_size=2)
+
+
+def test_a_pool_without_a_maximum_keeps_its_size_under_load() -> None:
+    async def scenario(pool: WorkerPool) -> None:
+        await load_one(pool, "slow", SLOW)
+        await asyncio.gather(*(pool.invoke("slow", invocation("slow", json_body={"i": i})) for i in range(6)))
+        assert len(pool.worker_pids) == 1
+
+    run(scenario)
+
+
 def test_a_call_sent_behind_one_that_hangs_runs_on_the_replacement_worker() -> None:
     async def scenario(pool: WorkerPool) -> None:
         await load_one(pool, "spin", "def main():\n    while True:\n        pass\n")

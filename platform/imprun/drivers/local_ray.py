@@ -367,6 +367,7 @@ def shared_runtime_spec(
             "idle_seconds": settings.shared_idle_seconds,
             "memory_budget_mb": settings.shared_memory_budget_mb,
             "worker_pool_size": settings.shared_worker_pool_size,
+            "worker_pool_max": settings.shared_worker_pool_max,
             "spare_workers": settings.shared_spare_workers,
         },
         replicas=settings.shared_replicas,

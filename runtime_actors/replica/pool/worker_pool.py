@@ -1,8 +1,9 @@
 """The supervisor's pool of jailed workers: one call running per worker, a watchdog on every call.
 
 A Serve replica builds one ``WorkerPool`` per environment and awaits ``start()``, which spawns
-``size`` long-lived workers (``launcher``) and raises ``JailUnavailable`` if their jail cannot
-be applied and ``insecure`` is off. ``load(functions)`` makes a set of functions current without
+``size`` long-lived workers (``launcher``; or takes them from ``spares``, workers spawned ahead) and
+raises ``JailUnavailable`` if their jail cannot be applied and ``insecure`` is off. While calls wait
+for a worker, the pool adds workers in the background up to ``max_size``. ``load(functions)`` makes a set of functions current without
 restarting anything: each changed function is compiled by one worker first, and only code that
 loaded there becomes the pool's version (the error, with line and column, is returned by name and
 the previous version keeps serving); every other worker catches up before its next call.
@@ -162,10 +163,13 @@ class WorkerPool:
         pipeline_depth: int = 2,
         run_as: int | None = UNPRIVILEGED_UID,
         spares: SpareWorkers | None = None,
+        max_size: int | None = None,
     ) -> None:
         if size < 1 or pipeline_depth not in (1, 2):
             raise ValueError("a worker pool needs at least one worker; pipeline_depth is 1 or 2")
         self.size = size
+        self.max_size = max(size, max_size or size)
+        """Workers the pool grows to while calls wait for one (it starts with ``size``)."""
         self.limits = limits or WorkerLimits()
         self.insecure = insecure
         self._scratch_root = scratch_root
@@ -185,7 +189,8 @@ class WorkerPool:
         self._depth = pipeline_depth
         self._shared: dict[_Slot, None] = {}  # running invokes with room for another, oldest first
         self._waiters: deque[_Waiter] = deque()
-        self._replacing: set[asyncio.Task[None]] = set()
+        self._replacing: set[asyncio.Task[None]] = set()  # replacements and additions in progress
+        self._growing = 0
         self._load_lock = asyncio.Lock()
         self._serial = itertools.count()
         self._closed = False
@@ -522,6 +527,7 @@ class WorkerPool:
             elif isinstance(action, Refuse):
                 raise _Busy(action.reason)
             else:
+                self._grow()
                 waiter = _Waiter(asyncio.get_running_loop().create_future(), message)
                 self._waiters.append(waiter)
                 try:
@@ -661,28 +667,49 @@ class WorkerPool:
     async def _dispose(self, slot: _Slot) -> None:
         await slot.worker.dispose()
 
+    def _grow(self) -> None:
+        """A call is about to wait: add a worker in the background, up to ``max_size``."""
+        if self._closed or len(self._slots) + self._growing >= self.max_size:
+            return
+        self._growing += 1
+        logger.info("adding a worker: calls are waiting (%d of at most %d)", len(self._slots), self.max_size)
+        task = asyncio.get_running_loop().create_task(self._add_worker(retry=False))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
     async def _replace(self, old: _Slot) -> None:
         await self._dispose(old)
+        await self._add_worker(retry=True)
+
+    async def _add_worker(self, *, retry: bool) -> None:
+        """Spawn (or take a spare), bring it in sync, put it to work; with ``retry``, until it works."""
         delay = 0.05
-        while not self._closed:
-            slot: _Slot | None = None
-            try:
-                slot = await self._spawn()
-                await self._sync(slot)
-            except asyncio.CancelledError:
-                if slot is not None:
-                    await self._dispose(slot)
-                raise
-            except Exception as exc:
-                logger.error("could not start a replacement worker (%r); retrying in %.2f s", exc, delay)
-                if slot is not None:
-                    await self._dispose(slot)
-            else:
-                if self._closed:
-                    await self._dispose(slot)
+        try:
+            while not self._closed:
+                slot: _Slot | None = None
+                try:
+                    slot = await self._spawn()
+                    await self._sync(slot)
+                except asyncio.CancelledError:
+                    if slot is not None:
+                        await self._dispose(slot)
+                    raise
+                except Exception as exc:
+                    if slot is not None:
+                        await self._dispose(slot)
+                    if not retry:
+                        logger.error("could not add a worker (%r); the pool keeps %d", exc, len(self._slots))
+                        return
+                    logger.error("could not start a replacement worker (%r); retrying in %.2f s", exc, delay)
+                else:
+                    if self._closed:
+                        await self._dispose(slot)
+                        return
+                    self._slots.add(slot)
+                    self._offer(slot)
                     return
-                self._slots.add(slot)
-                self._offer(slot)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        finally:
+            if not retry:
+                self._growing -= 1
