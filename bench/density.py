@@ -13,7 +13,10 @@ quota, raised to ``--gateways``) and:
    environment reconciler has applied that to every one (asynchronous: it writes the settings
    replicas read when it applies the environment's route), and calls each once (the first call loads the environment into the
    shared runtime; an error is retried every 20 ms, counted, and the call timed until its first 2xx);
-4. measures the platform again with all of them idle, as in 1;
+4. measures the platform again with all of them idle, as in 1, twice: just after their first calls
+   (the environments still loaded), then once the shared runtime has unloaded them all
+   (``IMPRUN_SHARED_IDLE_SECONDS``, 120 s by default, after the last call: the steady state of idle
+   gateways, which the targets are checked against);
 5. puts ``--loaded`` (10) gateways under closed-loop load, ``--concurrency`` (16) connections in all
    spread over them (``_loadgen.py``), for ``--duration`` (20) s while the others stay idle.
 
@@ -45,7 +48,7 @@ from _measure import (
     measure_idle,
     run_timed,
 )
-from _stack import CONTROL_PLANE, MONGO, REDIS, first_answer, new_id, platform_stack
+from _stack import CONTROL_PLANE, MONGO, REDIS, first_answer, new_id, platform_stack, wait_until
 
 FUNCTION: Final = "hello"
 CODE: Final = 'def main(req):\n    return "hi"\n'
@@ -106,9 +109,24 @@ def run(args: argparse.Namespace) -> None:
         firsts = [first_answer(stack.data_plane, f"/{gw}/{ENV}/{FUNCTION}") for gw in gateways]
         loaded = len(stack.shared_loaded())
 
-        idle = measure_idle(processes, settle=SETTLE_S, window=args.idle_seconds, what=f"{n} gateways")
-        idle_machine = machine_used_bytes()
+        called = measure_idle(
+            processes, settle=SETTLE_S, window=args.idle_seconds, what=f"{n} gateways just called"
+        )
+        called_machine = machine_used_bytes()
         loaded_idle = len(stack.shared_loaded())
+        print("waiting until the shared runtime has unloaded every environment…", flush=True)
+        unload_started = time.perf_counter()
+        wait_until(
+            lambda: not stack.shared_loaded(),
+            timeout=stack.settings.shared_idle_seconds + 300,
+            what="idle unloading of every environment",
+            interval=1,
+        )
+        unloaded_after = time.perf_counter() - unload_started
+        idle = measure_idle(
+            processes, settle=SETTLE_S, window=args.idle_seconds, what=f"{n} gateways unloaded"
+        )
+        idle_machine = machine_used_bytes()
 
         busy = gateways[: args.loaded]
         print(f"{len(busy)} gateways under load (c={args.concurrency}), {n - len(busy)} idle…", flush=True)
@@ -141,11 +159,15 @@ def run(args: argparse.Namespace) -> None:
             f"{verdict(first.count == n)})"
         )
         print(
-            f"environments loaded in the shared runtime: {loaded} after the first calls, {loaded_idle} at the end of the idle window"
+            f"environments loaded in the shared runtime: {loaded} after the first calls, {loaded_idle} at the "
+            f"end of the first idle window, none {unloaded_after:.0f} s later"
         )
         print()
         empty_rss, empty_cpu = print_idle("platform, no gateways (baseline)", empty, empty_machine)
-        rss, cpu = print_idle(f"platform, {n} gateways idle", idle, idle_machine)
+        print_idle(
+            f"platform, {n} gateways idle just after their first calls (loaded)", called, called_machine
+        )
+        rss, cpu = print_idle(f"platform, {n} gateways idle and unloaded (steady state)", idle, idle_machine)
         print(
             f"idle with {n} gateways vs none: RSS {rss / empty_rss:.2f}x (+{rss - empty_rss:.2f} GiB), "
             f"CPU {cpu - empty_cpu:+.1f} points, machine used +{(idle_machine - empty_machine) / GIB:.2f} GiB"
