@@ -23,6 +23,15 @@ export interface RateLimit {
   windowSeconds: number;
 }
 
+/** Where a gateway's environments run: loaded on demand into the shared runtime, or on their own replicas. */
+export type Tier = "shared" | "dedicated";
+
+/** A shared-runtime replica that has an environment loaded now. */
+export interface LoadedOn {
+  replica: string;
+  node: string;
+}
+
 export interface Environment {
   name: string;
   state: string;
@@ -31,13 +40,19 @@ export interface Environment {
   authType: "key-auth" | "none";
   rateLimit: RateLimit | null;
   conditions: Condition[];
+  tier: Tier;
+  /** Empty while the environment is idle (not loaded), and on the dedicated tier. */
+  loadedOn: LoadedOn[];
 }
 
+/** On the shared tier only `tier` applies; the sizing fields are the dedicated tier's. */
 export interface Bundle {
+  tier: Tier;
   cpu: number;
   memory: number;
   minReplicas: number;
   maxReplicas: number;
+  resources?: Record<string, number>;
 }
 
 export interface Gateway {

@@ -1,14 +1,14 @@
-import { Anchor, Badge, Button, Group, Loader, NumberInput, Select, Stack, Table, Tabs, Text, Title } from "@mantine/core";
+import { Anchor, Badge, Button, Group, Loader, Modal, NumberInput, Select, Stack, Table, Tabs, Text, Title, Tooltip } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 
 import { enc, fnPath, get, patch } from "../api/client";
-import type { Environment, FunctionInfo, Gateway, GatewayEvent } from "../api/types";
+import type { Environment, FunctionInfo, Gateway, GatewayEvent, Tier } from "../api/types";
 import { prefetchEditorWhenIdle } from "../editor/prefetch";
 import { ConditionText, Copyable, ErrorAlert, PhaseBadge, errorText, when, TableHead } from "../components/common";
-import { GatewayActions, pollInterval } from "./Gateways";
+import { GatewayActions, TIER_HELP, pollInterval } from "./Gateways";
 import { LogsPanel } from "./Logs";
 import { MetricsPanel } from "./Metrics";
 import { VariablesPanel } from "./Variables";
@@ -26,6 +26,88 @@ export function useFunctions(gw: string) {
     queryKey: ["functions", gw],
     queryFn: ({ signal }) => get<FunctionInfo[]>(`/v1/api-gateways/${enc(gw)}/functions`, signal),
   });
+}
+
+function TierBadge({ tier }: { tier: Tier }) {
+  return (
+    <Tooltip label={TIER_HELP[tier]} multiline w={360} withArrow>
+      <Badge color={tier === "shared" ? "grape" : "indigo"} variant="outline" data-tier={tier}>
+        {tier} tier
+      </Badge>
+    </Tooltip>
+  );
+}
+
+/** Where an environment runs now: the shared replicas it is loaded on, idle, or its own replicas. */
+function LoadedOnCell({ environment }: { environment: Environment }) {
+  if (environment.tier === "dedicated") {
+    return (
+      <Text size="xs" c="dimmed">
+        own replicas
+      </Text>
+    );
+  }
+  if (!environment.loadedOn.length) {
+    return (
+      <Text size="xs" c="dimmed">
+        idle (not loaded)
+      </Text>
+    );
+  }
+  return (
+    <Group gap={4}>
+      {environment.loadedOn.map((where) => (
+        <Tooltip key={where.replica} label={`replica ${where.replica} on node ${where.node}`} withArrow>
+          <Badge variant="light" color="teal" data-replica={where.replica}>
+            {where.replica.slice(0, 8)}
+          </Badge>
+        </Tooltip>
+      ))}
+    </Group>
+  );
+}
+
+/** Moves the gateway to the other tier; the API keeps answering calls while it moves. */
+function MoveTier({ gateway }: { gateway: Gateway }) {
+  const queryClient = useQueryClient();
+  const [confirming, setConfirming] = useState(false);
+  const target: Tier = gateway.bundle.tier === "shared" ? "dedicated" : "shared";
+  // custom resources need the dedicated tier: a move to shared leaves them behind
+  const { resources, ...sizing } = gateway.bundle;
+  const dropsResources = target === "shared" && Object.keys(resources ?? {}).length > 0;
+  const bundle = { ...(target === "shared" ? sizing : gateway.bundle), tier: target };
+  const move = useMutation({
+    mutationFn: () => patch<Gateway>(`/v1/api-gateways/${enc(gateway.gatewayId)}`, { bundle }),
+    onSuccess: () => {
+      setConfirming(false);
+      notifications.show({ title: "Moving", message: `${gateway.gatewayId}: moving to the ${target} tier; calls keep being answered` });
+      queryClient.invalidateQueries({ queryKey: ["gateways"] });
+    },
+    onError: (e) => notifications.show({ color: "red", title: `Could not move ${gateway.gatewayId}`, message: errorText(e) }),
+  });
+  const deleting = gateway.state === "Deleted" || gateway.phase === "Deleting";
+  return (
+    <>
+      <Button size="xs" variant="default" disabled={deleting} onClick={() => setConfirming(true)} aria-label={`Move ${gateway.gatewayId} to the ${target} tier`}>
+        Move to {target}
+      </Button>
+      <Modal opened={confirming} onClose={() => setConfirming(false)} title={`Move ${gateway.name} to the ${target} tier?`}>
+        <Stack>
+          <Text size="sm">{TIER_HELP[target]}</Text>
+          <Text size="sm">The new tier serves before the old one lets go, so calls keep being answered during the move.</Text>
+          {dropsResources && <Text size="sm">The bundle's custom resources are dropped: shared replicas hold none.</Text>}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setConfirming(false)}>
+              Cancel
+            </Button>
+            <Button loading={move.isPending} onClick={() => move.mutate()}>
+              Move to {target}
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+    </>
+  );
 }
 
 function EnvironmentRow({ gw, environment }: { gw: string; environment: Environment }) {
@@ -51,6 +133,9 @@ function EnvironmentRow({ gw, environment }: { gw: string; environment: Environm
       <Table.Td>
         <PhaseBadge phase={environment.phase} conditions={environment.conditions} />
         <ConditionText conditions={environment.conditions} />
+      </Table.Td>
+      <Table.Td>
+        <LoadedOnCell environment={environment} />
       </Table.Td>
       <Table.Td>
         <Copyable value={environment.url} label={`Copy the URL of ${environment.name}`} />
@@ -189,11 +274,15 @@ export function GatewayPage() {
         <Group>
           <Title order={2}>{g.name}</Title>
           <PhaseBadge phase={g.phase} conditions={g.conditions} />
+          <TierBadge tier={g.bundle.tier} />
           <Text size="sm" c="dimmed">
             {g.gatewayId}
           </Text>
         </Group>
-        <GatewayActions gateway={g} onDeleted={() => navigate("/")} />
+        <Group gap="xs" wrap="nowrap">
+          <MoveTier gateway={g} />
+          <GatewayActions gateway={g} onDeleted={() => navigate("/")} />
+        </Group>
       </Group>
       <ConditionText conditions={g.conditions} />
       <Tabs value={tab} onChange={(value) => setSearch(value ? { tab: value } : {})} keepMounted={false}>
@@ -210,7 +299,7 @@ export function GatewayPage() {
         </Tabs.Panel>
         <Tabs.Panel value="environments" pt="md">
           <Table data-testid="environment-table">
-            <TableHead columns={["Environment", "Phase", "URL", "Auth", "Rate limit", "Actions"]} />
+            <TableHead columns={["Environment", "Phase", "Loaded on", "URL", "Auth", "Rate limit", "Actions"]} />
             <Table.Tbody>
               {g.environments.map((e) => (
                 <EnvironmentRow key={`${e.name}-${e.authType}-${e.rateLimit?.count}`} gw={gw} environment={e} />

@@ -1,11 +1,11 @@
-import { Anchor, Button, Group, Loader, Modal, NumberInput, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Anchor, Button, Group, Loader, Modal, NumberInput, Radio, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router";
 
 import { del, enc, get, patch, post } from "../api/client";
-import type { Gateway } from "../api/types";
+import type { Gateway, Tier } from "../api/types";
 import { ConditionText, ErrorAlert, PhaseBadge, errorText, TableHead } from "../components/common";
 
 /** Gateways move through phases on their own: poll while any is in motion, slowly otherwise. */
@@ -14,6 +14,12 @@ export function pollInterval(gateways: Gateway[] | undefined): number {
   const moving = gateways?.some((g) => !settled(g.phase) || g.environments.some((e) => !settled(e.phase)));
   return moving ? 1000 : 5000;
 }
+
+/** What each tier means to the one choosing it (README, "Tiers"). */
+export const TIER_HELP: Record<Tier, string> = {
+  shared: "Loaded on demand into the platform's shared runtime and unloaded when idle: an idle gateway costs nothing, and the first call after idle loads it.",
+  dedicated: "Each environment has its own always-warm replicas, sized by the bundle (CPU, memory, replicas).",
+};
 
 export function useGateways() {
   return useQuery({
@@ -80,11 +86,18 @@ export function GatewayActions({ gateway, onDeleted }: { gateway: Gateway; onDel
 function CreateGateway({ opened, onClose }: { opened: boolean; onClose: () => void }) {
   const [name, setName] = useState("");
   const [gatewayId, setGatewayId] = useState("");
+  const [tier, setTier] = useState<Tier>("shared");
   const [bundle, setBundle] = useState({ cpu: 0.25, memory: 256, minReplicas: 1, maxReplicas: 1 });
   const queryClient = useQueryClient();
   const navigate = useNavigate();
   const create = useMutation({
-    mutationFn: () => post<Gateway>("/v1/api-gateways", { name, gatewayId: gatewayId || undefined, bundle }),
+    mutationFn: () =>
+      post<Gateway>("/v1/api-gateways", {
+        name,
+        gatewayId: gatewayId || undefined,
+        // the sizing does not apply on the shared tier
+        bundle: tier === "shared" ? { tier } : { tier, ...bundle },
+      }),
     onSuccess: (gateway) => {
       queryClient.invalidateQueries({ queryKey: ["gateways"] });
       onClose();
@@ -101,14 +114,24 @@ function CreateGateway({ opened, onClose }: { opened: boolean; onClose: () => vo
         <Stack>
           <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} data-autofocus />
           <TextInput label="Gateway id" description="DNS-safe; derived from the name when empty" value={gatewayId} onChange={(e) => setGatewayId(e.currentTarget.value)} />
-          <Group grow>
-            <NumberInput label="CPU per replica" min={0.01} step={0.05} decimalScale={2} value={bundle.cpu} onChange={(v) => setBundle({ ...bundle, cpu: Number(v) })} />
-            <NumberInput label="Memory (MiB)" min={64} step={64} value={bundle.memory} onChange={(v) => setBundle({ ...bundle, memory: Number(v) })} />
-          </Group>
-          <Group grow>
-            <NumberInput label="Min replicas" min={0} value={bundle.minReplicas} onChange={(v) => setBundle({ ...bundle, minReplicas: Number(v) })} />
-            <NumberInput label="Max replicas" min={1} value={bundle.maxReplicas} onChange={(v) => setBundle({ ...bundle, maxReplicas: Number(v) })} />
-          </Group>
+          <Radio.Group label="Tier" value={tier} onChange={(v) => setTier(v as Tier)}>
+            <Stack gap="xs" mt={4}>
+              <Radio value="shared" label="Shared" description={TIER_HELP.shared} />
+              <Radio value="dedicated" label="Dedicated" description={TIER_HELP.dedicated} />
+            </Stack>
+          </Radio.Group>
+          {tier === "dedicated" && (
+            <>
+              <Group grow>
+                <NumberInput label="CPU per replica" min={0.01} step={0.05} decimalScale={2} value={bundle.cpu} onChange={(v) => setBundle({ ...bundle, cpu: Number(v) })} />
+                <NumberInput label="Memory (MiB)" min={64} step={64} value={bundle.memory} onChange={(v) => setBundle({ ...bundle, memory: Number(v) })} />
+              </Group>
+              <Group grow>
+                <NumberInput label="Min replicas" min={0} value={bundle.minReplicas} onChange={(v) => setBundle({ ...bundle, minReplicas: Number(v) })} />
+                <NumberInput label="Max replicas" min={1} value={bundle.maxReplicas} onChange={(v) => setBundle({ ...bundle, maxReplicas: Number(v) })} />
+              </Group>
+            </>
+          )}
           <ErrorAlert error={create.error} />
           <Group justify="flex-end">
             <Button variant="default" onClick={onClose}>
