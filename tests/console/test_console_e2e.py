@@ -95,13 +95,13 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
     assert page.evaluate("() => document.cookie") == "", "the console uses no cookie"
     assert page.evaluate("() => sessionStorage.getItem('imprun.token')"), "the token lives in session storage"
 
-    # Create a gateway; its page follows the phases until Started.
+    # Create a gateway (on the shared tier, the form's default); its page follows the phases until Started.
     expect(page.get_by_role("heading", name="Gateways")).to_be_visible()
     page.get_by_role("button", name="Create gateway").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Name").fill("Web console")
     dialog.get_by_label("Gateway id").fill(gw)
-    dialog.get_by_label("CPU per replica").fill("0.05")
+    expect(dialog.get_by_label("CPU per replica")).to_have_count(0)  # sizing is for the dedicated tier
     dialog.get_by_role("button", name="Create").click()
     expect(page).to_have_url(re.compile(f"/gateways/{gw}$"))
     expect(page.get_by_role("heading", name="Web console")).to_be_visible()
@@ -112,6 +112,8 @@ def test_the_console_end_to_end(live_stack: LiveStack, console_page: Page) -> No
     rows = page.get_by_test_id("environment-table").locator("tbody tr")
     expect(rows).to_have_count(3)
     expect(rows.filter(has_text="prod")).to_contain_text(f"/{gw}/prod")
+    expect(page.locator("main [data-tier]").first).to_have_attribute("data-tier", "shared")
+    expect(rows.filter(has_text="prod")).to_contain_text("idle (not loaded)")  # nothing called it
     assert_accessible(page, "gateway page")
     shoot(page, "environments")
     page.get_by_role("link", name="Gateways").click()
