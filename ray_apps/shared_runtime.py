@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ray_apps.environment import REPLICA_LOGGING, build_supervisor, serve_request, worker_spec
+from ray_apps.reload_hub import reload_hub_for_this_node
 from runtime_actors.replica.environment_cache import LoadedEnvironments
 from runtime_actors.replica.http import error_response, read_limited
 from runtime_actors.replica.pool.spares import SpareWorkers
@@ -180,6 +181,7 @@ class SharedRuntime:
             self._redis = aioredis.from_url(runtime.redis_url, socket_timeout=2.0)
         self._ai_gateway: Any = None
         self._maintenance = asyncio.create_task(self._maintain(), name="shared-runtime maintenance")
+        self._hub_started = asyncio.create_task(self._start_hub(), name="start the reload hub")
 
     # --- requests ----------------------------------------------------------------------------------
 
@@ -304,6 +306,17 @@ class SharedRuntime:
         logger.info("unloading %s/%s", loaded.supervisor.gateway_id, loaded.supervisor.environment)
         await loaded.supervisor.close()
 
+    async def _start_hub(self) -> None:
+        """Start the node's reload hub now rather than on the first load (it is a Ray actor of its own:
+        about a second to start, which the first call would otherwise wait for)."""
+        runtime = self._runtime
+        assert runtime.mongo_url is not None
+        try:
+            hub = reload_hub_for_this_node(runtime.mongo_url, runtime.redis_url, runtime.sys_db_name)
+            await hub.stats.remote()
+        except Exception as exc:
+            logger.warning("the node's reload hub is not up yet (%r); the first load will start it", exc)
+
     def _over_budget(self) -> bool:
         return _tree_rss_bytes(os.getpid()) > self._config.memory_budget_mb * 1024 * 1024
 
@@ -384,11 +397,12 @@ class SharedRuntime:
         return Response(content, status, dict(headers))
 
     async def __del__(self) -> None:
-        task: asyncio.Task[None] | None = getattr(self, "_maintenance", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        for name in ("_maintenance", "_hub_started"):
+            task: asyncio.Task[None] | None = getattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         environments = getattr(self, "_environments", None)
         if environments is not None:
             await environments.close()
