@@ -1,9 +1,9 @@
 """Benchmark: how many gateways created with defaults one machine holds, what they cost idle, and how
 ten of them answer under load while the rest stay idle.
 
-Run it from the repository root: ``.venv/bin/python bench/density.py [--gateways N] [--idle-seconds S]``.
-It starts its own embedded stack (``_stack.platform_stack``, defaults but for the per-user gateway
-quota, raised to ``--gateways``) and:
+Run it from the repository root: ``.venv/bin/python bench/density.py [--gateways N] [--idle-seconds S]
+[--set NAME=VALUE …]``. It starts its own embedded stack (``_stack.platform_stack``, defaults but for
+the per-user gateway quota, raised to ``--gateways``, and any ``--set``) and:
 
 1. measures the platform with no gateway, idle (the baseline): CPU over ``--idle-seconds`` (60), the
    resident memory of its processes, the machine's used memory;
@@ -84,7 +84,9 @@ def print_idle(label: str, usage: CpuUsage, machine: int) -> tuple[float, float]
 def run(args: argparse.Namespace) -> None:
     n = args.gateways
     print(f"starting the stack… ({load_average()})", flush=True)
-    with platform_stack(settings={"quota_gateways": n}) as stack:
+    if args.settings:
+        print(f"settings other than the defaults: {args.settings}", flush=True)
+    with platform_stack(settings={**args.settings, "quota_gateways": n}) as stack:
         processes = stack.platform_processes()
         empty = measure_idle(processes, settle=SETTLE_S, window=args.idle_seconds, what="no gateways")
         empty_machine = machine_used_bytes()
@@ -195,7 +197,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="connections in all (default 16)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load (default 20)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="for all Started (default 1200 s)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the stack other than its default (a Settings field, e.g. reconcile_resync_seconds=60)",
+    )
     args = parser.parse_args()
+    try:
+        args.settings = dict(item.split("=", 1) for item in args.set)
+    except ValueError:
+        parser.error("--set takes NAME=VALUE")
     if args.gateways < 1 or not 1 <= args.loaded <= args.gateways or args.idle_seconds <= 0:
         parser.error("--gateways must be positive, --loaded 1..gateways, --idle-seconds above 0")
     return run_timed(run, args)

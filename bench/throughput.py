@@ -342,7 +342,8 @@ def run(args: argparse.Namespace) -> None:
         print(note)
         print(
             f"worker pool: {stack.settings.worker_pool_size} jailed workers per dedicated replica, "
-            f"{stack.settings.shared_worker_pool_size} per environment on the shared tier (the defaults)"
+            f"{stack.settings.shared_worker_pool_size} per environment on the shared tier, growing to "
+            f"{stack.settings.shared_worker_pool_max} while calls wait (the defaults)"
         )
         print(f"before the load: {started_load}")
         print(f"after the load:  {load_average()}")
