@@ -59,7 +59,7 @@ def utc_now() -> datetime:
 class ReconcileTiming:
     lease: timedelta = timedelta(seconds=60)
     waiting_recheck: float = 0.5
-    settled_resync: float = 30.0
+    settled_resync: float = 120.0
     max_backoff: float = 60.0
 
 
