@@ -21,7 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pymongo import MongoClient
 
-from tests.fixtures.live_stack import SMALL_BUNDLE, LiveStack
+from tests.e2e.conftest import small_bundle
+from tests.fixtures.live_stack import LiveStack
 from tests.fixtures.llm_servers import HttpError, ScriptedLLMServer, Text, ToolCalls
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
@@ -54,12 +55,15 @@ class Hometax:
 
 
 @pytest.fixture(scope="module")
-def hometax(live_stack: LiveStack) -> Iterator[Hometax]:
+def hometax(live_stack: LiveStack, tier: str) -> Iterator[Hometax]:
+    """The walkthrough's gateway on each tier (``tier``): HTTP, MCP and chat behave alike on both."""
     auth = {"Authorization": f"Bearer {live_stack.token}"}
     api = httpx.Client(base_url=live_stack.url, headers=auth, timeout=60)
     data = httpx.Client(base_url=live_stack.data_plane_url, timeout=60)
     gw = live_stack.gateway_id("hometax")
-    created = api.post("/v1/api-gateways", json={"name": "hometax", "gatewayId": gw, "bundle": SMALL_BUNDLE})
+    created = api.post(
+        "/v1/api-gateways", json={"name": "hometax", "gatewayId": gw, "bundle": small_bundle(tier)}
+    )
     assert created.status_code in (201, 202), created.text
     assert eventually(lambda: api.get(f"/v1/api-gateways/{gw}").json()["phase"] == "Started", timeout=180)
     base = f"/v1/api-gateways/{gw}/functions"
