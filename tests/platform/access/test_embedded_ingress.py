@@ -41,9 +41,11 @@ class Harness:
         return list(self.mongo[gateway_db_name(self.gw)][CONSUMERS].find())
 
     def messages(self, pubsub: object) -> list[str]:
+        """This test's gateway's reload messages (the channel is the session's: other tests' gateways,
+        still being deleted, publish on it too)."""
         out: list[str] = []
         while (message := pubsub.get_message(timeout=0.2)) is not None:  # type: ignore[attr-defined]
-            if message["type"] == "message":
+            if message["type"] == "message" and message["data"].startswith(f"{self.gw}/"):
                 out.append(message["data"])
         return out
 

@@ -92,7 +92,7 @@ def harness(services: RunningServices) -> Iterator[Harness]:
         events=events,
         metrics=Metrics(),
         holder="test",
-        timing=ReconcileTiming(lease=LEASE),
+        timing=ReconcileTiming(lease=LEASE, settled_resync=60.0),  # the clock below moves 2 min a step
         clock=lambda: clock[0],
     )
     yield Harness(grants, events, ingress, reconciler, clock)
