@@ -37,7 +37,7 @@ from imprun.functions import FunctionService
 from imprun.functions.logs import FunctionLogService
 from imprun.functions.variables import VariableService
 from imprun.lifecycle.commands import GatewayCommands
-from imprun.lifecycle.environments import EnvironmentReconciler
+from imprun.lifecycle.environments import EnvironmentReconciler, Upstream
 from imprun.lifecycle.feed_repair import FeedRepair
 from imprun.lifecycle.gateways import GatewayReconciler
 from imprun.lifecycle.grants import GrantReconciler
@@ -175,6 +175,17 @@ def open_stores(settings: Settings) -> Stores:
         applications=ApplicationRepository(sys_db),
         grants=GrantRepository(sys_db),
     )
+
+
+def data_plane_upstream(settings: Settings, driver: ClusterDriver) -> tuple[str, int] | Upstream:
+    """Where the ingress sends an environment's calls: on KubeRay the Serve Service of the tier that
+    serves it (``KubeRayDriver.serve_upstream``); on local Ray the one Serve ingress of the head."""
+    if settings.cluster_driver == "kuberay":
+        from imprun.drivers.kuberay import KubeRayDriver
+
+        if isinstance(driver, KubeRayDriver):
+            return driver.serve_upstream
+    return settings.host, settings.serve_port
 
 
 def open_cluster_driver(
@@ -504,7 +515,7 @@ def build_reconcile_loop(
                 stores.gateways,
                 driver,
                 ingress=ingress,
-                upstream=(settings.host, settings.serve_port),
+                upstream=data_plane_upstream(settings, driver),
                 **common,
             ),
             GrantReconciler(

@@ -36,6 +36,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from imprun.domain.gateway import Tier
 from imprun.domain.naming import serve_app_name
 from imprun.drivers.cluster import AppSpec, AppStatus, ObservedApp, PlatformAppSpec, validate_app_ref
 from imprun.drivers.k8s_objects import (
@@ -43,6 +44,7 @@ from imprun.drivers.k8s_objects import (
     GATEWAY_LABEL,
     MANAGED_BY_LABEL,
     PLATFORM_APP_LABEL,
+    SERVE_PORT,
     RayPods,
     gateway_objects,
     namespace_name,
@@ -62,6 +64,7 @@ from imprun.drivers.kuberay_status import (
 )
 from imprun.errors import Invalid, Unavailable
 from imprun.settings import Settings
+from runtime_actors.shared.names import SHARED_RUNTIME_APP
 
 __all__ = [
     "AppChange",
@@ -227,6 +230,15 @@ class KubeRayDriver:
 
     def delete_platform_app(self, name: str) -> None:
         self._delete_rayservice(self._pods.system_namespace, name)
+
+    def serve_upstream(self, gateway_id: str, environment: str, tier: str) -> tuple[str, int]:
+        """Where the ingress reaches an environment: the Serve Service KubeRay makes for its
+        RayService (``<name>-serve-svc``), or the shared runtime's on the shared tier."""
+        validate_app_ref(gateway_id, environment)
+        if tier == Tier.SHARED:
+            return f"{SHARED_RUNTIME_APP}-serve-svc.{self._pods.system_namespace}.svc", SERVE_PORT
+        name = serve_app_name(gateway_id, environment)
+        return f"{name}-serve-svc.{namespace_name(gateway_id)}.svc", SERVE_PORT
 
     def ping(self) -> None:
         self._call("answering a ping", lambda: k8s.VersionApi(self._api).get_code(**self._raw))

@@ -13,7 +13,7 @@ lifecycle steps, so a route is removed before its environment is marked Deleted.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -118,6 +118,23 @@ def decide_tier(
     return [ClearSharedPlacement()] if placed and (serving or not running) else []
 
 
+def serving_tier(
+    tier: Tier, placed: bool, shared: AppStatus, dedicated: AppStatus, dedicated_up_to_date: bool
+) -> Tier:
+    """Pure: the tier the ingress should send the environment's calls to — the wanted one once it
+    serves, until then the other one if it still serves (a move switches the route only when the new
+    tier answers, and ``decide_tier`` lets the old one go only then)."""
+    shared_serves = placed and shared is AppStatus.RUNNING
+    dedicated_serves = dedicated is AppStatus.RUNNING and dedicated_up_to_date
+    if tier is Tier.SHARED:
+        return Tier.DEDICATED if dedicated_serves and not shared_serves else Tier.SHARED
+    return Tier.SHARED if shared_serves and not dedicated_serves else Tier.DEDICATED
+
+
+Upstream = Callable[[str, str, str], tuple[str, int]]
+"""``(gateway id, environment, tier) -> (host, port)`` of the Serve ingress serving that tier."""
+
+
 def decide_ingress(
     environment: Environment, desired: Mapping[str, Any], applied: Mapping[str, Any] | None
 ) -> list[IngressStep]:
@@ -161,7 +178,7 @@ class EnvironmentReconciler(
         driver: ClusterDriver,
         *,
         ingress: IngressDriver | None = None,
-        upstream: tuple[str, int] = ("127.0.0.1", 8000),
+        upstream: tuple[str, int] | Upstream = ("127.0.0.1", 8000),
         **kwargs: object,
     ) -> None:
         super().__init__(environments, **kwargs)  # type: ignore[arg-type]
@@ -169,7 +186,12 @@ class EnvironmentReconciler(
         self.gateways = gateways
         self.driver = driver
         self.ingress = ingress
-        self.upstream = upstream
+        if callable(upstream):
+            self.upstream: Upstream = upstream
+        else:
+            address = upstream  # one Serve ingress for every environment and tier (local Ray)
+            self.upstream = lambda gateway_id, environment, tier: address
+        self._route: EnvironmentRoute | None = None  # the one the last observation wants
         self._shared_status: tuple[float, AppStatus, str] | None = None
         self._apps: tuple[float, frozenset[str]] | None = None
 
@@ -244,10 +266,14 @@ class EnvironmentReconciler(
         )
         if self.ingress is None:
             return EnvironmentState(observation, tier_steps)
+        serving = serving_tier(tier, placed, shared, dedicated.status, up_to_date)
+        self._route = ingress_route(
+            resource, self.upstream(resource.gateway_id, resource.name, serving.value)
+        )
         return EnvironmentState(
             observation,
             tier_steps,
-            route_wanted=route_record(resource, ingress_route(resource, self.upstream)),
+            route_wanted=route_record(resource, self._route),
             route_applied=self.environments.bookkeeping(key, "appliedRoute"),
         )
 
@@ -282,7 +308,10 @@ class EnvironmentReconciler(
             case ClearSharedPlacement():
                 self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
             case ApplyIngressRoute() if self.ingress is not None:
-                route = ingress_route(resource, self.upstream)
+                route = self._route  # the observation's, unless it was of another environment
+                gw, name = resource.gateway_id, resource.name
+                if route is None or (route.gateway_id, route.environment) != (gw, name):
+                    route = ingress_route(resource, self.upstream(gw, name, self._tier(resource).value))
                 self.ingress.apply_environment(route)
                 self.update_leased(self.key(resource), {"appliedRoute": route_record(resource, route)})
             case RemoveIngressRoute() if self.ingress is not None:

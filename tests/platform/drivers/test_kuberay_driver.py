@@ -11,6 +11,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from imprun.api.composition import data_plane_upstream
 from imprun.drivers.cluster import AppSpec, AppStatus, PlatformAppSpec
 from imprun.drivers.k8s_objects import WORKER_OVERHEAD_MB
 from imprun.drivers.kuberay import AppChange, KubeRayDriver, open_api_client
@@ -339,3 +340,30 @@ def test_the_ingress_proxies_setting_reaches_every_ray_container(
             assert {"name": "FORWARDED_ALLOW_IPS", "value": "10.244.0.0/16"} in container["env"]
     finally:
         driver.close()
+
+
+def test_the_ingress_reaches_each_tier_through_its_serve_service(driver: KubeRayDriver) -> None:
+    """KubeRay names a RayService's Serve Service ``<name>-serve-svc``; the shared tier's is the shared
+    runtime's, in the system namespace."""
+    assert driver.serve_upstream("orders-api", "dev", "dedicated") == (
+        f"orders-api-dev-serve-svc.{NS}.svc",
+        8000,
+    )
+    assert driver.serve_upstream("orders-api", "dev", "shared") == (
+        "shared-runtime-serve-svc.imprun-system.svc",
+        8000,
+    )
+    with pytest.raises(Invalid):
+        driver.serve_upstream("orders-api", "dev/x", "dedicated")
+
+
+def test_the_environment_routes_follow_the_driver_only_on_kuberay(
+    driver: KubeRayDriver, kubernetes_cluster: Cluster
+) -> None:
+    on_kuberay = data_plane_upstream(
+        Settings(cluster_driver="kuberay", kuberay_api_url=kubernetes_cluster.api.url), driver
+    )
+    assert callable(on_kuberay)
+    assert on_kuberay("orders-api", "dev", "shared")[0].startswith("shared-runtime-serve-svc.")
+    local = Settings(host="127.0.0.1", serve_port=8123)
+    assert data_plane_upstream(local, driver) == ("127.0.0.1", 8123)  # one Serve ingress locally

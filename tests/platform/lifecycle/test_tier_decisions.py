@@ -13,7 +13,13 @@ import pytest
 
 from imprun.domain.gateway import Tier
 from imprun.domain.observations import AppStatus
-from imprun.lifecycle.environments import ClearSharedPlacement, RemoveDedicatedApp, TierStep, decide_tier
+from imprun.lifecycle.environments import (
+    ClearSharedPlacement,
+    RemoveDedicatedApp,
+    TierStep,
+    decide_tier,
+    serving_tier,
+)
 
 RUNNING, STOPPED = True, False
 PLACED, NOT_PLACED = True, False
@@ -123,3 +129,38 @@ def test_a_move_is_finished_by_each_tier_once_the_other_serves() -> None:
     assert decide_tier(Tier.DEDICATED, RUNNING, PLACED, AppStatus.DEPLOYING, AppStatus.RUNNING, True) == []
     assert decide_tier(Tier.DEDICATED, RUNNING, PLACED, AppStatus.RUNNING, AppStatus.RUNNING, True) == CLEAR
     assert decide_tier(Tier.DEDICATED, RUNNING, NOT_PLACED, AppStatus.RUNNING, AppStatus.RUNNING, True) == []
+
+
+# --- serving_tier: where the ingress sends the calls (the Serve Service of that tier, on KubeRay) -----
+
+
+@pytest.mark.parametrize("tier", list(Tier))
+def test_the_route_never_leaves_a_serving_tier_for_one_that_does_not_serve(tier: Tier) -> None:
+    for running, placed, dedicated, shared, up_to_date in EVERY_OBSERVATION:
+        seen = (running, placed, dedicated, shared, up_to_date)
+        shared_serves = placed and shared is AppStatus.RUNNING
+        dedicated_serves = dedicated is AppStatus.RUNNING and up_to_date
+        serving = serving_tier(tier, placed, shared, dedicated, up_to_date)
+        if shared_serves or dedicated_serves:  # some tier answers: the route goes to one that does
+            assert (serving is Tier.SHARED and shared_serves) or (
+                serving is Tier.DEDICATED and dedicated_serves
+            ), seen
+        else:
+            assert serving is tier, seen  # nothing answers yet: the route waits on the wanted tier
+        # whatever decide_tier removes in the same pass is never what the route points at
+        steps = decide_tier(tier, running, placed, dedicated, shared, up_to_date)
+        if running and RemoveDedicatedApp() in steps:
+            assert serving is Tier.SHARED, seen
+        if running and ClearSharedPlacement() in steps:
+            assert serving is Tier.DEDICATED, seen
+
+
+def test_a_move_switches_the_route_when_the_new_tier_serves() -> None:
+    # dedicated -> shared: the dedicated app keeps the calls until the shared runtime serves
+    assert serving_tier(Tier.SHARED, NOT_PLACED, AppStatus.RUNNING, AppStatus.RUNNING, True) is Tier.DEDICATED
+    assert serving_tier(Tier.SHARED, PLACED, AppStatus.DEPLOYING, AppStatus.RUNNING, True) is Tier.DEDICATED
+    assert serving_tier(Tier.SHARED, PLACED, AppStatus.RUNNING, AppStatus.RUNNING, True) is Tier.SHARED
+    # shared -> dedicated: the shared runtime keeps them until the new application runs its spec
+    assert serving_tier(Tier.DEDICATED, PLACED, AppStatus.RUNNING, AppStatus.DEPLOYING, True) is Tier.SHARED
+    assert serving_tier(Tier.DEDICATED, PLACED, AppStatus.RUNNING, AppStatus.RUNNING, False) is Tier.SHARED
+    assert serving_tier(Tier.DEDICATED, PLACED, AppStatus.RUNNING, AppStatus.RUNNING, True) is Tier.DEDICATED
