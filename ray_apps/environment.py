@@ -229,7 +229,7 @@ def _worker_pool(
     db = DbProxy.for_gateway(config.mongo_url, gateway_id, max_database_bytes=config.gateway_db_max_bytes)
     ray_ports = frozenset(config.egress_denied_ports) | _this_nodes_ray_ports(os.environ)
     egress = Egress(EgressPolicy(allow=config.egress_allow, denied_ports=ray_ports))
-    spec = worker_spec(config)
+    spec = worker_spec(config)  # every field of it: spares go only to a pool of their own spec
     pool: FunctionPool = WorkerPool(
         config.worker_pool_size,
         spec.limits,
@@ -237,6 +237,9 @@ def _worker_pool(
         spec.insecure,
         db_executor=db.execute,
         fetch_executor=egress.execute,
+        min_landlock_abi=spec.min_landlock_abi,
+        python=spec.python,
+        run_as=spec.run_as,
         spares=spares,
         max_size=max_workers,
     )

@@ -76,12 +76,10 @@ AI_GATEWAY_PATHS: Final = ("/ai-gateway",)
 """Paths of the AI gateway below this catch-all (its ``/mcp`` has its own route prefix)."""
 HEALTH_PATH: Final = "/_shared/_health"
 _DRIVER_ARGS: Final = ("version", "num_replicas", "ray_actor_options")
-_NEGATIVE_TTL_S: Final = 1.0
-"""How long an unknown (or not shared) environment is remembered as such: a burst of calls to it
-costs one database read a second, not one each."""
-_NEGATIVE_MAX: Final = 10_000
-_PLACED_TTL_S: Final = 1.0
-"""How long the placement a call's check read serves the load that follows it (one read, not two)."""
+_PLACEMENT_TTL_S: Final = 1.0
+"""How long one read of an environment's placement answers for it: a burst of calls to an unknown (or
+not shared) environment costs one database read a second, and a first call's load reads no more."""
+_PLACEMENTS_MAX: Final = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,8 +158,7 @@ class SharedRuntime:
         self._records = self._mongo[runtime.sys_db_name][ENVIRONMENTS]
         self._spares = SpareWorkers(self._config.spare_workers, worker_spec(runtime))
         self._spares.start()
-        self._not_shared: dict[str, float] = {}
-        self._just_placed: dict[str, tuple[str, float]] = {}  # key: (incarnation, when read)
+        self._placements: dict[str, tuple[str | None, float]] = {}  # key: (incarnation or None, read at)
         self._environments: LoadedEnvironments[_Loaded] = LoadedEnvironments(
             self._load,
             self._unload,
@@ -255,31 +252,24 @@ class SharedRuntime:
     # --- placement ---------------------------------------------------------------------------------
 
     async def _placed(self, key: str) -> bool:
-        if self._environments.is_loaded(key):
-            return True
-        remembered = self._not_shared.get(key)
-        if remembered is not None and time.monotonic() - remembered < _NEGATIVE_TTL_S:
-            return False
-        incarnation = await self._incarnation(key)
-        if incarnation is None:
-            if len(self._not_shared) >= _NEGATIVE_MAX:
-                self._not_shared.clear()
-            self._not_shared[key] = time.monotonic()
-            return False
-        self._not_shared.pop(key, None)
-        if len(self._just_placed) >= _NEGATIVE_MAX:
-            self._just_placed.clear()
-        self._just_placed[key] = (incarnation, time.monotonic())  # the load that follows reads no more
-        return True
+        return self._environments.is_loaded(key) or await self._placement(key) is not None
 
-    async def _incarnation(self, key: str) -> str | None:
+    async def _placement(self, key: str) -> str | None:
+        """The environment's incarnation while it is placed on the shared tier, else None (one read
+        answers for ``_PLACEMENT_TTL_S``)."""
+        now = time.monotonic()
+        remembered = self._placements.get(key)
+        if remembered is not None and now - remembered[1] < _PLACEMENT_TTL_S:
+            return remembered[0]
         record = await self._records.find_one({"_id": key, SHARED_PLACEMENT: PLACED}, {"createdAt": 1})
-        return None if record is None else str(record.get("createdAt"))
+        incarnation = None if record is None else str(record.get("createdAt"))
+        if len(self._placements) >= _PLACEMENTS_MAX:
+            self._placements.clear()
+        self._placements[key] = (incarnation, now)
+        return incarnation
 
     async def _load(self, key: str) -> _Loaded:
-        seen = self._just_placed.pop(key, None)
-        fresh = seen is not None and time.monotonic() - seen[1] < _PLACED_TTL_S
-        incarnation = seen[0] if seen is not None and fresh else await self._incarnation(key)
+        incarnation = await self._placement(key)
         if incarnation is None:
             raise _LoadFailed(f"the environment {key} is no longer on the shared tier")
         gateway_id, environment = key.split("/", 1)
@@ -340,7 +330,9 @@ class SharedRuntime:
             return
         cursor = self._records.find({"_id": {"$in": keys}, SHARED_PLACEMENT: PLACED}, {"createdAt": 1})
         current = {doc["_id"]: str(doc.get("createdAt")) async for doc in cursor}
+        now = time.monotonic()
         for key in keys:
+            self._placements[key] = (current.get(key), now)  # what was just read answers the next load
             loaded = self._environments.peek(key)
             if loaded is not None and current.get(key) != loaded.incarnation:
                 logger.info("%s left the shared tier (or was re-created): unloading", key)

@@ -5,9 +5,9 @@ pieces; clusters that run the APISIX ingress controller get the same intent as c
 (``apisix.apache.org/v2``): per environment an ``ApisixRoute`` on host ``{gw}.{env}.<domain>`` with
 ``key-auth`` (``hide_credentials``), ``proxy-rewrite`` to ``/{gw}/{env}/…`` (with ``X-Forwarded-For``
 set to the caller's address) and, with a rate limit, ``limit-count`` on Redis (429 when exceeded),
-plus an ``ApisixUpstream`` named like the environment's Serve ``Service``; per grant an ``ApisixConsumer`` whose key stays in a Kubernetes ``Secret``
-(``secretRef``; the plaintext never appears in the custom resource). Names are deterministic, so
-rendering again yields the same objects.
+plus an ``ApisixUpstream`` named like the environment's Serve ``Service``; per grant an
+``ApisixConsumer`` whose key stays in a Kubernetes ``Secret`` (``secretRef``; the plaintext never
+appears in the custom resource). Names are deterministic, so rendering again yields the same objects.
 
 Two controller facts shape the resources: it applies ``authentication.keyAuth`` after a rule's
 ``plugins`` (so a ``key-auth`` plugin there would lose ``hide_credentials``, and we configure
@@ -53,8 +53,9 @@ __all__ = [
 
 API_VERSION: Final = "apisix.apache.org/v2"
 KEY_HEADER: Final = "apikey"
-FORWARDED_FOR_HEADER: Final = "X-Forwarded-For"
 """The request header callers put their API key in (docs/api.md; also key-auth's default)."""
+FORWARDED_FOR_HEADER: Final = "X-Forwarded-For"
+"""Set by the route to the caller's address, which Serve's proxies believe from the ingress only."""
 
 AUTH_KEY: Final = "key-auth"
 AUTH_NONE: Final = "none"

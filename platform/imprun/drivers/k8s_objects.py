@@ -11,8 +11,8 @@ read-only root filesystem (writable ``/tmp`` and ``/dev/shm`` from ``emptyDir``)
 escalation, all capabilities dropped, seccomp ``RuntimeDefault``, no service-account token, and an
 optional ``runtimeClassName`` (gVisor, Kata). With ``ingress_proxies`` set, every Ray container has
 ``FORWARDED_ALLOW_IPS`` naming them: Serve's HTTP proxies (uvicorn) then take the client's address
-from the ``X-Forwarded-For`` the ingress sets, and from nobody else. Platform-wide applications (the AI gateway) get a
-RayService named after them in the system namespace. Rendering is deterministic, so the driver can
+from the ``X-Forwarded-For`` the ingress sets, and from nobody else. Platform-wide applications (the
+AI gateway) get a RayService named after them in the system namespace. Rendering is deterministic, so the driver can
 compare what it would write with what the cluster holds and repair hand edits.
 """
 

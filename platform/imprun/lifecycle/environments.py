@@ -72,7 +72,9 @@ def route_record(environment: Environment, route: EnvironmentRoute) -> dict[str,
 
 @dataclass(frozen=True, slots=True)
 class ApplyIngressRoute:
-    """Give the ingress the environment's route: auth type and rate limit."""
+    """Give the ingress the environment's route: auth type, rate limit and upstream."""
+
+    route: EnvironmentRoute
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +138,17 @@ Upstream = Callable[[str, str, str], tuple[str, int]]
 
 
 def decide_ingress(
-    environment: Environment, desired: Mapping[str, Any], applied: Mapping[str, Any] | None
+    environment: Environment, route: EnvironmentRoute, applied: Mapping[str, Any] | None
 ) -> list[IngressStep]:
-    """Pure: remove the route while tearing down (until recorded removed), else apply it when it
-    differs from what was last applied."""
+    """Pure: remove the route while tearing down (until recorded removed), else apply ``route`` when
+    its record differs from what was last applied."""
     tearing_down = environment.state is DesiredState.DELETED or environment.phase in (
         Phase.DELETING,
         Phase.DELETED,
     )
     if tearing_down:
         return [] if applied == ROUTE_REMOVED else [RemoveIngressRoute()]
-    return [] if applied == desired else [ApplyIngressRoute()]
+    return [] if applied == route_record(environment, route) else [ApplyIngressRoute(route)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,8 @@ class EnvironmentState:
 
     app: EnvironmentObservation
     tier_steps: tuple[TierStep, ...] = ()
-    route_wanted: Mapping[str, Any] | None = None
-    """``route_record`` of the route the environment should have; None without an ingress driver."""
+    route: EnvironmentRoute | None = None
+    """The route the environment should have (to the tier serving it); None without an ingress."""
     route_applied: Mapping[str, Any] | None = None
 
 
@@ -191,7 +193,6 @@ class EnvironmentReconciler(
         else:
             address = upstream  # one Serve ingress for every environment and tier (local Ray)
             self.upstream = lambda gateway_id, environment, tier: address
-        self._route: EnvironmentRoute | None = None  # the one the last observation wants
         self._shared_status: tuple[float, AppStatus, str] | None = None
         self._apps: tuple[float, frozenset[str]] | None = None
 
@@ -267,13 +268,11 @@ class EnvironmentReconciler(
         if self.ingress is None:
             return EnvironmentState(observation, tier_steps)
         serving = serving_tier(tier, placed, shared, dedicated.status, up_to_date)
-        self._route = ingress_route(
-            resource, self.upstream(resource.gateway_id, resource.name, serving.value)
-        )
+        upstream = self.upstream(resource.gateway_id, resource.name, serving.value)
         return EnvironmentState(
             observation,
             tier_steps,
-            route_wanted=route_record(resource, self._route),
+            route=ingress_route(resource, upstream),
             route_applied=self.environments.bookkeeping(key, "appliedRoute"),
         )
 
@@ -281,9 +280,9 @@ class EnvironmentReconciler(
         self, resource: Environment, observed: EnvironmentState
     ) -> Sequence[EnvironmentStep | IngressStep | TierStep]:
         lifecycle = [*decide_environment(resource.state, observed.app), *observed.tier_steps]
-        if observed.route_wanted is None:
+        if observed.route is None:
             return lifecycle
-        return [*decide_ingress(resource, observed.route_wanted, observed.route_applied), *lifecycle]
+        return [*decide_ingress(resource, observed.route, observed.route_applied), *lifecycle]
 
     def apply(
         self, resource: Environment, step: EnvironmentStep | IngressStep | TierStep, now: datetime
@@ -307,11 +306,7 @@ class EnvironmentReconciler(
                 self.driver.delete(resource.gateway_id, resource.name)
             case ClearSharedPlacement():
                 self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
-            case ApplyIngressRoute() if self.ingress is not None:
-                route = self._route  # the observation's, unless it was of another environment
-                gw, name = resource.gateway_id, resource.name
-                if route is None or (route.gateway_id, route.environment) != (gw, name):
-                    route = ingress_route(resource, self.upstream(gw, name, self._tier(resource).value))
+            case ApplyIngressRoute(route=route) if self.ingress is not None:
                 self.ingress.apply_environment(route)
                 self.update_leased(self.key(resource), {"appliedRoute": route_record(resource, route)})
             case RemoveIngressRoute() if self.ingress is not None:

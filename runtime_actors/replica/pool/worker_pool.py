@@ -673,9 +673,15 @@ class WorkerPool:
             return
         self._growing += 1
         logger.info("adding a worker: calls are waiting (%d of at most %d)", len(self._slots), self.max_size)
-        task = asyncio.get_running_loop().create_task(self._add_worker(retry=False))
+        task = asyncio.get_running_loop().create_task(self._grow_by_one())
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
+
+    async def _grow_by_one(self) -> None:
+        try:
+            await self._add_worker(retry=False)
+        finally:
+            self._growing -= 1
 
     async def _replace(self, old: _Slot) -> None:
         await self._dispose(old)
@@ -684,32 +690,28 @@ class WorkerPool:
     async def _add_worker(self, *, retry: bool) -> None:
         """Spawn (or take a spare), bring it in sync, put it to work; with ``retry``, until it works."""
         delay = 0.05
-        try:
-            while not self._closed:
-                slot: _Slot | None = None
-                try:
-                    slot = await self._spawn()
-                    await self._sync(slot)
-                except asyncio.CancelledError:
-                    if slot is not None:
-                        await self._dispose(slot)
-                    raise
-                except Exception as exc:
-                    if slot is not None:
-                        await self._dispose(slot)
-                    if not retry:
-                        logger.error("could not add a worker (%r); the pool keeps %d", exc, len(self._slots))
-                        return
-                    logger.error("could not start a replacement worker (%r); retrying in %.2f s", exc, delay)
-                else:
-                    if self._closed:
-                        await self._dispose(slot)
-                        return
-                    self._slots.add(slot)
-                    self._offer(slot)
+        while not self._closed:
+            slot: _Slot | None = None
+            try:
+                slot = await self._spawn()
+                await self._sync(slot)
+            except asyncio.CancelledError:
+                if slot is not None:
+                    await self._dispose(slot)
+                raise
+            except Exception as exc:
+                if slot is not None:
+                    await self._dispose(slot)
+                if not retry:
+                    logger.error("could not add a worker (%r); the pool keeps %d", exc, len(self._slots))
                     return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        finally:
-            if not retry:
-                self._growing -= 1
+                logger.error("could not start a replacement worker (%r); retrying in %.2f s", exc, delay)
+            else:
+                if self._closed:
+                    await self._dispose(slot)
+                    return
+                self._slots.add(slot)
+                self._offer(slot)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

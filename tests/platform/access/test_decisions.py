@@ -10,6 +10,7 @@ import pytest
 
 from imprun.domain.environment import AuthType, Environment, RateLimit
 from imprun.domain.phases import DesiredState, Phase
+from imprun.drivers.ingress import EnvironmentRoute
 from imprun.lifecycle.environments import (
     ROUTE_REMOVED,
     ApplyIngressRoute,
@@ -31,27 +32,36 @@ def environment(**changes: object) -> Environment:
     return base.model_copy(update=changes)
 
 
+def route_of(env: Environment) -> EnvironmentRoute:
+    return ingress_route(env, UPSTREAM)
+
+
 def wanted(env: Environment) -> dict[str, object]:
-    return route_record(env, ingress_route(env, UPSTREAM))
+    """What ``appliedRoute`` holds once ``env``'s route is applied."""
+    return route_record(env, route_of(env))
 
 
 def test_a_route_is_applied_when_it_differs_from_the_applied_one() -> None:
     env = environment()
-    assert decide_ingress(env, wanted(env), None) == [ApplyIngressRoute()]
-    assert decide_ingress(env, wanted(env), wanted(env)) == []
+    assert decide_ingress(env, route_of(env), None) == [ApplyIngressRoute(route_of(env))]
+    assert decide_ingress(env, route_of(env), wanted(env)) == []
     opened = env.model_copy(update={"auth_type": AuthType.NONE})
     limited = env.model_copy(update={"rate_limit": RateLimit(count=3, window_seconds=10)})
-    assert decide_ingress(opened, wanted(opened), wanted(env)) == [ApplyIngressRoute()]
-    assert decide_ingress(limited, wanted(limited), wanted(env)) == [ApplyIngressRoute()]
+    assert decide_ingress(opened, route_of(opened), wanted(env)) == [ApplyIngressRoute(route_of(opened))]
+    assert decide_ingress(limited, route_of(limited), wanted(env)) == [ApplyIngressRoute(route_of(limited))]
 
 
 def test_a_route_is_applied_again_on_every_start() -> None:
     starting = environment(phase=Phase.STARTING)
     started = environment(phase=Phase.STARTED, phase_since=NOW + timedelta(seconds=5))
     restarted = environment(phase=Phase.STARTED, phase_since=NOW + timedelta(minutes=5))
-    assert decide_ingress(started, wanted(started), wanted(starting)) == [ApplyIngressRoute()]
-    assert decide_ingress(started, wanted(started), wanted(started)) == []
-    assert decide_ingress(restarted, wanted(restarted), wanted(started)) == [ApplyIngressRoute()]
+    assert decide_ingress(started, route_of(started), wanted(starting)) == [
+        ApplyIngressRoute(route_of(started))
+    ]
+    assert decide_ingress(started, route_of(started), wanted(started)) == []
+    assert decide_ingress(restarted, route_of(restarted), wanted(started)) == [
+        ApplyIngressRoute(route_of(restarted))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -63,9 +73,9 @@ def test_a_route_is_applied_again_on_every_start() -> None:
     ],
 )
 def test_a_route_is_removed_on_teardown_until_recorded_removed(env: Environment) -> None:
-    assert decide_ingress(env, wanted(env), wanted(environment())) == [RemoveIngressRoute()]
-    assert decide_ingress(env, wanted(env), None) == [RemoveIngressRoute()]
-    assert decide_ingress(env, wanted(env), ROUTE_REMOVED) == []
+    assert decide_ingress(env, route_of(env), wanted(environment())) == [RemoveIngressRoute()]
+    assert decide_ingress(env, route_of(env), None) == [RemoveIngressRoute()]
+    assert decide_ingress(env, route_of(env), ROUTE_REMOVED) == []
 
 
 def test_the_route_carries_auth_type_and_limit() -> None:
