@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     kuberay_image: str = Field(default="ghcr.io/imprun/runtime:latest", description="Ray pod image.")
     kuberay_runtime_class: str | None = Field(default=None, description="Pod runtimeClassName, e.g. gvisor.")
     kuberay_system_namespace: str = Field(default="imprun-system", description="Namespace of platform apps.")
+    kuberay_shared_namespace: str = Field(
+        default="imprun-shared",
+        description="Namespace of the shared runtime (the shared tier runs tenant code, so not the system one).",
+    )
     kuberay_ingress_namespace: str = Field(default="apisix", description="Namespace allowed to call Serve.")
     kuberay_ingress_proxies: tuple[str, ...] = Field(
         default=(),

@@ -90,6 +90,7 @@ def open_control_plane(
             api_key_pepper(master_key),
             variables_key(master_key),
             gateway_mongo_url=mongo_users.url_for if mongo_users is not None else None,
+            shared_runtime_mongo_url=mongo_users.shared_runtime_url if mongo_users is not None else None,
             on_change=app_change_recorder(stores.events),
         )
     if ingress is None:
@@ -100,7 +101,7 @@ def open_control_plane(
     platform_apps: PlatformAppReconciler | None = None
     loop: ReconcileLoop | None = None
     if driver is not None and settings.reconcile:
-        platform_apps = open_platform_apps(settings, driver, master_key, metrics)
+        platform_apps = open_platform_apps(settings, driver, master_key, metrics, mongo_users)
         loop = build_reconcile_loop(
             settings, stores, services, driver, ingress, vault, metrics, platform_apps, mongo_users
         )
@@ -194,10 +195,12 @@ def open_cluster_driver(
     variables_key: bytes = b"",
     *,
     gateway_mongo_url: Callable[[str], str] | None = None,
+    shared_runtime_mongo_url: Callable[[], str] | None = None,
     on_change: ChangeListener | None = None,
 ) -> ClusterDriver | None:
     """``IMPRUN_CLUSTER_DRIVER=kuberay``: KubeRay RayServices (``gateway_mongo_url`` gives each
-    gateway's MongoDB URL, ``on_change`` hears how each RayService write changed it); else the local
+    gateway's MongoDB URL and ``shared_runtime_mongo_url`` the shared runtime's, ``on_change`` hears
+    how each RayService write changed it); else the local
     Ray Serve driver when a Ray address is known; None runs without a data plane.
 
     Its replicas get ``api_key_pepper`` to hash presented keys the way ``__consumers`` was written,
@@ -211,6 +214,7 @@ def open_cluster_driver(
             api_key_pepper=api_key_pepper,
             variables_key=variables_key,
             gateway_mongo_url=gateway_mongo_url or (lambda gateway_id: settings.mongo_url or ""),
+            shared_runtime_mongo_url=shared_runtime_mongo_url or (lambda: settings.mongo_url or ""),
             on_change=on_change,
         )
     if settings.ray_address is None:
@@ -457,16 +461,23 @@ class GatewayForgetting:
 
 
 def open_platform_apps(
-    settings: Settings, driver: ClusterDriver, master_key: MasterKey, metrics: Metrics
+    settings: Settings,
+    driver: ClusterDriver,
+    master_key: MasterKey,
+    metrics: Metrics,
+    mongo_users: GatewayMongoUsers | None = None,
 ) -> PlatformAppReconciler | None:
-    """The platform's Serve applications, those enabled: the shared runtime (the shared tier) and
-    the AI gateway."""
+    """The platform's Serve applications, those enabled: the shared runtime (the shared tier; with
+    ``mongo_users``, logged in as its own MongoDB user, made here) and the AI gateway."""
     pepper = api_key_pepper(master_key)
     specs = []
     if settings.shared_runtime:
         from imprun.drivers.local_ray import shared_runtime_spec  # imports ray: only with a cluster
 
-        specs.append(shared_runtime_spec(settings, pepper, variables_key(master_key)))
+        mongo_url = None
+        if mongo_users is not None and mongo_users.ensure_shared_runtime():
+            mongo_url = mongo_users.shared_runtime_url()
+        specs.append(shared_runtime_spec(settings, pepper, variables_key(master_key), mongo_url=mongo_url))
     if settings.ai_gateway:
         specs.append(ai_gateway_spec(settings, pepper))
     return PlatformAppReconciler(specs, driver, metrics=metrics) if specs else None
@@ -516,6 +527,7 @@ def build_reconcile_loop(
                 driver,
                 ingress=ingress,
                 upstream=data_plane_upstream(settings, driver),
+                mongo_users=mongo_users,
                 **common,
             ),
             GrantReconciler(

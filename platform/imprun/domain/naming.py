@@ -25,9 +25,22 @@ GATEWAY_ID_MAX_LENGTH: Final = 40
 GATEWAY_DB_PREFIX: Final = "gatewayid_"
 
 RESERVED_GATEWAY_IDS: Final[frozenset[str]] = frozenset(
-    {"ai-gateway", "api", "admin", "console", "healthz", "imprun", "mcp", "metrics", "readyz", "system"}
+    {
+        "ai-gateway",
+        "api",
+        "admin",
+        "console",
+        "healthz",
+        "imprun",
+        "mcp",
+        "metrics",
+        "readyz",
+        "shared",
+        "system",
+    }
 )
-"""Ids that would collide with platform routes or Serve apps of the platform itself."""
+"""Ids that would collide with platform routes, Serve apps of the platform itself or, under KubeRay,
+the platform's namespaces (``imprun-system``, ``imprun-shared``)."""
 
 _NOT_SLUG_CHARACTERS: Final = re.compile(r"[^a-z0-9]+")
 _FALLBACK_SLUG: Final = "gateway"

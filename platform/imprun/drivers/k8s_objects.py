@@ -12,8 +12,11 @@ escalation, all capabilities dropped, seccomp ``RuntimeDefault``, no service-acc
 optional ``runtimeClassName`` (gVisor, Kata). With ``ingress_proxies`` set, every Ray container has
 ``FORWARDED_ALLOW_IPS`` naming them: Serve's HTTP proxies (uvicorn) then take the client's address
 from the ``X-Forwarded-For`` the ingress sets, and from nobody else. Platform-wide applications (the
-AI gateway) get a RayService named after them in the system namespace. Rendering is deterministic, so the driver can
-compare what it would write with what the cluster holds and repair hand edits.
+AI gateway) get a RayService named after them in the system namespace, except the shared runtime,
+which runs tenant code: it gets a namespace of its own (``imprun-shared`` by default) with the same
+default-deny NetworkPolicy as a gateway's and a Secret ``imprun-shared-mongo`` holding its own MongoDB
+URL. Rendering is deterministic, so the driver can compare what it would write with what the cluster
+holds and repair hand edits.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from imprun.drivers.cluster import (
     replica_actor_options,
 )
 from imprun.errors import Invalid
+from runtime_actors.shared.names import SHARED_RUNTIME_APP
 
 __all__ = [
     "ENVIRONMENT_IMPORT_PATH",
@@ -44,15 +48,18 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "MONGO_SECRET",
     "PLATFORM_APP_LABEL",
+    "SHARED_MONGO_SECRET",
     "RayPods",
     "gateway_objects",
     "namespace_name",
+    "platform_namespace",
     "render_mongo_secret",
     "render_namespace",
     "render_network_policy",
     "render_platform_rayservice",
     "render_rayservice",
     "render_resource_quota",
+    "shared_runtime_objects",
 ]
 
 ENVIRONMENT_IMPORT_PATH: Final = "ray_apps.environment:build_app"
@@ -62,6 +69,7 @@ GATEWAY_LABEL: Final = "imprun.io/gateway"
 ENVIRONMENT_LABEL: Final = "imprun.io/environment"
 PLATFORM_APP_LABEL: Final = "imprun.io/platform-app"
 MONGO_SECRET: Final = "imprun-gateway-mongo"  # noqa: S105  (a Secret's name)
+SHARED_MONGO_SECRET: Final = "imprun-shared-mongo"  # noqa: S105  (a Secret's name)
 MONGO_URL_KEY: Final = "mongo-url"
 NETWORK_POLICY: Final = "imprun-default-deny"
 RESOURCE_QUOTA: Final = "imprun-bundle"
@@ -85,6 +93,8 @@ class RayPods:
     head_memory_mb: int = 2048
     ingress_namespace: str = "apisix"
     system_namespace: str = "imprun-system"
+    shared_namespace: str = "imprun-shared"
+    """Where the shared runtime (tenant code of many gateways) runs, apart from the platform."""
     mongo_port: int = 27017
     redis_port: int = 6379
     ingress_proxies: tuple[str, ...] = ()
@@ -109,6 +119,12 @@ class RayPods:
 
 def namespace_name(gateway_id: str) -> str:
     return f"imprun-{gateway_id}"
+
+
+def platform_namespace(name: str, pods: RayPods) -> str:
+    """The namespace of the platform application ``name``: its own for the shared runtime, which runs
+    tenant code; the system namespace for the others."""
+    return pods.shared_namespace if name == SHARED_RUNTIME_APP else pods.system_namespace
 
 
 def _labels(gateway_id: str | None = None, environment: str | None = None) -> dict[str, str]:
@@ -168,6 +184,11 @@ def render_resource_quota(spec: AppSpec, pods: RayPods) -> dict[str, Any]:
 
 
 def render_network_policy(gateway_id: str, pods: RayPods) -> dict[str, Any]:
+    """The gateway namespace's ``_default_deny``."""
+    return _default_deny(_metadata(NETWORK_POLICY, gateway_id, namespace_name(gateway_id)), pods)
+
+
+def _default_deny(metadata: dict[str, Any], pods: RayPods) -> dict[str, Any]:
     """Deny everything but DNS, MongoDB, Redis, the namespace itself, the ingress and the system
     namespace (the control plane) on the Serve port."""
 
@@ -195,7 +216,7 @@ def render_network_policy(gateway_id: str, pods: RayPods) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(NETWORK_POLICY, gateway_id, namespace_name(gateway_id)),
+        "metadata": metadata,
         "spec": {
             "podSelector": {},
             "policyTypes": ["Ingress", "Egress"],
@@ -207,11 +228,15 @@ def render_network_policy(gateway_id: str, pods: RayPods) -> dict[str, Any]:
 
 def render_mongo_secret(gateway_id: str, mongo_url: str) -> dict[str, Any]:
     """The gateway's MongoDB URL (its own user's credentials in production)."""
+    return _mongo_secret(_metadata(MONGO_SECRET, gateway_id, namespace_name(gateway_id)), mongo_url)
+
+
+def _mongo_secret(metadata: dict[str, Any], mongo_url: str) -> dict[str, Any]:
     encoded = base64.b64encode(mongo_url.encode()).decode()
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(MONGO_SECRET, gateway_id, namespace_name(gateway_id)),
+        "metadata": metadata,
         "type": "Opaque",
         "data": {MONGO_URL_KEY: encoded},
     }
@@ -225,6 +250,22 @@ def gateway_objects(spec: AppSpec, pods: RayPods, mongo_url: str) -> list[dict[s
         render_resource_quota(spec, pods),
         render_network_policy(gw, pods),
         render_mongo_secret(gw, mongo_url),
+    ]
+
+
+def shared_runtime_objects(pods: RayPods, mongo_url: str) -> list[dict[str, Any]]:
+    """The shared runtime's namespace, isolated like a gateway's, with its own MongoDB URL (its own
+    user's in production), namespace first."""
+    namespace = pods.shared_namespace
+    labels = {**_labels(), PLATFORM_APP_LABEL: SHARED_RUNTIME_APP}
+
+    def metadata(name: str) -> dict[str, Any]:
+        return {"name": name, "namespace": namespace, "labels": dict(labels)}
+
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": dict(labels)}},
+        _default_deny(metadata(NETWORK_POLICY), pods),
+        _mongo_secret(metadata(SHARED_MONGO_SECRET), mongo_url),
     ]
 
 
@@ -328,8 +369,8 @@ def _cluster_config(
     }
 
 
-def _mongo_env() -> list[dict[str, Any]]:
-    ref = {"secretKeyRef": {"name": MONGO_SECRET, "key": MONGO_URL_KEY}}
+def _mongo_env(secret: str = MONGO_SECRET) -> list[dict[str, Any]]:
+    ref = {"secretKeyRef": {"name": secret, "key": MONGO_URL_KEY}}
     return [{"name": "IMPRUN_MONGO_URL", "valueFrom": ref}]
 
 
@@ -372,7 +413,7 @@ def render_rayservice(spec: AppSpec, runtime_args: Mapping[str, Any], pods: RayP
 
 
 def render_platform_rayservice(spec: PlatformAppSpec, pods: RayPods) -> dict[str, Any]:
-    """A platform-wide application as the RayService ``<name>`` in the system namespace."""
+    """A platform-wide application as the RayService ``<name>`` in its ``platform_namespace``."""
     if not _DNS_LABEL.fullmatch(spec.name):
         raise Invalid(
             f"Platform application name {spec.name!r} is not a Kubernetes name (e.g. 'ai-gateway')."
@@ -391,12 +432,13 @@ def render_platform_rayservice(spec: PlatformAppSpec, pods: RayPods) -> dict[str
     }
     labels = {**_labels(), PLATFORM_APP_LABEL: spec.name}
     worker = (spec.cpu, spec.memory_mb, spec.replicas, spec.replicas)
+    env = _mongo_env(SHARED_MONGO_SECRET) if spec.name == SHARED_RUNTIME_APP else []
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
-        "metadata": {"name": spec.name, "namespace": pods.system_namespace, "labels": labels},
+        "metadata": {"name": spec.name, "namespace": platform_namespace(spec.name, pods), "labels": labels},
         "spec": {
             "serveConfigV2": _serve_config(application),
-            "rayClusterConfig": _cluster_config(pods, labels, worker, []),
+            "rayClusterConfig": _cluster_config(pods, labels, worker, env),
         },
     }

@@ -7,7 +7,8 @@ the RayService ``<gw>-<env>``; ``observe`` reads the RayService's readiness (``k
 and, while it is not Ready, its pods: one the scheduler cannot place makes the application
 ``INSUFFICIENT_CAPACITY`` or ``UNSCHEDULABLE`` with the scheduler's reason;
 ``delete`` removes the RayService and ``release_gateway`` the whole namespace once the gateway is
-gone. Platform-wide applications are RayServices in the system namespace.
+gone. Platform-wide applications are RayServices in the system namespace; the shared runtime's is in
+a namespace of its own, made like a gateway's (network policy, its own MongoDB Secret).
 
 Every write is create-or-replace: read the object; create it when missing (409: someone was faster,
 read again); otherwise compare what imprun owns (spec, data, imprun's labels) with what is there and
@@ -48,8 +49,10 @@ from imprun.drivers.k8s_objects import (
     RayPods,
     gateway_objects,
     namespace_name,
+    platform_namespace,
     render_platform_rayservice,
     render_rayservice,
+    shared_runtime_objects,
 )
 from imprun.drivers.kuberay_status import (
     APPLIED_SPEC,
@@ -127,6 +130,7 @@ def ray_pods(settings: Settings) -> RayPods:
         head_memory_mb=settings.kuberay_head_memory_mb,
         ingress_namespace=settings.kuberay_ingress_namespace,
         system_namespace=settings.kuberay_system_namespace,
+        shared_namespace=settings.kuberay_shared_namespace,
         ingress_proxies=settings.kuberay_ingress_proxies,
     )
 
@@ -137,10 +141,12 @@ def open_kuberay_driver(
     api_key_pepper: bytes,
     variables_key: bytes,
     gateway_mongo_url: Callable[[str], str],
+    shared_runtime_mongo_url: Callable[[], str],
     on_change: ChangeListener | None = None,
 ) -> KubeRayDriver:
     """The driver for ``IMPRUN_CLUSTER_DRIVER=kuberay``: replicas get the local driver's runtime
-    configuration (``local_ray.runtime_config``) with their gateway's own MongoDB URL."""
+    configuration (``local_ray.runtime_config``) with their gateway's own MongoDB URL (the shared
+    runtime its own)."""
     from imprun.drivers.local_ray import runtime_config  # imports ray: only for this driver
 
     shared = runtime_config(settings, api_key_pepper, variables_key).to_args()
@@ -153,6 +159,7 @@ def open_kuberay_driver(
         settings,
         runtime_args=runtime_args,
         gateway_mongo_url=gateway_mongo_url,
+        shared_runtime_mongo_url=shared_runtime_mongo_url,
         on_change=on_change,
     )
 
@@ -161,7 +168,8 @@ class KubeRayDriver:
     """Gateway environments as RayServices on the cluster ``api_client`` talks to.
 
     ``runtime_args(gateway_id)`` gives the replicas' ``RuntimeConfig`` arguments (``mongo_url`` the
-    gateway's own); ``gateway_mongo_url(gateway_id)`` what goes into the gateway's Secret.
+    gateway's own); ``gateway_mongo_url(gateway_id)`` what goes into the gateway's Secret, and
+    ``shared_runtime_mongo_url()`` into the shared runtime's.
     """
 
     def __init__(
@@ -171,6 +179,7 @@ class KubeRayDriver:
         *,
         runtime_args: Callable[[str], Mapping[str, Any]],
         gateway_mongo_url: Callable[[str], str],
+        shared_runtime_mongo_url: Callable[[], str],
         on_change: ChangeListener | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
@@ -185,6 +194,7 @@ class KubeRayDriver:
         self._ready_timeout = settings.kuberay_ready_timeout_seconds
         self._runtime_args = runtime_args
         self._gateway_mongo_url = gateway_mongo_url
+        self._shared_runtime_mongo_url = shared_runtime_mongo_url
         self._on_change = on_change
         self._clock = clock
         self._sleep = sleep
@@ -194,6 +204,11 @@ class KubeRayDriver:
 
     def apply(self, spec: AppSpec) -> None:
         gw = spec.gateway_id
+        if namespace_name(gw) in (self._pods.system_namespace, self._pods.shared_namespace):
+            raise Invalid(
+                f"Gateway {gw!r} would share the namespace {namespace_name(gw)} with the platform; "
+                "rename the gateway or set IMPRUN_KUBERAY_SYSTEM_NAMESPACE / IMPRUN_KUBERAY_SHARED_NAMESPACE."
+            )
         for resource in gateway_objects(spec, self._pods, self._gateway_mongo_url(gw)):
             self._ensure(resource)
         self._ensure_rayservice(gw, render_rayservice(spec, self._runtime_args(gw), self._pods))
@@ -219,24 +234,32 @@ class KubeRayDriver:
         return sorted(str(item["metadata"]["name"]) for item in listing.get("items", []))
 
     def apply_platform_app(self, spec: PlatformAppSpec) -> None:
-        system = self._pods.system_namespace
-        self._ensure({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system, "labels": {}}})
+        if spec.name == SHARED_RUNTIME_APP:  # tenant code: a namespace and a MongoDB login of its own
+            for resource in shared_runtime_objects(self._pods, self._shared_runtime_mongo_url()):
+                self._ensure(resource)
+        else:
+            system = self._pods.system_namespace
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system, "labels": {}}}
+            self._ensure(namespace)
         self._ensure_rayservice(None, render_platform_rayservice(spec, self._pods))
 
     def observe_platform_app(self, name: str) -> ObservedApp:
         return self._observe(
-            self._pods.system_namespace, name, f"{MANAGED_BY_LABEL}=imprun,{PLATFORM_APP_LABEL}={name}"
+            platform_namespace(name, self._pods),
+            name,
+            f"{MANAGED_BY_LABEL}=imprun,{PLATFORM_APP_LABEL}={name}",
         )
 
     def delete_platform_app(self, name: str) -> None:
-        self._delete_rayservice(self._pods.system_namespace, name)
+        self._delete_rayservice(platform_namespace(name, self._pods), name)
 
     def serve_upstream(self, gateway_id: str, environment: str, tier: str) -> tuple[str, int]:
         """Where the ingress reaches an environment: the Serve Service KubeRay makes for its
         RayService (``<name>-serve-svc``), or the shared runtime's on the shared tier."""
         validate_app_ref(gateway_id, environment)
         if tier == Tier.SHARED:
-            return f"{SHARED_RUNTIME_APP}-serve-svc.{self._pods.system_namespace}.svc", SERVE_PORT
+            namespace = platform_namespace(SHARED_RUNTIME_APP, self._pods)
+            return f"{SHARED_RUNTIME_APP}-serve-svc.{namespace}.svc", SERVE_PORT
         name = serve_app_name(gateway_id, environment)
         return f"{name}-serve-svc.{namespace_name(gateway_id)}.svc", SERVE_PORT
 

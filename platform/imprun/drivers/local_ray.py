@@ -38,7 +38,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -352,11 +352,18 @@ def runtime_config(
 
 
 def shared_runtime_spec(
-    settings: Settings, api_key_pepper: bytes = b"", variables_key: bytes = b""
+    settings: Settings,
+    api_key_pepper: bytes = b"",
+    variables_key: bytes = b"",
+    *,
+    mongo_url: str | None = None,
 ) -> PlatformAppSpec:
     """The shared tier's platform application (``ray_apps.shared_runtime``) with the replicas'
-    ``RuntimeConfig`` and the tier's settings (``IMPRUN_SHARED_*``)."""
+    ``RuntimeConfig`` and the tier's settings (``IMPRUN_SHARED_*``); ``mongo_url``, when given, is
+    the shared runtime's own login instead of the platform's."""
     runtime = runtime_config(settings, api_key_pepper, variables_key)
+    if mongo_url is not None:
+        runtime = replace(runtime, mongo_url=mongo_url)
     return PlatformAppSpec(
         name=SHARED_RUNTIME_APP,
         import_path=SHARED_RUNTIME_IMPORT_PATH,

@@ -136,6 +136,7 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
                     self.driver.release_gateway(gw)
                 if self.mongo_users is not None:
                     self.mongo_users.drop(gw)
+                    self.mongo_users.revoke_shared(gw)
                 self.databases.drop(gw)
             case DeleteEnvironmentRecords():
                 self.forget_functions(gw)  # drafts, history, deployments: nothing may outlive the gateway

@@ -1,34 +1,53 @@
-"""A MongoDB user per gateway: ``readWrite`` on ``gatewayid_<gw>`` only, created and dropped with it.
+"""The runtimes' MongoDB users: one per gateway, and one for the shared tier whose grants follow placement.
 
 In production a gateway's runtime connects with its own user, so a replica of one gateway cannot
 read another gateway's database or the system database. The user ``imprun-gw-<gw>`` lives in the
 ``admin`` database with ``readWrite`` on its gateway database and one shared role,
-``imprun-runtime-feed``, that may only read (and watch) ``<sys db>.runtime_generations``, which the
-node's reload hub follows. Its password is derived, never stored: whoever builds this repository
-passes ``password_for`` (the composition root derives it from the master key), and ``url_for``
-gives the URL the gateway's runtime uses. A server without users (the embedded nx-27017 answers
-``usersInfo`` without a ``users`` list, or refuses the command) makes every call a no-op, said once
-in the log, and ``url_for`` the shared URL; the embedded path stays as fast as before.
+``imprun-runtime-feed``, that may only read what the node's reload hub reads of the system database:
+``runtime_generations`` (read and watched) and the sealed ``environment_variables``.
+
+The shared runtime (the shared tier's replicas) logs in as ``imprun-shared-runtime``: the role
+``imprun-shared-runtime`` adds reading the ``environments`` records (whether an environment is placed
+on the shared tier) to the feed's, and it holds ``readWrite`` on exactly the gateway databases with an
+environment placed there (``grant_shared`` before the placement, ``revoke_shared`` once none is
+left). It never reaches a dedicated gateway's database or the platform's own collections.
+
+Passwords are derived, never stored: whoever builds this repository passes ``password_for`` (the
+composition root derives it from the master key), and ``url_for`` / ``shared_runtime_url`` give the
+URLs the runtimes use. A server without users (the embedded nx-27017 answers ``usersInfo`` without a
+``users`` list, or refuses the command) makes every call a no-op, said once in the log, and every URL
+the shared one; the embedded path stays as fast as before.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 from pymongo.errors import OperationFailure
 
 from imprun.domain.naming import gateway_db_name
 from imprun.store.mongo import Mongo, mongo_errors
-from runtime_actors.shared.names import GENERATIONS
+from runtime_actors.shared.names import ENVIRONMENTS, GENERATIONS, VARIABLES
 
-__all__ = ["GatewayMongoUsers", "gateway_user_name", "user_url"]
+__all__ = [
+    "SHARED_RUNTIME_USER",
+    "GatewayMongoUsers",
+    "feed_privileges",
+    "gateway_user_name",
+    "shared_runtime_privileges",
+    "user_url",
+]
 
 log = logging.getLogger(__name__)
 
 FEED_ROLE: Final = "imprun-runtime-feed"
+SHARED_RUNTIME_ROLE: Final = "imprun-shared-runtime"
+SHARED_RUNTIME_USER: Final = "imprun-shared-runtime"
+SHARED_RUNTIME_SUBJECT: Final = "shared runtime"
+"""What ``password_for`` derives the shared runtime's password from (never a gateway id: it has a space)."""
 _AUTH_DB: Final = "admin"
 _USER_NOT_FOUND: Final = 11
 _ROLE_EXISTS: Final = 51002
@@ -38,6 +57,20 @@ _COMMAND_NOT_FOUND: Final = 59
 
 def gateway_user_name(gateway_id: str) -> str:
     return f"imprun-gw-{gateway_id}"
+
+
+def feed_privileges(sys_db_name: str) -> list[dict[str, Any]]:
+    """What every runtime's reload hub reads of the system database (``runtime_actors.hub``)."""
+    return [
+        {"resource": {"db": sys_db_name, "collection": GENERATIONS}, "actions": ["find", "changeStream"]},
+        {"resource": {"db": sys_db_name, "collection": VARIABLES}, "actions": ["find"]},
+    ]
+
+
+def shared_runtime_privileges(sys_db_name: str) -> list[dict[str, Any]]:
+    """The feed's, and the environment records a shared replica checks placement in."""
+    records = {"resource": {"db": sys_db_name, "collection": ENVIRONMENTS}, "actions": ["find"]}
+    return [*feed_privileges(sys_db_name), records]
 
 
 def user_url(mongo_url: str, user: str, password: str) -> str:
@@ -114,18 +147,62 @@ class GatewayMongoUsers:
             return self._url
         return user_url(self._url, gateway_user_name(gateway_id), self._password_for(gateway_id))
 
+    def ensure_shared_runtime(self) -> bool:
+        """Create the shared runtime's role and user (or reset their privileges and password, keeping
+        the gateway databases already granted); False when unsupported."""
+        if not self.supported():
+            return False
+        self._ensure_role(SHARED_RUNTIME_ROLE, shared_runtime_privileges(self._sys_db_name))
+        admin = self._client[_AUTH_DB]
+        role = [{"role": SHARED_RUNTIME_ROLE, "db": _AUTH_DB}]
+        password = self._password_for(SHARED_RUNTIME_SUBJECT)
+        with mongo_errors():
+            try:
+                admin.command({"createUser": SHARED_RUNTIME_USER, "pwd": password, "roles": role})
+            except OperationFailure as exc:
+                if exc.code != _USER_EXISTS:
+                    raise
+                admin.command({"updateUser": SHARED_RUNTIME_USER, "pwd": password})
+                admin.command({"grantRolesToUser": SHARED_RUNTIME_USER, "roles": role})
+        return True
+
+    def grant_shared(self, gateway_id: str) -> None:
+        """Let the shared runtime reach the gateway's database (before one of its environments is
+        placed on the shared tier); granting twice is fine."""
+        if not self.ensure_shared_runtime():
+            return
+        roles = [{"role": "readWrite", "db": gateway_db_name(gateway_id)}]
+        with mongo_errors():
+            self._client[_AUTH_DB].command({"grantRolesToUser": SHARED_RUNTIME_USER, "roles": roles})
+
+    def revoke_shared(self, gateway_id: str) -> None:
+        """Take the gateway's database away from the shared runtime (none of its environments is
+        placed there any more); a missing grant or user is fine."""
+        if not self.supported():
+            return
+        roles = [{"role": "readWrite", "db": gateway_db_name(gateway_id)}]
+        with mongo_errors():
+            try:
+                self._client[_AUTH_DB].command({"revokeRolesFromUser": SHARED_RUNTIME_USER, "roles": roles})
+            except OperationFailure as exc:
+                if exc.code != _USER_NOT_FOUND:
+                    raise
+
+    def shared_runtime_url(self) -> str:
+        """The URL the shared runtime connects with: its own user's, or the shared one."""
+        if not self.supported():
+            return self._url
+        return user_url(self._url, SHARED_RUNTIME_USER, self._password_for(SHARED_RUNTIME_SUBJECT))
+
     def _ensure_feed_role(self) -> None:
-        privileges = [
-            {
-                "resource": {"db": self._sys_db_name, "collection": GENERATIONS},
-                "actions": ["find", "changeStream"],
-            }
-        ]
+        self._ensure_role(FEED_ROLE, feed_privileges(self._sys_db_name))
+
+    def _ensure_role(self, role: str, privileges: list[dict[str, Any]]) -> None:
         admin = self._client[_AUTH_DB]
         with mongo_errors():
             try:
-                admin.command({"createRole": FEED_ROLE, "privileges": privileges, "roles": []})
+                admin.command({"createRole": role, "privileges": privileges, "roles": []})
             except OperationFailure as exc:
                 if exc.code != _ROLE_EXISTS:
                     raise
-                admin.command({"updateRole": FEED_ROLE, "privileges": privileges, "roles": []})
+                admin.command({"updateRole": role, "privileges": privileges, "roles": []})

@@ -14,11 +14,13 @@ from imprun.drivers.cluster import AppSpec, AppStatus, PlatformAppSpec
 from imprun.drivers.k8s_objects import (
     FUNCTION_DEPLOYMENT,
     MONGO_SECRET,
+    SHARED_MONGO_SECRET,
     RayPods,
     gateway_objects,
     render_platform_rayservice,
     render_rayservice,
     render_resource_quota,
+    shared_runtime_objects,
 )
 from imprun.drivers.kuberay_status import CHANGED_AT, AppChange, change_of, observed_app
 from imprun.errors import Invalid
@@ -29,6 +31,8 @@ SPEC = AppSpec("orders-api", "dev", min_replicas=1, max_replicas=3, cpu=0.5, mem
 ARGS = {"mongo_url": "mongodb://gw:pw@mongo:27017/?authSource=admin", "redis_url": "redis://redis:6379/0"}
 BEHIND_APISIX = replace(PODS, ingress_proxies=("10.244.0.0/16", "fd00:10:244::/56"))
 PLATFORM = PlatformAppSpec("ai-gateway", "ray_apps.ai_gateway:build_app", "/", args={"a": 1}, replicas=2)
+SHARED = PlatformAppSpec("shared-runtime", "ray_apps.shared_runtime:build_app", "/", args={"runtime": {}})
+SHARED_URL = "mongodb://imprun-shared-runtime:pw@mongo:27017/?authSource=admin"
 
 
 def rendered() -> list[dict[str, Any]]:
@@ -41,6 +45,8 @@ def rendered() -> list[dict[str, Any]]:
         render_platform_rayservice(PLATFORM, PODS),
         render_rayservice(replace(SPEC, resources={"gpu_node": 1.0}), ARGS, PODS),
         render_rayservice(replace(SPEC, environment="staging"), ARGS, BEHIND_APISIX),
+        *shared_runtime_objects(PODS, SHARED_URL),
+        render_platform_rayservice(SHARED, PODS),
     ]
 
 
@@ -155,6 +161,25 @@ def test_the_namespace_objects_isolate_the_gateway() -> None:
     ingress_from = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apisix"}}} in ingress_from
     assert base64.b64decode(secret["data"]["mongo-url"]).decode() == ARGS["mongo_url"]
+
+
+def test_the_shared_runtime_is_isolated_like_a_gateway_with_a_login_of_its_own() -> None:
+    namespace, policy, secret = shared_runtime_objects(PODS, SHARED_URL)
+    assert namespace["metadata"]["name"] == "imprun-shared"
+    assert {o["metadata"]["namespace"] for o in (policy, secret)} == {"imprun-shared"}
+    gateway_policy = gateway_objects(SPEC, PODS, ARGS["mongo_url"])[2]
+    assert policy["spec"] == gateway_policy["spec"]  # the same default-deny rules
+    assert base64.b64decode(secret["data"]["mongo-url"]).decode() == SHARED_URL
+    service = render_platform_rayservice(SHARED, PODS)
+    assert service["metadata"]["namespace"] == "imprun-shared"
+    for container in containers(service):
+        (env,) = container["env"]
+        assert env["valueFrom"]["secretKeyRef"]["name"] == SHARED_MONGO_SECRET
+    ai_gateway = render_platform_rayservice(PLATFORM, PODS)  # platform code: the system namespace
+    assert ai_gateway["metadata"]["namespace"] == "imprun-system"
+    assert all("env" not in container for container in containers(ai_gateway))
+    elsewhere = replace(PODS, shared_namespace="tenants")
+    assert render_platform_rayservice(SHARED, elsewhere)["metadata"]["namespace"] == "tenants"
 
 
 def test_the_quota_has_room_for_three_environments_at_their_largest() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -28,6 +29,7 @@ SPEC = AppSpec("orders-api", "dev", min_replicas=1, max_replicas=2, cpu=0.5, mem
 NS = "imprun-orders-api"
 RAYSERVICES = (RAY, "rayservices")
 GATEWAY_URL = "mongodb://gw_orders-api:secret@mongo:27017/?authSource=admin"
+SHARED_URL = "mongodb://imprun-shared-runtime:secret@mongo:27017/?authSource=admin"
 
 
 class Recorder:
@@ -45,6 +47,7 @@ def make_driver(cluster: Cluster, recorder: Recorder, **settings: Any) -> KubeRa
         configured,
         runtime_args=lambda gw: {"mongo_url": GATEWAY_URL, "redis_url": "redis://redis:6379/0"},
         gateway_mongo_url=lambda gw: GATEWAY_URL,
+        shared_runtime_mongo_url=lambda: SHARED_URL,
         on_change=lambda gw, name, change: recorder.changes.append((gw, name, change)),
         sleep=recorder.sleeps.append,
     )
@@ -342,15 +345,63 @@ def test_the_ingress_proxies_setting_reaches_every_ray_container(
         driver.close()
 
 
+def test_the_shared_runtime_gets_a_namespace_and_a_mongodb_login_of_its_own(
+    driver: KubeRayDriver, kubernetes_cluster: Cluster
+) -> None:
+    """It runs tenant code of many gateways: not in the system namespace, not with the platform's URL."""
+    spec = PlatformAppSpec(
+        "shared-runtime",
+        "ray_apps.shared_runtime:build_app",
+        "/",
+        args={"runtime": {"mongo_url": SHARED_URL}},
+    )
+    driver.apply_platform_app(spec)
+    driver.apply_platform_app(spec)
+    api = kubernetes_cluster.api
+    assert api.get(RAYSERVICES, "imprun-system", "shared-runtime") is None
+    service = api.get(RAYSERVICES, "imprun-shared", "shared-runtime")
+    assert service is not None
+    assert api.get((CORE, "namespaces"), "", "imprun-shared") is not None
+    policy = api.get((NETWORKING, "networkpolicies"), "imprun-shared", "imprun-default-deny")
+    assert policy is not None and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    secret = api.get((CORE, "secrets"), "imprun-shared", "imprun-shared-mongo")
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["mongo-url"]).decode() == SHARED_URL
+    head = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert head["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "imprun-shared-mongo"
+    assert eventually(lambda: driver.observe_platform_app("shared-runtime").status is AppStatus.RUNNING)
+    driver.delete_platform_app("shared-runtime")
+    assert driver.observe_platform_app("shared-runtime").status is AppStatus.MISSING
+    assert api.get(RAYSERVICES, "imprun-shared", "shared-runtime") is None
+    for written in api.written:
+        assert_valid(written)
+
+
+def test_a_gateway_cannot_take_a_platform_namespace(kubernetes_cluster: Cluster, recorder: Recorder) -> None:
+    """The default ones are reserved gateway ids; namespaces an operator renamed are checked here."""
+    for gateway_id in ("shared", "system"):
+        with pytest.raises(Invalid, match="reserved by the platform"):
+            replace(SPEC, gateway_id=gateway_id)
+    settings = {"kuberay_shared_namespace": "imprun-tenants", "kuberay_system_namespace": "imprun-ops"}
+    driver = make_driver(kubernetes_cluster, recorder, **settings)
+    try:
+        for gateway_id in ("tenants", "ops"):
+            with pytest.raises(Invalid, match=f"namespace imprun-{gateway_id} with the platform"):
+                driver.apply(replace(SPEC, gateway_id=gateway_id))
+        assert kubernetes_cluster.api.get((CORE, "namespaces"), "", "imprun-tenants") is None
+    finally:
+        driver.close()
+
+
 def test_the_ingress_reaches_each_tier_through_its_serve_service(driver: KubeRayDriver) -> None:
     """KubeRay names a RayService's Serve Service ``<name>-serve-svc``; the shared tier's is the shared
-    runtime's, in the system namespace."""
+    runtime's, in its own namespace."""
     assert driver.serve_upstream("orders-api", "dev", "dedicated") == (
         f"orders-api-dev-serve-svc.{NS}.svc",
         8000,
     )
     assert driver.serve_upstream("orders-api", "dev", "shared") == (
-        "shared-runtime-serve-svc.imprun-system.svc",
+        "shared-runtime-serve-svc.imprun-shared.svc",
         8000,
     )
     with pytest.raises(Invalid):

@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from imprun.api.app import create_app
 from imprun.drivers.local_ray import LocalRayServeDriver
+from imprun.settings import Settings
+from tests.fixtures.k8s_standin import Cluster, kuberay_settings
 from tests.fixtures.polling import eventually
 from tests.fixtures.ray import RunningRayHead
 from tests.fixtures.services import RunningServices
@@ -35,13 +37,28 @@ def lifecycle_client(
 
 @pytest.fixture
 def owner(lifecycle_client: TestClient) -> dict[str, str]:
-    username = f"owner-{uuid.uuid4().hex[:8]}"
-    password = "correct-horse-battery"
-    lifecycle_client.post("/v1/auth/register", json={"username": username, "password": password})
-    token = lifecycle_client.post("/v1/auth/login", json={"username": username, "password": password}).json()[
-        "token"
-    ]
+    return sign_up(lifecycle_client, "owner")
+
+
+def sign_up(client: TestClient, prefix: str) -> dict[str, str]:
+    """A new user's authorization header."""
+    user = {"username": f"{prefix}-{uuid.uuid4().hex[:8]}", "password": "correct-horse-battery"}
+    client.post("/v1/auth/register", json=user)
+    token = client.post("/v1/auth/login", json=user).json()["token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+def kuberay_lifecycle_settings(services: RunningServices, cluster: Cluster, **update: object) -> Settings:
+    """The session's services driving the Kubernetes stand-in ``cluster`` with fast reconciles and a
+    private system database (``update`` on top)."""
+    return kuberay_settings(
+        services.settings,
+        cluster,
+        kuberay_ready_timeout_seconds=3.0,
+        reconcile_interval_seconds=0.2,
+        sys_db_name=f"imprun_sys_kuberay_{uuid.uuid4().hex[:6]}",
+        **update,
+    )
 
 
 def wait_for_phase(

@@ -186,6 +186,7 @@ def _cluster_of(request: pytest.FixtureRequest, services: RunningServices) -> It
                 settings,
                 runtime_args=lambda gw: {},
                 gateway_mongo_url=lambda gw: "",
+                shared_runtime_mongo_url=lambda: "",
             )
             try:
                 yield CrashHarness(

@@ -24,7 +24,13 @@ from tests.fixtures.k8s_standin import CORE, RAY, Cluster, Fault, running_cluste
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
 from tests.platform.drivers.k8s_schemas import assert_valid
-from tests.platform.lifecycle.conftest import SMALL_BUNDLE, wait_for_phase, wait_gone
+from tests.platform.lifecycle.conftest import (
+    SMALL_BUNDLE,
+    kuberay_lifecycle_settings,
+    sign_up,
+    wait_for_phase,
+    wait_gone,
+)
 
 RAYSERVICES = (RAY, "rayservices")
 
@@ -59,21 +65,9 @@ class KubeRayPlane:
 @pytest.fixture(scope="module")
 def kuberay_plane(services: RunningServices) -> Iterator[KubeRayPlane]:
     with running_cluster() as cluster:
-        settings = services.settings.model_copy(
-            update={
-                "cluster_driver": "kuberay",
-                "kuberay_api_url": cluster.api.url,
-                "kuberay_ready_timeout_seconds": 3.0,
-                "kuberay_request_timeout_seconds": 2.0,
-                "reconcile_interval_seconds": 0.2,
-                "sys_db_name": f"imprun_sys_kuberay_{uuid.uuid4().hex[:6]}",
-            }
-        )
+        settings = kuberay_lifecycle_settings(services, cluster)
         with TestClient(create_app(settings)) as client:
-            user = {"username": f"kr-{uuid.uuid4().hex[:8]}", "password": "correct-horse-battery"}
-            client.post("/v1/auth/register", json=user)
-            token = client.post("/v1/auth/login", json=user).json()["token"]
-            yield KubeRayPlane(client, cluster, {"Authorization": f"Bearer {token}"})
+            yield KubeRayPlane(client, cluster, sign_up(client, "kr"))
             client.app.state.plane.mongo.drop_database(settings.sys_db_name)  # type: ignore[attr-defined]
 
 

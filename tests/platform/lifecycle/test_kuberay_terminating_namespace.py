@@ -49,7 +49,11 @@ def _phase_of_namespace(cluster: Cluster, name: str) -> str | None:
 def driver(kubernetes_cluster: Cluster) -> Iterator[KubeRayDriver]:
     settings = kuberay_settings(Settings(), kubernetes_cluster)
     driver = KubeRayDriver(
-        open_api_client(settings), settings, runtime_args=lambda gw: {}, gateway_mongo_url=lambda gw: "m"
+        open_api_client(settings),
+        settings,
+        runtime_args=lambda gw: {},
+        gateway_mongo_url=lambda gw: "m",
+        shared_runtime_mongo_url=lambda: "m",
     )
     yield driver
     driver.close()
