@@ -138,11 +138,20 @@ class Settings(BaseSettings):
     kuberay_image: str = Field(default="ghcr.io/imprun/runtime:latest", description="Ray pod image.")
     kuberay_runtime_class: str | None = Field(default=None, description="Pod runtimeClassName, e.g. gvisor.")
     kuberay_system_namespace: str = Field(default="imprun-system", description="Namespace of platform apps.")
+    redis_runtime_users: bool = Field(
+        default=True,
+        description="Under KubeRay, runtimes log in to Redis as ACL users limited to their own keys (Redis 6+); "
+        "false: they use IMPRUN_REDIS_URL.",
+    )
     kuberay_shared_namespace: str = Field(
         default="imprun-shared",
         description="Namespace of the shared runtime (the shared tier runs tenant code, so not the system one).",
     )
     kuberay_ingress_namespace: str = Field(default="apisix", description="Namespace allowed to call Serve.")
+    kuberay_operator_namespace: str = Field(
+        default="kuberay-system",
+        description="Namespace of the KubeRay operator (allowed to the Ray dashboard).",
+    )
     kuberay_ingress_proxies: tuple[str, ...] = Field(
         default=(),
         description="Addresses or CIDRs the ingress (APISIX) reaches Serve from (JSON list); Serve's proxies "

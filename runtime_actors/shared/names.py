@@ -42,6 +42,8 @@ the generation counters stay the lossless source)."""
 
 LOG_STREAM_PREFIX = "imprun:logs:"
 """Redis stream per environment: ``imprun:logs:<gw>/<env>``."""
+RATE_LIMIT_PREFIX = "imprun:ratelimit:"
+"""Redis counters of the replicas' rate limits: ``imprun:ratelimit:<gw>/<env>/<who>:<window>:<ms>…``."""
 
 
 def gateway_database_name(gateway_id: str) -> str:

@@ -44,6 +44,7 @@ from imprun.lifecycle.grants import GrantReconciler
 from imprun.lifecycle.loop import ReconcileLoop
 from imprun.lifecycle.platform_apps import PlatformAppReconciler
 from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
+from imprun.lifecycle.shared_access import SharedAccessSync
 from imprun.observability.metrics import Metrics
 from imprun.security.api_keys import KeyVault, api_key_pepper
 from imprun.security.client_address import TrustedProxies
@@ -62,7 +63,9 @@ from imprun.store.mcp_tools import McpToolRepository, published_tools
 from imprun.store.mongo import Mongo, SystemDatabase, connect_mongo
 from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import Redis, connect_redis, ping_redis
+from imprun.store.redis_users import RuntimeRedisUsers
 from imprun.store.runtime_feed import RuntimeFeed
+from imprun.store.runtime_logins import RuntimeLogins
 from imprun.store.sessions import SessionStore
 from imprun.store.shared_loads import SharedLoads
 from imprun.store.throttle import FailureBackoff, WindowCounter
@@ -82,15 +85,14 @@ def open_control_plane(
     stores = open_stores(settings)
     master_key = load_master_key(settings)
     vault = KeyVault.from_master_key(master_key)
-    mongo_users = open_gateway_mongo_users(settings, stores.mongo, master_key)
+    logins = open_runtime_logins(settings, stores, master_key)
     owns_driver = driver is None
     if driver is None:
         driver = open_cluster_driver(
             settings,
             api_key_pepper(master_key),
             variables_key(master_key),
-            gateway_mongo_url=mongo_users.url_for if mongo_users is not None else None,
-            shared_runtime_mongo_url=mongo_users.shared_runtime_url if mongo_users is not None else None,
+            logins=logins,
             on_change=app_change_recorder(stores.events),
         )
     if ingress is None:
@@ -101,9 +103,9 @@ def open_control_plane(
     platform_apps: PlatformAppReconciler | None = None
     loop: ReconcileLoop | None = None
     if driver is not None and settings.reconcile:
-        platform_apps = open_platform_apps(settings, driver, master_key, metrics, mongo_users)
+        platform_apps = open_platform_apps(settings, driver, master_key, metrics, logins)
         loop = build_reconcile_loop(
-            settings, stores, services, driver, ingress, vault, metrics, platform_apps, mongo_users
+            settings, stores, services, driver, ingress, vault, metrics, platform_apps, logins
         )
     waker.loop = loop
     sessions = SessionStore(stores.redis, settings.session_ttl_seconds)
@@ -194,27 +196,28 @@ def open_cluster_driver(
     api_key_pepper: bytes,
     variables_key: bytes = b"",
     *,
-    gateway_mongo_url: Callable[[str], str] | None = None,
-    shared_runtime_mongo_url: Callable[[], str] | None = None,
+    logins: RuntimeLogins | None = None,
     on_change: ChangeListener | None = None,
 ) -> ClusterDriver | None:
-    """``IMPRUN_CLUSTER_DRIVER=kuberay``: KubeRay RayServices (``gateway_mongo_url`` gives each
-    gateway's MongoDB URL and ``shared_runtime_mongo_url`` the shared runtime's, ``on_change`` hears
-    how each RayService write changed it); else the local
-    Ray Serve driver when a Ray address is known; None runs without a data plane.
+    """``IMPRUN_CLUSTER_DRIVER=kuberay``: KubeRay RayServices (``logins`` give each runtime its own
+    MongoDB and Redis URLs, else the platform's; ``on_change`` hears how each RayService write
+    changed it); else the local Ray Serve driver when a Ray address is known; None runs without a
+    data plane.
 
     Its replicas get ``api_key_pepper`` to hash presented keys the way ``__consumers`` was written,
     and ``variables_key`` to open the environment variables they serve as ``imp.env``.
     """
-    if settings.cluster_driver == "kuberay":  # RayServices on Kubernetes; replicas use their gateway's user
+    if settings.cluster_driver == "kuberay":  # RayServices on Kubernetes; replicas use their own logins
         from imprun.drivers.kuberay import open_kuberay_driver  # imports kubernetes: only when needed
 
+        platform_mongo = settings.mongo_url or ""
         return open_kuberay_driver(
             settings,
             api_key_pepper=api_key_pepper,
             variables_key=variables_key,
-            gateway_mongo_url=gateway_mongo_url or (lambda gateway_id: settings.mongo_url or ""),
-            shared_runtime_mongo_url=shared_runtime_mongo_url or (lambda: settings.mongo_url or ""),
+            gateway_mongo_url=logins.gateway_mongo_url if logins else (lambda gateway_id: platform_mongo),
+            gateway_redis_url=logins.gateway_redis_url if logins else (lambda gateway_id: None),
+            shared_runtime_mongo_url=logins.shared_mongo_url if logins else (lambda: platform_mongo),
             on_change=on_change,
         )
     if settings.ray_address is None:
@@ -226,24 +229,28 @@ def open_cluster_driver(
     )
 
 
-def open_gateway_mongo_users(
-    settings: Settings, mongo: Mongo, master_key: MasterKey
-) -> GatewayMongoUsers | None:
-    """On KubeRay each gateway's replicas log in to MongoDB as a user of their own; locally they share
-    the platform's URL."""
+def open_runtime_logins(settings: Settings, stores: Stores, master_key: MasterKey) -> RuntimeLogins | None:
+    """On KubeRay each runtime logs in to MongoDB and Redis as a user of its own (Redis's unless
+    ``IMPRUN_REDIS_RUNTIME_USERS=false``); locally they share the platform's URLs."""
     if settings.cluster_driver != "kuberay":
         return None
-    assert settings.mongo_url is not None
-    return GatewayMongoUsers(
-        mongo, settings.mongo_url, settings.sys_db_name, gateway_mongo_password(master_key)
+    assert settings.mongo_url is not None and settings.redis_url is not None
+    mongo = GatewayMongoUsers(
+        stores.mongo, settings.mongo_url, settings.sys_db_name, derived_password(master_key, "mongo-user")
     )
+    redis = None
+    if settings.redis_runtime_users:
+        redis = RuntimeRedisUsers(
+            stores.redis, settings.redis_url, derived_password(master_key, "redis-user")
+        )
+    return RuntimeLogins(mongo, redis)
 
 
-def gateway_mongo_password(master_key: MasterKey) -> Callable[[str], str]:
-    """Each gateway's MongoDB password, derived from the master key (never stored)."""
+def derived_password(master_key: MasterKey, purpose: str) -> Callable[[str], str]:
+    """A login's password for each subject (a gateway id), derived from the master key (never stored)."""
 
-    def password(gateway_id: str) -> str:
-        return base64.urlsafe_b64encode(master_key.derive(f"mongo-user:{gateway_id}")).decode().rstrip("=")
+    def password(subject: str) -> str:
+        return base64.urlsafe_b64encode(master_key.derive(f"{purpose}:{subject}")).decode().rstrip("=")
 
     return password
 
@@ -465,19 +472,24 @@ def open_platform_apps(
     driver: ClusterDriver,
     master_key: MasterKey,
     metrics: Metrics,
-    mongo_users: GatewayMongoUsers | None = None,
+    logins: RuntimeLogins | None = None,
 ) -> PlatformAppReconciler | None:
     """The platform's Serve applications, those enabled: the shared runtime (the shared tier; with
-    ``mongo_users``, logged in as its own MongoDB user, made here) and the AI gateway."""
+    ``logins``, logged in to MongoDB and Redis as itself) and the AI gateway."""
     pepper = api_key_pepper(master_key)
     specs = []
     if settings.shared_runtime:
         from imprun.drivers.local_ray import shared_runtime_spec  # imports ray: only with a cluster
 
-        mongo_url = None
-        if mongo_users is not None and mongo_users.ensure_shared_runtime():
-            mongo_url = mongo_users.shared_runtime_url()
-        specs.append(shared_runtime_spec(settings, pepper, variables_key(master_key), mongo_url=mongo_url))
+        specs.append(
+            shared_runtime_spec(
+                settings,
+                pepper,
+                variables_key(master_key),
+                mongo_url=logins.shared_mongo_url() if logins is not None else None,
+                redis_url=logins.shared_redis_url() if logins is not None else None,
+            )
+        )
     if settings.ai_gateway:
         specs.append(ai_gateway_spec(settings, pepper))
     return PlatformAppReconciler(specs, driver, metrics=metrics) if specs else None
@@ -492,9 +504,10 @@ def build_reconcile_loop(
     vault: KeyVault,
     metrics: Metrics,
     platform_apps: PlatformAppReconciler | None,
-    mongo_users: GatewayMongoUsers | None,
+    logins: RuntimeLogins | None,
 ) -> ReconcileLoop:
-    """One reconciler per resource kind, all leasing under one holder name, plus the feed's repair."""
+    """One reconciler per resource kind, all leasing under one holder name, plus the feed's repair
+    and (with ``logins``) the shared runtime's grants."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     timing = ReconcileTiming(
         lease=timedelta(seconds=settings.lease_seconds), settled_resync=settings.reconcile_resync_seconds
@@ -518,7 +531,7 @@ def build_reconcile_loop(
                 driver,
                 forget_functions=services.forgetting.forget_gateway,
                 forget_previous_incarnation=services.forgetting.forget_previous_incarnation,
-                mongo_users=mongo_users,
+                logins=logins,
                 **common,
             ),
             EnvironmentReconciler(
@@ -527,7 +540,7 @@ def build_reconcile_loop(
                 driver,
                 ingress=ingress,
                 upstream=data_plane_upstream(settings, driver),
-                mongo_users=mongo_users,
+                logins=logins,
                 **common,
             ),
             GrantReconciler(
@@ -541,6 +554,19 @@ def build_reconcile_loop(
                 holder=holder,
                 timing=timing,
                 faults=faults,
+            ),
+            *(
+                [
+                    SharedAccessSync(
+                        logins,
+                        stores.gateways,
+                        stores.environments,
+                        SharedLoads(stores.redis),
+                        interval=max(10 * settings.reconcile_interval_seconds, 1.0),
+                    )
+                ]
+                if logins is not None and settings.shared_runtime
+                else []
             ),
         ],
         interval=settings.reconcile_interval_seconds,

@@ -74,6 +74,7 @@ MONGO_URL_KEY: Final = "mongo-url"
 NETWORK_POLICY: Final = "imprun-default-deny"
 RESOURCE_QUOTA: Final = "imprun-bundle"
 SERVE_PORT: Final = 8000
+DASHBOARD_PORT: Final = 8265
 RAY_VERSION: Final = "2.60.0"
 WORKER_OVERHEAD_MB: Final = 512
 """Memory of a worker pod beyond its replica's: raylet, object store, the node's reload hub."""
@@ -92,6 +93,8 @@ class RayPods:
     head_cpu: float = 1.0
     head_memory_mb: int = 2048
     ingress_namespace: str = "apisix"
+    operator_namespace: str = "kuberay-system"
+    """Where the KubeRay operator runs: it manages Serve through each head's dashboard port."""
     system_namespace: str = "imprun-system"
     shared_namespace: str = "imprun-shared"
     """Where the shared runtime (tenant code of many gateways) runs, apart from the platform."""
@@ -190,7 +193,7 @@ def render_network_policy(gateway_id: str, pods: RayPods) -> dict[str, Any]:
 
 def _default_deny(metadata: dict[str, Any], pods: RayPods) -> dict[str, Any]:
     """Deny everything but DNS, MongoDB, Redis, the namespace itself, the ingress and the system
-    namespace (the control plane) on the Serve port."""
+    namespace (the control plane) on the Serve port, and the KubeRay operator on the dashboard's."""
 
     def namespace_peer(name: str) -> dict[str, Any]:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
@@ -211,6 +214,10 @@ def _default_deny(metadata: dict[str, Any], pods: RayPods) -> dict[str, Any]:
         {
             "from": [namespace_peer(pods.ingress_namespace), namespace_peer(pods.system_namespace)],
             "ports": [{"protocol": "TCP", "port": SERVE_PORT}],
+        },
+        {
+            "from": [namespace_peer(pods.operator_namespace)],
+            "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}],
         },
     ]
     return {
@@ -344,7 +351,7 @@ def _cluster_config(
         worker_params["resources"] = json.dumps(json.dumps(dict(sorted(resources.items()))))
     head_ports = [
         {"name": "gcs", "containerPort": 6379},
-        {"name": "dashboard", "containerPort": 8265},
+        {"name": "dashboard", "containerPort": DASHBOARD_PORT},
         {"name": "serve", "containerPort": SERVE_PORT},
     ]
     head = _container(pods, "ray-head", pods.head_cpu, pods.head_memory_mb, env)

@@ -129,6 +129,7 @@ def ray_pods(settings: Settings) -> RayPods:
         head_cpu=settings.kuberay_head_cpu,
         head_memory_mb=settings.kuberay_head_memory_mb,
         ingress_namespace=settings.kuberay_ingress_namespace,
+        operator_namespace=settings.kuberay_operator_namespace,
         system_namespace=settings.kuberay_system_namespace,
         shared_namespace=settings.kuberay_shared_namespace,
         ingress_proxies=settings.kuberay_ingress_proxies,
@@ -141,18 +142,24 @@ def open_kuberay_driver(
     api_key_pepper: bytes,
     variables_key: bytes,
     gateway_mongo_url: Callable[[str], str],
+    gateway_redis_url: Callable[[str], str | None],
     shared_runtime_mongo_url: Callable[[], str],
     on_change: ChangeListener | None = None,
 ) -> KubeRayDriver:
     """The driver for ``IMPRUN_CLUSTER_DRIVER=kuberay``: replicas get the local driver's runtime
-    configuration (``local_ray.runtime_config``) with their gateway's own MongoDB URL (the shared
-    runtime its own)."""
+    configuration (``local_ray.runtime_config``) with their gateway's own MongoDB URL and, unless
+    ``gateway_redis_url`` gives None, Redis URL (the shared runtime gets its own)."""
     from imprun.drivers.local_ray import runtime_config  # imports ray: only for this driver
 
     shared = runtime_config(settings, api_key_pepper, variables_key).to_args()
 
     def runtime_args(gateway_id: str) -> dict[str, Any]:
-        return {**shared, "mongo_url": gateway_mongo_url(gateway_id)}
+        redis_url = gateway_redis_url(gateway_id)
+        return {
+            **shared,
+            "mongo_url": gateway_mongo_url(gateway_id),
+            **({"redis_url": redis_url} if redis_url is not None else {}),
+        }
 
     return KubeRayDriver(
         open_api_client(settings),
@@ -195,6 +202,7 @@ class KubeRayDriver:
         self._runtime_args = runtime_args
         self._gateway_mongo_url = gateway_mongo_url
         self._shared_runtime_mongo_url = shared_runtime_mongo_url
+        self._leftover_removed = False
         self._on_change = on_change
         self._clock = clock
         self._sleep = sleep
@@ -237,6 +245,10 @@ class KubeRayDriver:
         if spec.name == SHARED_RUNTIME_APP:  # tenant code: a namespace and a MongoDB login of its own
             for resource in shared_runtime_objects(self._pods, self._shared_runtime_mongo_url()):
                 self._ensure(resource)
+            if not self._leftover_removed and self._pods.shared_namespace != self._pods.system_namespace:
+                # older releases ran it in the system namespace, logged in as the platform
+                self._delete_rayservice(self._pods.system_namespace, SHARED_RUNTIME_APP)
+                self._leftover_removed = True
         else:
             system = self._pods.system_namespace
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": system, "labels": {}}}

@@ -357,13 +357,16 @@ def shared_runtime_spec(
     variables_key: bytes = b"",
     *,
     mongo_url: str | None = None,
+    redis_url: str | None = None,
 ) -> PlatformAppSpec:
     """The shared tier's platform application (``ray_apps.shared_runtime``) with the replicas'
-    ``RuntimeConfig`` and the tier's settings (``IMPRUN_SHARED_*``); ``mongo_url``, when given, is
-    the shared runtime's own login instead of the platform's."""
+    ``RuntimeConfig`` and the tier's settings (``IMPRUN_SHARED_*``); ``mongo_url`` and ``redis_url``,
+    when given, are the shared runtime's own logins instead of the platform's."""
     runtime = runtime_config(settings, api_key_pepper, variables_key)
     if mongo_url is not None:
         runtime = replace(runtime, mongo_url=mongo_url)
+    if redis_url is not None:
+        runtime = replace(runtime, redis_url=redis_url)
     return PlatformAppSpec(
         name=SHARED_RUNTIME_APP,
         import_path=SHARED_RUNTIME_IMPORT_PATH,

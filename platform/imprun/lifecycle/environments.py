@@ -30,7 +30,7 @@ from imprun.errors import NotFound
 from imprun.lifecycle.gateways import failure_reason
 from imprun.lifecycle.reconciler import Reconciler
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository, environment_key
-from imprun.store.mongo_users import GatewayMongoUsers
+from imprun.store.runtime_logins import RuntimeLogins
 from runtime_actors.shared.names import NOT_PLACED, PLACED, SHARED_PLACEMENT, SHARED_RUNTIME_APP
 
 ROUTE_REMOVED: Mapping[str, Any] = {"removed": True}
@@ -182,7 +182,7 @@ class EnvironmentReconciler(
         *,
         ingress: IngressDriver | None = None,
         upstream: tuple[str, int] | Upstream = ("127.0.0.1", 8000),
-        mongo_users: GatewayMongoUsers | None = None,
+        logins: RuntimeLogins | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(environments, **kwargs)  # type: ignore[arg-type]
@@ -190,7 +190,7 @@ class EnvironmentReconciler(
         self.gateways = gateways
         self.driver = driver
         self.ingress = ingress
-        self.mongo_users = mongo_users
+        self.logins = logins
         if callable(upstream):
             self.upstream: Upstream = upstream
         else:
@@ -227,20 +227,6 @@ class EnvironmentReconciler(
         if self._apps is None or now - self._apps[0] > _SHARED_STATUS_TTL_S:
             self._apps = (now, frozenset(self.driver.list_apps()))
         return resource.serve_app_name in self._apps[1]
-
-    def _release_shared_access(self, resource: Environment) -> None:
-        """Once a gateway that moved to the dedicated tier has no environment left on the shared
-        one, the shared runtime's MongoDB user loses its database (a stopped shared environment
-        keeps it: it is placed again on start)."""
-        if self.mongo_users is None or self._tier(resource) is not Tier.DEDICATED:
-            return
-        others = self.environments.of_gateway(resource.gateway_id)
-        if all(
-            self.environments.bookkeeping(self.key(e), SHARED_PLACEMENT) != PLACED
-            for e in others
-            if e.name != resource.name
-        ):
-            self.mongo_users.revoke_shared(resource.gateway_id)
 
     def observe(self, resource: Environment, now: datetime) -> EnvironmentState:
         key = self.key(resource)
@@ -308,8 +294,8 @@ class EnvironmentReconciler(
             case DeployApp():
                 spec = self._spec(resource)
                 if spec.tier == Tier.SHARED.value:  # the shared runtime serves it from now on
-                    if self.mongo_users is not None:  # its MongoDB user may reach the gateway first
-                        self.mongo_users.grant_shared(resource.gateway_id)
+                    if self.logins is not None:  # its logins may reach the gateway first
+                        self.logins.grant_shared(resource.gateway_id)
                     self.update_leased(
                         self.key(resource), {"appliedSpec": asdict(spec), SHARED_PLACEMENT: PLACED}
                     )
@@ -325,7 +311,6 @@ class EnvironmentReconciler(
                 self.driver.delete(resource.gateway_id, resource.name)
             case ClearSharedPlacement():
                 self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
-                self._release_shared_access(resource)
             case ApplyIngressRoute(route=route) if self.ingress is not None:
                 self.ingress.apply_environment(route)
                 self.update_leased(self.key(resource), {"appliedRoute": route_record(resource, route)})

@@ -34,7 +34,7 @@ from imprun.errors import Conflict
 from imprun.lifecycle.reconciler import Reconciler
 from imprun.store.gateway_databases import GatewayDatabases
 from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository
-from imprun.store.mongo_users import GatewayMongoUsers
+from imprun.store.runtime_logins import RuntimeLogins
 
 
 def failure_reason(resource: Gateway | Environment) -> str | None:
@@ -59,7 +59,7 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         *,
         forget_functions: Callable[[str], None] = lambda gateway_id: None,
         forget_previous_incarnation: Callable[[str, datetime], None] = lambda gateway_id, before: None,
-        mongo_users: GatewayMongoUsers | None = None,
+        logins: RuntimeLogins | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(gateways, **kwargs)  # type: ignore[arg-type]
@@ -69,7 +69,7 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         self.environments = environments
         self.databases = databases
         self.driver = driver
-        self.mongo_users = mongo_users
+        self.logins = logins
 
     def key(self, resource: Gateway) -> str:
         return resource.gateway_id
@@ -113,8 +113,8 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
         match step:
             case CreateDatabase():
                 self.databases.drop(gw)  # one a deleted gateway of the same id left behind
-                if self.mongo_users is not None:  # its own user first: a crash leaves no database without one
-                    self.mongo_users.ensure(gw)
+                if self.logins is not None:  # its own users first: a crash leaves no database without them
+                    self.logins.ensure(gw)
                 self.databases.create(gw, _incarnation(resource))
                 self.forget_previous_incarnation(gw, resource.created_at)
             case CreateEnvironments(names=names, state=state):
@@ -134,9 +134,8 @@ class GatewayReconciler(Reconciler[Gateway, GatewayObservation, GatewayStep]):
             case DropDatabase():  # what hangs off the database first: the step repeats until it is gone
                 if isinstance(self.driver, GatewayScopedDriver):  # e.g. the gateway's namespace
                     self.driver.release_gateway(gw)
-                if self.mongo_users is not None:
-                    self.mongo_users.drop(gw)
-                    self.mongo_users.revoke_shared(gw)
+                if self.logins is not None:
+                    self.logins.drop(gw)
                 self.databases.drop(gw)
             case DeleteEnvironmentRecords():
                 self.forget_functions(gw)  # drafts, history, deployments: nothing may outlive the gateway

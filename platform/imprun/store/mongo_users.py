@@ -33,6 +33,7 @@ from imprun.store.mongo import Mongo, mongo_errors
 from runtime_actors.shared.names import ENVIRONMENTS, GENERATIONS, VARIABLES
 
 __all__ = [
+    "SHARED_RUNTIME_SUBJECT",
     "SHARED_RUNTIME_USER",
     "GatewayMongoUsers",
     "feed_privileges",
@@ -56,6 +57,7 @@ _COMMAND_NOT_FOUND: Final = 59
 
 
 def gateway_user_name(gateway_id: str) -> str:
+    """The name of a gateway runtime's login (a MongoDB user, and a Redis ACL user)."""
     return f"imprun-gw-{gateway_id}"
 
 
@@ -94,6 +96,7 @@ class GatewayMongoUsers:
         self._sys_db_name = sys_db_name
         self._password_for = password_for
         self._supported: bool | None = None
+        self._shared_ready = False  # the shared runtime's role and user were made by this process
 
     def supported(self) -> bool:
         """Whether the server keeps users; asked once (``usersInfo``), then remembered."""
@@ -153,6 +156,7 @@ class GatewayMongoUsers:
         if not self.supported():
             return False
         self._ensure_role(SHARED_RUNTIME_ROLE, shared_runtime_privileges(self._sys_db_name))
+        self._shared_ready = True
         admin = self._client[_AUTH_DB]
         role = [{"role": SHARED_RUNTIME_ROLE, "db": _AUTH_DB}]
         password = self._password_for(SHARED_RUNTIME_SUBJECT)
@@ -169,7 +173,7 @@ class GatewayMongoUsers:
     def grant_shared(self, gateway_id: str) -> None:
         """Let the shared runtime reach the gateway's database (before one of its environments is
         placed on the shared tier); granting twice is fine."""
-        if not self.ensure_shared_runtime():
+        if not self._shared_ready and not self.ensure_shared_runtime():
             return
         roles = [{"role": "readWrite", "db": gateway_db_name(gateway_id)}]
         with mongo_errors():
@@ -187,6 +191,26 @@ class GatewayMongoUsers:
             except OperationFailure as exc:
                 if exc.code != _USER_NOT_FOUND:
                     raise
+
+    def shared_grants(self) -> set[str] | None:
+        """The gateways whose databases the shared runtime may reach; None when it has no user (or
+        the server keeps none)."""
+        if not self.supported():
+            return None
+        with mongo_errors():
+            reply = self._client[_AUTH_DB].command(
+                {"usersInfo": {"user": SHARED_RUNTIME_USER, "db": _AUTH_DB}}
+            )
+        users = reply.get("users") or []
+        if not users:
+            self._shared_ready = False
+            return None
+        prefix = gateway_db_name("")
+        return {
+            str(role["db"]).removeprefix(prefix)
+            for role in users[0].get("roles", [])
+            if role.get("role") == "readWrite" and str(role.get("db", "")).startswith(prefix)
+        }
 
     def shared_runtime_url(self) -> str:
         """The URL the shared runtime connects with: its own user's, or the shared one."""

@@ -39,10 +39,22 @@ class SharedLoads:
 
     def of_gateway(self, gateway_id: str) -> dict[str, list[LoadedOn]]:
         """``{environment: [where it is loaded]}`` for the gateway's environments loaded anywhere."""
+        loaded: dict[str, list[LoadedOn]] = {}
+        for gateway, environment, where in self._reports():
+            if gateway == gateway_id:
+                loaded.setdefault(environment, []).append(where)
+        return loaded
+
+    def gateways(self) -> set[str]:
+        """The gateways with an environment loaded on some shared replica."""
+        return {gateway for gateway, _, _ in self._reports()}
+
+    def _reports(self) -> list[tuple[str, str, LoadedOn]]:
+        """``(gateway, environment, where)`` of every fresh report."""
         with redis_errors():
             reports = self._redis.hvals(SHARED_LOADED_KEY)
         now = self._clock()
-        loaded: dict[str, list[LoadedOn]] = {}
+        found: list[tuple[str, str, LoadedOn]] = []
         for raw in reports:
             try:
                 report = json.loads(raw)
@@ -51,8 +63,7 @@ class SharedLoads:
                 where = LoadedOn(str(report["replica"]), str(report["node"]))
                 for key in report["environments"]:
                     gateway, _, environment = str(key).partition("/")
-                    if gateway == gateway_id:
-                        loaded.setdefault(environment, []).append(where)
+                    found.append((gateway, environment, where))
             except (ValueError, KeyError, TypeError):
                 continue  # a malformed report names nothing
-        return loaded
+        return found

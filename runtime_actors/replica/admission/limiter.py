@@ -32,6 +32,7 @@ from typing import Any, Final, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from runtime_actors.shared.names import RATE_LIMIT_PREFIX
 from runtime_actors.shared.rate_limit import RateLimit, WindowKind
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-RATE_LIMIT_PREFIX: Final = "imprun:ratelimit:"
 
 _FIXED_WINDOW: Final = """
 local count = redis.call('INCR', KEYS[1])

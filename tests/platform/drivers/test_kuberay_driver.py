@@ -346,18 +346,23 @@ def test_the_ingress_proxies_setting_reaches_every_ray_container(
 
 
 def test_the_shared_runtime_gets_a_namespace_and_a_mongodb_login_of_its_own(
-    driver: KubeRayDriver, kubernetes_cluster: Cluster
+    driver: KubeRayDriver, kubernetes_cluster: Cluster, recorder: Recorder
 ) -> None:
-    """It runs tenant code of many gateways: not in the system namespace, not with the platform's URL."""
+    """It runs tenant code of many gateways: not in the system namespace, not with the platform's URL
+    (and one an older release left in the system namespace goes)."""
     spec = PlatformAppSpec(
         "shared-runtime",
         "ray_apps.shared_runtime:build_app",
         "/",
         args={"runtime": {"mongo_url": SHARED_URL}},
     )
-    driver.apply_platform_app(spec)
-    driver.apply_platform_app(spec)
     api = kubernetes_cluster.api
+    older = make_driver(kubernetes_cluster, recorder, kuberay_shared_namespace="imprun-system")
+    older.apply_platform_app(spec)
+    older.close()
+    assert api.get(RAYSERVICES, "imprun-system", "shared-runtime") is not None
+    driver.apply_platform_app(spec)
+    driver.apply_platform_app(spec)
     assert api.get(RAYSERVICES, "imprun-system", "shared-runtime") is None
     service = api.get(RAYSERVICES, "imprun-shared", "shared-runtime")
     assert service is not None

@@ -2,22 +2,22 @@
 
 A real control plane (``IMPRUN_CLUSTER_DRIVER=kuberay`` pointed at the stand-in, shared runtime on,
 on the session's nx-27017 and Redis with a private system database) runs the shared runtime as a
-RayService in a namespace of its own, with a MongoDB login of its own. nx-27017 keeps no users, so
-the runtimes' MongoDB users are a recording ``GatewayMongoUsers`` here: it notes each grant with the
-placements it found at that moment, which is what the reconcilers' ordering is about (the shared
-runtime may reach a gateway's database before any of its environments is placed there, and loses it
-only once none is).
+RayService in a namespace of its own. Its logins are real ``RuntimeLogins`` whose Redis side is a
+recording store: nx-27017 keeps no users (its side is a no-op), and the session's Redis is shared
+by every test. The store notes each grant and revocation with the placements it found at that
+moment, which is what the ordering is about: the shared runtime reaches a gateway before any of its
+environments is placed there, and loses it only once none is.
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from pymongo.collection import Collection
 
@@ -25,8 +25,8 @@ import imprun.api.composition as composition
 from imprun.api.app import create_app
 from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.settings import Settings
-from imprun.store.mongo import Mongo
 from imprun.store.mongo_users import GatewayMongoUsers
+from imprun.store.runtime_logins import RuntimeLogins
 from runtime_actors.shared.names import ENVIRONMENTS, PLACED, SHARED_PLACEMENT
 from tests.fixtures.k8s_standin import CORE, NETWORKING, RAY, Cluster, running_cluster
 from tests.fixtures.polling import eventually
@@ -42,44 +42,49 @@ from tests.platform.lifecycle.conftest import (
 
 RAYSERVICES = (RAY, "rayservices")
 SHARED_NS = "imprun-shared"
-SHARED_LOGIN = "mongodb://imprun-shared-runtime:derived@mongo:27017/?authSource=admin"
+SHARED_REDIS = "redis://imprun-shared-runtime:derived@redis:6379/0"
 
 
-class RecordedUsers(GatewayMongoUsers):
-    """The users a MongoDB with users would keep, recorded: ``(call, gateway, environments placed)``."""
+@dataclass
+class RecordingStore:
+    """A store of users, in memory: ``calls`` are ``(call, gateway, environments placed then)``."""
 
-    def __init__(self, mongo: Mongo, url: str, sys_db_name: str) -> None:
-        super().__init__(mongo, url, sys_db_name, lambda subject: "derived")
-        self._supported = True
-        self._records: Collection[dict[str, Any]] = mongo[sys_db_name][ENVIRONMENTS]
-        self.calls: list[tuple[str, str, frozenset[str]]] = []
+    records: Collection[dict[str, Any]]
+    granted: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
 
     def _note(self, call: str, gateway_id: str = "") -> None:
-        placed = self._records.find({"gatewayId": gateway_id, SHARED_PLACEMENT: PLACED}, {"name": 1})
+        placed = self.records.find({"gatewayId": gateway_id, SHARED_PLACEMENT: PLACED}, {"name": 1})
         self.calls.append((call, gateway_id, frozenset(str(doc["name"]) for doc in placed)))
 
-    def ensure(self, gateway_id: str) -> bool:
-        self._note("ensure", gateway_id)
+    def supported(self) -> bool:
         return True
+
+    def ensure(self, gateway_id: str) -> None:
+        self._note("ensure", gateway_id)
 
     def drop(self, gateway_id: str) -> None:
         self._note("drop", gateway_id)
 
-    def ensure_shared_runtime(self) -> bool:
+    def ensure_shared_runtime(self) -> None:
         self._note("ensure_shared_runtime")
-        return True
+
+    def shared_grants(self) -> set[str]:
+        return set(self.granted)
 
     def grant_shared(self, gateway_id: str) -> None:
         self._note("grant_shared", gateway_id)
+        self.granted.add(gateway_id)
 
     def revoke_shared(self, gateway_id: str) -> None:
         self._note("revoke_shared", gateway_id)
+        self.granted.discard(gateway_id)
 
     def url_for(self, gateway_id: str) -> str:
-        return f"mongodb://imprun-gw-{gateway_id}:derived@mongo:27017/?authSource=admin"
+        return f"redis://imprun-gw-{gateway_id}:derived@redis:6379/0"
 
     def shared_runtime_url(self) -> str:
-        return SHARED_LOGIN
+        return SHARED_REDIS
 
     def of(self, gateway_id: str) -> list[tuple[str, frozenset[str]]]:
         return [(call, placed) for call, gw, placed in self.calls if gw == gateway_id]
@@ -90,7 +95,7 @@ class SharedPlane:
     client: TestClient
     cluster: Cluster
     owner: dict[str, str]
-    users: RecordedUsers
+    store: RecordingStore
     settings: Settings
 
     def record(self, gw: str, env: str) -> dict[str, Any]:
@@ -111,46 +116,58 @@ class SharedPlane:
 
 @pytest.fixture(scope="module")
 def shared_plane(services: RunningServices) -> Iterator[SharedPlane]:
-    recorded: list[RecordedUsers] = []
+    stores: list[RecordingStore] = []
 
-    def open_users(settings: Settings, mongo: Mongo, master_key: object) -> RecordedUsers:
+    def open_logins(settings: Settings, opened: composition.Stores, master_key: object) -> RuntimeLogins:
         assert settings.mongo_url is not None
-        recorded.append(RecordedUsers(mongo, settings.mongo_url, settings.sys_db_name))
-        return recorded[-1]
+        mongo = GatewayMongoUsers(opened.mongo, settings.mongo_url, settings.sys_db_name, lambda s: "derived")
+        stores.append(RecordingStore(opened.sys_db[ENVIRONMENTS]))
+        return RuntimeLogins(mongo, stores[-1])  # type: ignore[arg-type]
 
     with running_cluster() as cluster, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(composition, "open_gateway_mongo_users", open_users)
+        patch.setattr(composition, "open_runtime_logins", open_logins)
         settings = kuberay_lifecycle_settings(services, cluster, shared_runtime=True)
         with TestClient(create_app(settings)) as client:
-            (users,) = recorded
-            yield SharedPlane(client, cluster, sign_up(client, "krs"), users, settings)
+            (store,) = stores
+            yield SharedPlane(client, cluster, sign_up(client, "krs"), store, settings)
             client.app.state.plane.mongo.drop_database(settings.sys_db_name)  # type: ignore[attr-defined]
 
 
+def runtime_args(service: dict[str, Any] | None) -> dict[str, Any]:
+    assert service is not None
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    args: dict[str, Any] = app["args"]
+    return args
+
+
 @pytest.mark.timeout(300)
-def test_the_shared_runtime_runs_apart_and_reaches_only_placed_gateways(shared_plane: SharedPlane) -> None:
-    plane, api = shared_plane, shared_plane.cluster.api
+def test_the_shared_runtime_runs_apart_and_reaches_only_the_gateways_it_serves(
+    shared_plane: SharedPlane,
+) -> None:
+    plane, api, store = shared_plane, shared_plane.cluster.api, shared_plane.store
     gw = f"krs-{uuid.uuid4().hex[:8]}"
     body = {"name": "Shared on KubeRay", "gatewayId": gw, "bundle": {**SMALL_BUNDLE, "tier": "shared"}}
     assert plane.client.post("/v1/api-gateways", json=body, headers=plane.owner).status_code == 202
     wait_for_phase(plane.client, plane.owner, gw, "Started")
 
-    # the shared runtime: its own namespace, isolated, logged in as its own MongoDB user
-    assert ("ensure_shared_runtime", "", frozenset()) in plane.users.calls
-    assert api.get(RAYSERVICES, SHARED_NS, "shared-runtime") is not None
+    # the shared runtime: its own namespace, isolated, logged in as itself
     assert api.get(RAYSERVICES, "imprun-system", "shared-runtime") is None
+    shared = api.get(RAYSERVICES, SHARED_NS, "shared-runtime")
+    assert runtime_args(shared)["runtime"]["redis_url"] == SHARED_REDIS
     assert api.get((NETWORKING, "networkpolicies"), SHARED_NS, "imprun-default-deny") is not None
-    secret = api.get((CORE, "secrets"), SHARED_NS, "imprun-shared-mongo")
-    assert secret is not None and base64.b64decode(secret["data"]["mongo-url"]).decode() == SHARED_LOGIN
+    assert api.get((CORE, "secrets"), SHARED_NS, "imprun-shared-mongo") is not None
     assert all(api.get(RAYSERVICES, f"imprun-{gw}", f"{gw}-{env}") is None for env in ENVIRONMENT_NAMES)
     shared_service = "shared-runtime-serve-svc.imprun-shared.svc"
     assert eventually(lambda: all(plane.upstream(gw, env) == shared_service for env in ENVIRONMENT_NAMES))
-    # its database was granted to the shared runtime before any environment was placed there
-    grants = [placed for call, placed in plane.users.of(gw) if call == "grant_shared"]
-    assert grants and grants[0] == frozenset()
-    assert all(plane.record(gw, env)[SHARED_PLACEMENT] == PLACED for env in ENVIRONMENT_NAMES)
+    # the gateway's logins were made with its database, and granted before any placement
+    calls = store.of(gw)
+    assert calls[0] == ("ensure", frozenset())
+    assert next(placed for call, placed in calls if call == "grant_shared") == frozenset()
+    assert gw in store.granted
+    assert store.records.count_documents({"gatewayId": gw, SHARED_PLACEMENT: PLACED}) == 3  # as _note asks
 
-    # moved to the dedicated tier: RayServices of its own, routes to them, the grant goes at the end
+    # moved to the dedicated tier: RayServices of its own with its own logins, routes to them, and
+    # the shared runtime loses the gateway once nothing of it is placed there any more
     plane.move(gw, "dedicated")
 
     def on_dedicated() -> bool:
@@ -161,13 +178,30 @@ def test_the_shared_runtime_runs_apart_and_reaches_only_placed_gateways(shared_p
         )
 
     assert eventually(on_dedicated, timeout=120, interval=0.2)
-    assert eventually(lambda: ("revoke_shared", frozenset()) in plane.users.of(gw))
-    revoked = plane.users.of(gw).index(("revoke_shared", frozenset()))
-    assert all(placed == frozenset() for call, placed in plane.users.of(gw)[revoked:])
-    assert all(api.get(RAYSERVICES, f"imprun-{gw}", f"{gw}-{env}") is not None for env in ENVIRONMENT_NAMES)
+    assert eventually(lambda: gw not in store.granted, timeout=30)
+    revocations = [placed for call, placed in store.of(gw) if call == "revoke_shared"]
+    assert revocations and all(placed == frozenset() for placed in revocations)
+    for env in ENVIRONMENT_NAMES:
+        dedicated = api.get(RAYSERVICES, f"imprun-{gw}", f"{gw}-{env}")
+        assert runtime_args(dedicated)["redis_url"] == store.url_for(gw)
 
     assert plane.client.delete(f"/v1/api-gateways/{gw}", headers=plane.owner).status_code == 202
     wait_gone(plane.client, plane.owner, gw)
-    assert [call for call, _ in plane.users.of(gw)][-2:] == ["drop", "revoke_shared"]
+    assert ("drop", frozenset()) in store.of(gw) and gw not in store.granted
     for written in api.written:
         assert_valid(written)
+
+
+@pytest.mark.timeout(300)
+def test_grants_lost_or_never_made_are_put_back(shared_plane: SharedPlane) -> None:
+    """An upgrade from a release without shared grants, or a Redis that lost its users: the next
+    pass grants every gateway the shared tier serves."""
+    plane, store = shared_plane, shared_plane.store
+    gw = f"krs-{uuid.uuid4().hex[:8]}"
+    body = {"name": "Regranted", "gatewayId": gw, "bundle": {**SMALL_BUNDLE, "tier": "shared"}}
+    assert plane.client.post("/v1/api-gateways", json=body, headers=plane.owner).status_code == 202
+    wait_for_phase(plane.client, plane.owner, gw, "Started")
+    store.granted.clear()
+    assert eventually(lambda: gw in store.granted, timeout=30)
+    assert plane.client.delete(f"/v1/api-gateways/{gw}", headers=plane.owner).status_code == 202
+    wait_gone(plane.client, plane.owner, gw)
