@@ -27,7 +27,7 @@ from runtime_actors.replica.admission.limiter import RedisRateLimiter
 from runtime_actors.replica.log_stream import RedisLogStream
 from runtime_actors.shared.messages import LogEntry
 from runtime_actors.shared.names import RELOAD_CHANNEL, SHARED_LOADED_KEY
-from runtime_actors.shared.rate_limit import RateLimit
+from runtime_actors.shared.rate_limit import RateLimit, WindowKind
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices, free_port
 
@@ -102,9 +102,11 @@ async def write_log_and_count(url: str, key: str) -> tuple[int, int]:
     await logs.close()
     failed_checks.stop()
     limiter = RedisRateLimiter(url)
-    for _ in range(3):
-        decision = await limiter.hit(f"{key}/ip:127.0.0.1", RateLimit(count=2, window_seconds=60))
-    assert decision.allowed is False  # the third of two: counted, so the counter is reachable
+    for window in WindowKind:
+        for _ in range(3):
+            limit = RateLimit(count=2, window_seconds=60, window=window)
+            decision = await limiter.hit(f"{key}/ip:127.0.0.1", limit)
+        assert decision.allowed is False  # the third of two: counted, so the counters are reachable
     await limiter.close()
     return logs.dropped + len(failed_checks.messages), limiter.errors
 
