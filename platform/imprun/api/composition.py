@@ -41,10 +41,10 @@ from imprun.lifecycle.environments import EnvironmentReconciler, Upstream
 from imprun.lifecycle.feed_repair import FeedRepair
 from imprun.lifecycle.gateways import GatewayReconciler
 from imprun.lifecycle.grants import GrantReconciler
+from imprun.lifecycle.logins_sync import RuntimeLoginsSync
 from imprun.lifecycle.loop import ReconcileLoop
 from imprun.lifecycle.platform_apps import PlatformAppReconciler
 from imprun.lifecycle.reconciler import FaultInjector, ReconcileTiming, utc_now
-from imprun.lifecycle.shared_access import SharedAccessSync
 from imprun.observability.metrics import Metrics
 from imprun.security.api_keys import KeyVault, api_key_pepper
 from imprun.security.client_address import TrustedProxies
@@ -557,15 +557,16 @@ def build_reconcile_loop(
             ),
             *(
                 [
-                    SharedAccessSync(
+                    RuntimeLoginsSync(
                         logins,
                         stores.gateways,
                         stores.environments,
-                        SharedLoads(stores.redis),
+                        SharedLoads(stores.redis) if settings.shared_runtime else None,
+                        now=utc_now,
                         interval=max(10 * settings.reconcile_interval_seconds, 1.0),
                     )
                 ]
-                if logins is not None and settings.shared_runtime
+                if logins is not None
                 else []
             ),
         ],

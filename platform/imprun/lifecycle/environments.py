@@ -29,7 +29,12 @@ from imprun.drivers.ingress import EnvironmentRoute, IngressDriver
 from imprun.errors import NotFound
 from imprun.lifecycle.gateways import failure_reason
 from imprun.lifecycle.reconciler import Reconciler
-from imprun.store.lifecycle import EnvironmentRepository, GatewayRepository, environment_key
+from imprun.store.lifecycle import (
+    SHARED_RELEASED_AT,
+    EnvironmentRepository,
+    GatewayRepository,
+    environment_key,
+)
 from imprun.store.runtime_logins import RuntimeLogins
 from runtime_actors.shared.names import NOT_PLACED, PLACED, SHARED_PLACEMENT, SHARED_RUNTIME_APP
 
@@ -300,17 +305,23 @@ class EnvironmentReconciler(
                         self.key(resource), {"appliedSpec": asdict(spec), SHARED_PLACEMENT: PLACED}
                     )
                 else:
+                    if self.logins is not None:  # the logins its replicas get (made again if lost)
+                        self.logins.ensure(resource.gateway_id)
                     self.driver.apply(spec)
                     self.update_leased(self.key(resource), {"appliedSpec": asdict(spec)})
             case DeleteApp():
                 if self._tier(resource) is Tier.SHARED:
-                    self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
+                    self.update_leased(
+                        self.key(resource), {SHARED_PLACEMENT: NOT_PLACED, SHARED_RELEASED_AT: now}
+                    )
                 else:
                     self.driver.delete(resource.gateway_id, resource.name)
             case RemoveDedicatedApp():
                 self.driver.delete(resource.gateway_id, resource.name)
             case ClearSharedPlacement():
-                self.update_leased(self.key(resource), {SHARED_PLACEMENT: NOT_PLACED})
+                self.update_leased(
+                    self.key(resource), {SHARED_PLACEMENT: NOT_PLACED, SHARED_RELEASED_AT: now}
+                )
             case ApplyIngressRoute(route=route) if self.ingress is not None:
                 self.ingress.apply_environment(route)
                 self.update_leased(self.key(resource), {"appliedRoute": route_record(resource, route)})

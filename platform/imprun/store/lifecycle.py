@@ -27,11 +27,13 @@ from imprun.domain.gateway import Gateway
 from imprun.domain.phases import DesiredState, Phase
 from imprun.domain.resource import LifecycleResource
 from imprun.store.events import Event, event_document, record_once
-from imprun.store.mongo import Document, encode_dates, epoch_ms, mongo_errors
-from runtime_actors.shared.names import SHARED_PLACEMENT
+from imprun.store.mongo import Document, encode_dates, epoch_ms, iso, mongo_errors
+from runtime_actors.shared.names import PLACED, SHARED_PLACEMENT
 
 EPOCH = 0
 """``lockedAt`` of a free resource (milliseconds since the epoch)."""
+SHARED_RELEASED_AT = "sharedReleasedAt"
+"""When the shared tier last stopped serving an environment (ISO-8601, like every ``$set`` date)."""
 _BOOKKEEPING = (
     "_id",
     "lockedAt",
@@ -41,6 +43,7 @@ _BOOKKEEPING = (
     "appliedRoute",
     "pendingEvents",
     SHARED_PLACEMENT,
+    SHARED_RELEASED_AT,
 )  # appliedRoute: the ingress; pendingEvents: transition events not yet copied to the log;
 # sharedPlacement: whether the shared runtime serves the environment
 
@@ -216,6 +219,16 @@ class EnvironmentRepository(LifecycleRepository[Environment]):
 
     def _key(self, resource: Environment) -> str:
         return environment_key(resource.gateway_id, resource.name)
+
+    def shared_gateways(self, *, released_since: datetime) -> tuple[set[str], set[str]]:
+        """The gateways with an environment placed on the shared tier, and those with one that left it
+        after ``released_since``."""
+        with mongo_errors():
+            placed = self._collection.distinct("gatewayId", {SHARED_PLACEMENT: PLACED})
+            released = self._collection.distinct(
+                "gatewayId", {SHARED_RELEASED_AT: {"$gt": iso(released_since)}}
+            )
+        return {str(g) for g in placed}, {str(g) for g in released}
 
     def of_gateway(self, gateway_id: str) -> list[Environment]:
         return self.find({"gatewayId": gateway_id}, sort="_id")

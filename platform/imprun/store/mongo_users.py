@@ -192,6 +192,16 @@ class GatewayMongoUsers:
                 if exc.code != _USER_NOT_FOUND:
                     raise
 
+    def gateway_users(self) -> set[str]:
+        """The gateways that have a user here (none on a server without users)."""
+        if not self.supported():
+            return set()
+        with mongo_errors():
+            reply = self._client[_AUTH_DB].command({"usersInfo": 1})
+        prefix = gateway_user_name("")
+        names = (str(user.get("user", "")) for user in reply.get("users") or [])
+        return {name.removeprefix(prefix) for name in names if name.startswith(prefix)}
+
     def shared_grants(self) -> set[str] | None:
         """The gateways whose databases the shared runtime may reach; None when it has no user (or
         the server keeps none)."""

@@ -15,14 +15,18 @@ Both may run only the commands the runtime sends (``RUNTIME_COMMANDS``): no ``KE
 ``CONFIG``, ``FLUSHALL``, ``CLIENT KILL`` or ``ACL``. Passwords are derived (``password_for``, from
 the master key), never stored. After each change the users are written to the server's ACL file
 (``ACL SAVE``; the manifests run Redis with ``--aclfile``), so a restarted Redis keeps them; a server
-without an ACL file is said once in the log (its users last until it restarts, and the control
-plane makes them again when it starts and on each placement).
+without an ACL file is said once in the log (its users last until it restarts; the control plane's
+``lifecycle.logins_sync`` pass makes missing ones again within seconds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -43,6 +47,7 @@ __all__ = [
     "SHARED_RUNTIME_USER",
     "RuntimeRedisUsers",
     "gateway_key_patterns",
+    "key_patterns",
     "redis_user_url",
 ]
 
@@ -77,6 +82,9 @@ SHARED_COMMANDS: Final = ("hset", "hdel")
 """The shared runtime's report of what each replica has loaded (``imprun:shared:loaded``)."""
 
 _ACL_FILE_MISSING: Final = "ACL file"
+_LOCK_KEY: Final = "imprun:lock:shared-runtime-acl"
+_LOCK_TTL_MS: Final = 10_000
+_LOCK_WAIT_S: Final = 5.0
 
 
 def gateway_key_patterns(gateway_id: str) -> list[str]:
@@ -147,47 +155,77 @@ class RuntimeRedisUsers:
         """Let the shared runtime touch the gateway's keys (before one of its environments is placed
         on the shared tier); granting twice is fine."""
         self.ensure_shared_runtime()
-        self._acl(
-            f"to grant gateway {gateway_id}'s keys to {SHARED_RUNTIME_USER}",
-            lambda: self._client.acl_setuser(
-                SHARED_RUNTIME_USER, enabled=True, keys=gateway_key_patterns(gateway_id)
-            ),
-        )
-
-    def revoke_shared(self, gateway_id: str) -> None:
-        """Take the gateway's keys away from the shared runtime; a missing user is fine."""
-        found = self._acl(
-            f"to read user {SHARED_RUNTIME_USER}",
-            lambda: self._client.acl_getuser(SHARED_RUNTIME_USER),
-            save=False,
-        )
-        if not found:
-            return
-        patterns = [p.removeprefix("~") for p in _field(found, "keys").split()]
-        kept = [p for p in patterns if p not in gateway_key_patterns(gateway_id)]
-        if kept != patterns:
+        with self._exclusive():
             self._acl(
-                f"to revoke gateway {gateway_id}'s keys from {SHARED_RUNTIME_USER}",
+                f"to grant gateway {gateway_id}'s keys to {SHARED_RUNTIME_USER}",
                 lambda: self._client.acl_setuser(
-                    SHARED_RUNTIME_USER, enabled=True, reset_keys=True, keys=kept
+                    SHARED_RUNTIME_USER, enabled=True, keys=gateway_key_patterns(gateway_id)
                 ),
             )
 
+    def revoke_shared(self, gateway_id: str) -> None:
+        """Take the gateway's keys away from the shared runtime; a missing user is fine. Read and
+        rewrite under a lock that grants take too, so a grant in between is never lost."""
+        with self._exclusive():
+            patterns = self._shared_patterns()
+            if patterns is None:
+                return
+            kept = [p for p in patterns if p not in gateway_key_patterns(gateway_id)]
+            if kept != patterns:
+                self._acl(
+                    f"to revoke gateway {gateway_id}'s keys from {SHARED_RUNTIME_USER}",
+                    lambda: self._client.acl_setuser(
+                        SHARED_RUNTIME_USER, enabled=True, reset_keys=True, keys=kept
+                    ),
+                )
+
     def shared_grants(self) -> set[str] | None:
         """The gateways whose keys the shared runtime may touch; None when it has no user."""
+        patterns = self._shared_patterns()
+        if patterns is None:
+            return None
+        return {
+            p.removeprefix(LOG_STREAM_PREFIX).removesuffix("/*")
+            for p in patterns
+            if p.startswith(LOG_STREAM_PREFIX)
+        }
+
+    def gateway_users(self) -> set[str]:
+        """The gateways that have a user here."""
+        names = self._acl("to list its users", self._client.acl_users, save=False)
+        prefix = gateway_user_name("")
+        return {str(name).removeprefix(prefix) for name in names if str(name).startswith(prefix)}
+
+    def _shared_patterns(self) -> list[str] | None:
         found = self._acl(
             f"to read user {SHARED_RUNTIME_USER}",
             lambda: self._client.acl_getuser(SHARED_RUNTIME_USER),
             save=False,
         )
-        if not found:
-            return None
-        prefix = f"~{LOG_STREAM_PREFIX}"
-        return {
-            p.removeprefix(prefix).removesuffix("/*")
-            for p in _field(found, "keys").split()
-            if p.startswith(prefix)
-        }
+        return key_patterns(found) if found else None
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Changes of the shared user's keys, one at a time across control planes (a short Redis lock;
+        after ``_LOCK_WAIT_S`` without it, go ahead rather than stall the reconcile loop)."""
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        held = False
+        try:
+            while not (held := bool(self._client.set(_LOCK_KEY, token, nx=True, px=_LOCK_TTL_MS))):
+                if time.monotonic() > deadline:
+                    log.warning("the shared runtime's Redis user is locked for too long; changing it anyway")
+                    break
+                time.sleep(0.02)
+        except RedisError as exc:
+            raise Unavailable("Redis is unreachable; retry shortly (see /readyz)") from exc
+        try:
+            yield
+        finally:
+            if held:
+                with contextlib.suppress(RedisError):
+                    if self._client.get(_LOCK_KEY) == token:
+                        self._client.delete(_LOCK_KEY)
 
     def url_for(self, gateway_id: str) -> str:
         return redis_user_url(self._url, gateway_user_name(gateway_id), self._password_for(gateway_id))
@@ -197,9 +235,8 @@ class RuntimeRedisUsers:
 
     def _warn_if_default_is_open(self) -> None:
         """Runtime users confine nothing while anyone may log in as ``default`` without a password."""
-        default = self._client.acl_getuser("default") or {}
-        flags = _field(default, "flags").replace("[", " ").replace("]", " ").replace(",", " ").split()
-        if "on" in flags and "nopass" in flags:
+        flags = _flags(self._client.acl_getuser("default") or {})
+        if {"on", "nopass"} <= flags:
             log.warning(
                 "Redis lets anyone log in as 'default' without a password: the runtimes' own users "
                 "confine nothing until it has one (see manifests/README.md)"
@@ -231,15 +268,20 @@ class RuntimeRedisUsers:
         return result
 
 
-def _field(reply: object, name: str) -> str:
-    """A field of ``ACL GETUSER``'s reply (a flat list of names and values, or a dict)."""
-    if isinstance(reply, dict):
-        value = reply.get(name)
+def key_patterns(user: object) -> list[str]:
+    """The key patterns of an ``ACL GETUSER`` reply, without their ``~`` (Redis 7 gives them as one
+    string with it, Redis 6 as a list without; redis-py passes either on)."""
+    if isinstance(user, dict):
+        keys = user.get("keys")
     else:
-        items = list(reply) if isinstance(reply, list | tuple) else []
-        value = dict(zip(items[::2], items[1::2], strict=False)).get(name)
-    if isinstance(value, list | tuple):  # Redis 6 lists the patterns; 7 gives them as one string
-        value = " ".join(v.decode() if isinstance(v, bytes) else str(v) for v in value)
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value or "")
+        items = list(user) if isinstance(user, list | tuple) else []
+        keys = dict(zip(items[::2], items[1::2], strict=False)).get("keys")
+    if isinstance(keys, bytes | str):
+        keys = keys.split()
+    names = [k.decode() if isinstance(k, bytes) else str(k) for k in keys or []]
+    return [part.removeprefix("~") for name in names for part in name.split()]
+
+
+def _flags(user: object) -> set[str]:
+    flags = user.get("flags") if isinstance(user, dict) else None
+    return {f.decode() if isinstance(f, bytes) else str(f) for f in flags or []}

@@ -11,7 +11,7 @@ before placing one of its environments there, and keeps the shared grants in ste
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from imprun.store.mongo_users import GatewayMongoUsers
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class _SharedGrants(Protocol):
     def supported(self) -> bool: ...
+
+    def ensure(self, gateway_id: str) -> object: ...
+
+    def gateway_users(self) -> set[str]: ...
 
     def ensure_shared_runtime(self) -> object: ...
 
@@ -71,19 +75,34 @@ class RuntimeLogins:
         for store in self._stores():
             store.revoke_shared(gateway_id)
 
-    def sync_shared(self, wanted: Iterable[str]) -> None:
-        """Make the shared runtime reach exactly the ``wanted`` gateways, in each store: grant what is
-        missing, revoke the rest (a store without the shared user gets it first)."""
-        wanted = set(wanted)
+    def ensure_missing(self, gateway_ids: Iterable[str]) -> None:
+        """Make the logins of the gateways that lack them (a release before runtime users, a Redis
+        restarted without its ACL file)."""
+        wanted = set(gateway_ids)
         for store in self._stores():
-            granted = store.shared_grants()
-            if granted is None:
+            for gateway_id in sorted(wanted - store.gateway_users()):
+                log.info("runtime logins: making the missing user of gateway %s", gateway_id)
+                store.ensure(gateway_id)
+
+    def sync_shared(self, wanted: Callable[[], set[str]]) -> None:
+        """Make the shared runtime reach exactly the ``wanted()`` gateways, in each store: grant what
+        is missing, revoke the rest (a store without the shared user gets it first). The grants are
+        read before ``wanted()``: a grant is made before its placement, so one made meanwhile by
+        another control plane is either read here or its placement is seen by ``wanted()``."""
+        stores = self._stores()
+        granted: list[set[str]] = []
+        for store in stores:
+            found = store.shared_grants()
+            if found is None:
                 store.ensure_shared_runtime()
-                granted = store.shared_grants() or set()
-            for gateway_id in sorted(wanted - granted):
+                found = store.shared_grants() or set()
+            granted.append(found)
+        target = wanted()
+        for store, found in zip(stores, granted, strict=True):
+            for gateway_id in sorted(target - found):
                 log.info("shared runtime: granting gateway %s", gateway_id)
                 store.grant_shared(gateway_id)
-            for gateway_id in sorted(granted - wanted):
+            for gateway_id in sorted(found - target):
                 log.info("shared runtime: revoking gateway %s", gateway_id)
                 store.revoke_shared(gateway_id)
 

@@ -11,6 +11,8 @@ environments is placed there, and loses it only once none is.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,8 +28,9 @@ from imprun.api.app import create_app
 from imprun.domain.naming import ENVIRONMENT_NAMES
 from imprun.settings import Settings
 from imprun.store.mongo_users import GatewayMongoUsers
+from imprun.store.redis import connect_redis
 from imprun.store.runtime_logins import RuntimeLogins
-from runtime_actors.shared.names import ENVIRONMENTS, PLACED, SHARED_PLACEMENT
+from runtime_actors.shared.names import ENVIRONMENTS, PLACED, SHARED_LOADED_KEY, SHARED_PLACEMENT
 from tests.fixtures.k8s_standin import CORE, NETWORKING, RAY, Cluster, running_cluster
 from tests.fixtures.polling import eventually
 from tests.fixtures.services import RunningServices
@@ -50,7 +53,8 @@ class RecordingStore:
     """A store of users, in memory: ``calls`` are ``(call, gateway, environments placed then)``."""
 
     records: Collection[dict[str, Any]]
-    granted: set[str] = field(default_factory=set)
+    granted: frozenset[str] = frozenset()  # replaced, never changed in place: two threads read it
+    users: frozenset[str] = frozenset()
     calls: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
 
     def _note(self, call: str, gateway_id: str = "") -> None:
@@ -62,9 +66,14 @@ class RecordingStore:
 
     def ensure(self, gateway_id: str) -> None:
         self._note("ensure", gateway_id)
+        self.users = self.users | {gateway_id}
+
+    def gateway_users(self) -> set[str]:
+        return set(self.users)
 
     def drop(self, gateway_id: str) -> None:
         self._note("drop", gateway_id)
+        self.users = self.users - {gateway_id}
 
     def ensure_shared_runtime(self) -> None:
         self._note("ensure_shared_runtime")
@@ -74,11 +83,11 @@ class RecordingStore:
 
     def grant_shared(self, gateway_id: str) -> None:
         self._note("grant_shared", gateway_id)
-        self.granted.add(gateway_id)
+        self.granted = self.granted | {gateway_id}
 
     def revoke_shared(self, gateway_id: str) -> None:
         self._note("revoke_shared", gateway_id)
-        self.granted.discard(gateway_id)
+        self.granted = self.granted - {gateway_id}
 
     def url_for(self, gateway_id: str) -> str:
         return f"redis://imprun-gw-{gateway_id}:derived@redis:6379/0"
@@ -107,6 +116,16 @@ class SharedPlane:
 
     def upstream(self, gw: str, env: str) -> str:
         return str((self.record(gw, env).get("appliedRoute") or {}).get("upstream_host"))
+
+    def create(self, tier: str) -> str:
+        gw = f"krs-{uuid.uuid4().hex[:8]}"
+        body = {"name": "Shared on KubeRay", "gatewayId": gw, "bundle": {**SMALL_BUNDLE, "tier": tier}}
+        assert self.client.post("/v1/api-gateways", json=body, headers=self.owner).status_code == 202
+        return gw
+
+    def delete(self, gw: str) -> None:
+        assert self.client.delete(f"/v1/api-gateways/{gw}", headers=self.owner).status_code == 202
+        wait_gone(self.client, self.owner, gw)
 
     def move(self, gw: str, tier: str) -> None:
         body = {"bundle": {**SMALL_BUNDLE, "tier": tier}}
@@ -145,9 +164,7 @@ def test_the_shared_runtime_runs_apart_and_reaches_only_the_gateways_it_serves(
     shared_plane: SharedPlane,
 ) -> None:
     plane, api, store = shared_plane, shared_plane.cluster.api, shared_plane.store
-    gw = f"krs-{uuid.uuid4().hex[:8]}"
-    body = {"name": "Shared on KubeRay", "gatewayId": gw, "bundle": {**SMALL_BUNDLE, "tier": "shared"}}
-    assert plane.client.post("/v1/api-gateways", json=body, headers=plane.owner).status_code == 202
+    gw = plane.create("shared")
     wait_for_phase(plane.client, plane.owner, gw, "Started")
 
     # the shared runtime: its own namespace, isolated, logged in as itself
@@ -193,15 +210,36 @@ def test_the_shared_runtime_runs_apart_and_reaches_only_the_gateways_it_serves(
 
 
 @pytest.mark.timeout(300)
-def test_grants_lost_or_never_made_are_put_back(shared_plane: SharedPlane) -> None:
-    """An upgrade from a release without shared grants, or a Redis that lost its users: the next
-    pass grants every gateway the shared tier serves."""
+def test_logins_lost_or_never_made_are_put_back(shared_plane: SharedPlane) -> None:
+    """An upgrade from a release without runtime logins, or a Redis that lost its users: the next
+    pass makes the gateway's user again and grants every gateway the shared tier serves."""
     plane, store = shared_plane, shared_plane.store
-    gw = f"krs-{uuid.uuid4().hex[:8]}"
-    body = {"name": "Regranted", "gatewayId": gw, "bundle": {**SMALL_BUNDLE, "tier": "shared"}}
-    assert plane.client.post("/v1/api-gateways", json=body, headers=plane.owner).status_code == 202
+    gw = plane.create("shared")
     wait_for_phase(plane.client, plane.owner, gw, "Started")
-    store.granted.clear()
-    assert eventually(lambda: gw in store.granted, timeout=30)
-    assert plane.client.delete(f"/v1/api-gateways/{gw}", headers=plane.owner).status_code == 202
-    wait_gone(plane.client, plane.owner, gw)
+    store.granted, store.users = frozenset(), frozenset()
+    assert eventually(lambda: gw in store.granted and gw in store.users, timeout=30)
+    plane.delete(gw)
+
+
+@pytest.mark.timeout(300)
+def test_a_loaded_report_alone_grants_nothing(shared_plane: SharedPlane, services: RunningServices) -> None:
+    """The shared runtime writes its own loaded reports: one naming a dedicated gateway that never
+    left the shared tier must not get the runtime into that gateway."""
+    plane, store = shared_plane, shared_plane.store
+    gw = plane.create("dedicated")
+    wait_for_phase(plane.client, plane.owner, gw, "Started")
+    assert services.settings.redis_url
+    redis = connect_redis(services.settings.redis_url)
+    forged = {"replica": "forged", "node": "n", "environments": [f"{gw}/prod"], "at": time.time() + 3600}
+    other = plane.create("shared")
+    wait_for_phase(plane.client, plane.owner, other, "Started")
+    redis.hset(SHARED_LOADED_KEY, "forged", json.dumps(forged))
+    try:
+        store.granted = frozenset()  # only a pass of the sync, which sees the forged report, grants again
+        assert eventually(lambda: other in store.granted, timeout=30)
+        assert gw not in store.granted
+        assert all(g != gw for call, g, _ in store.calls if call == "grant_shared")
+    finally:
+        redis.hdel(SHARED_LOADED_KEY, "forged")
+    plane.delete(other)
+    plane.delete(gw)

@@ -20,7 +20,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from imprun.store.mongo_users import GatewayMongoUsers
 from imprun.store.redis import connect_redis
-from imprun.store.redis_users import SHARED_RUNTIME_USER, RuntimeRedisUsers, redis_user_url
+from imprun.store.redis_users import SHARED_RUNTIME_USER, RuntimeRedisUsers, key_patterns, redis_user_url
 from imprun.store.runtime_logins import RuntimeLogins
 from runtime_actors.hub.wakeups import ReloadChannelListener
 from runtime_actors.replica.admission.limiter import RedisRateLimiter
@@ -245,11 +245,11 @@ def test_logins_sync_the_shared_runtime_to_the_gateways_wanted(
         GatewayMongoUsers(mongo, services.settings.mongo_url, "s", lambda s: "p"), redis_users
     )
     assert redis_users.shared_grants() is None  # no user yet: the first sync makes it
-    logins.sync_shared(["orders", "billing"])
+    logins.sync_shared(lambda: {"orders", "billing"})
     assert redis_users.shared_grants() == {"orders", "billing"}
     shared = as_user(redis_users.shared_runtime_url())
     assert shared.xadd("imprun:logs:orders/dev", {"message": "x"})
-    logins.sync_shared(["billing", "search"])
+    logins.sync_shared(lambda: {"billing", "search"})
     assert redis_users.shared_grants() == {"billing", "search"}
     with pytest.raises(NoPermissionError):
         shared.xadd("imprun:logs:orders/dev", {"message": "x"})
@@ -269,3 +269,27 @@ def test_a_redis_open_to_anyone_as_default_is_warned_about(
         users.ensure("warned-gw")
         users.drop("warned-gw")
     assert sum("lets anyone log in as 'default'" in r.message for r in caplog.records) == 1
+
+
+def test_key_patterns_are_read_from_redis_6_and_7_replies() -> None:
+    redis7 = {"flags": ["on"], "keys": "~imprun:shared:loaded ~imprun:logs:a/* ~imprun:ratelimit:a/*"}
+    redis6 = {"flags": ["on"], "keys": [b"imprun:shared:loaded", b"imprun:logs:a/*", b"imprun:ratelimit:a/*"]}
+    expected = ["imprun:shared:loaded", "imprun:logs:a/*", "imprun:ratelimit:a/*"]
+    assert key_patterns(redis7) == key_patterns(redis6) == expected
+    assert key_patterns({"keys": ""}) == []
+
+
+def test_missing_gateway_users_are_made_again(acl_redis: AclRedis, services: RunningServices) -> None:
+    """A release without runtime users, or a Redis restarted without its ACL file."""
+    assert services.settings.mongo_url
+    mongo: MongoClient[dict[str, Any]] = MongoClient(services.settings.mongo_url)
+    redis_users = users_of(acl_redis)
+    logins = RuntimeLogins(
+        GatewayMongoUsers(mongo, services.settings.mongo_url, "s", lambda s: "p"), redis_users
+    )
+    redis_users.ensure("orders")
+    assert redis_users.gateway_users() == {"orders"}
+    logins.ensure_missing(["orders", "billing"])
+    assert redis_users.gateway_users() == {"orders", "billing"}
+    assert as_user(redis_users.url_for("billing")).xadd("imprun:logs:billing/dev", {"message": "x"})
+    mongo.close()
