@@ -363,10 +363,9 @@ def shared_runtime_spec(
     ``RuntimeConfig`` and the tier's settings (``IMPRUN_SHARED_*``); ``mongo_url`` and ``redis_url``,
     when given, are the shared runtime's own logins instead of the platform's."""
     runtime = runtime_config(settings, api_key_pepper, variables_key)
-    if mongo_url is not None:
-        runtime = replace(runtime, mongo_url=mongo_url)
-    if redis_url is not None:
-        runtime = replace(runtime, redis_url=redis_url)
+    runtime = replace(
+        runtime, mongo_url=mongo_url or runtime.mongo_url, redis_url=redis_url or runtime.redis_url
+    )
     return PlatformAppSpec(
         name=SHARED_RUNTIME_APP,
         import_path=SHARED_RUNTIME_IMPORT_PATH,

@@ -67,9 +67,8 @@ class RuntimeLoginsSync:
             g.gateway_id: g.bundle.tier for g in self.gateways.find({}) if g.state is not DesiredState.DELETED
         }
 
-    def wanted(self) -> set[str]:
-        """The gateways the shared runtime may need to reach now."""
-        live = self._live()
+    def wanted(self, live: dict[str, Tier]) -> set[str]:
+        """Of the ``live`` gateways, those the shared runtime may need to reach now."""
         on_tier = {gw for gw, tier in live.items() if tier is Tier.SHARED}
         placed, released = self.environments.shared_gateways(released_since=self.now() - DRAIN)
         draining = released & self.loads.gateways() if self.loads is not None and released else set()
@@ -81,7 +80,8 @@ class RuntimeLoginsSync:
         if now < self._due:
             return False
         self._due = now + self.interval
-        self.logins.ensure_missing(self._live())
+        live = self._live()  # read once: placements, read after the grants, cover gateways made since
+        self.logins.ensure_missing(live)
         if self.loads is not None:  # the shared tier runs
-            self.logins.sync_shared(self.wanted)
+            self.logins.sync_shared(lambda: self.wanted(live))
         return False

@@ -117,32 +117,21 @@ class GatewayMongoUsers:
         """Create (or reset the roles and password of) the gateway's user; False when unsupported."""
         if not self.supported():
             return False
-        admin = self._client[_AUTH_DB]
         self._ensure_feed_role()
         user, password = gateway_user_name(gateway_id), self._password_for(gateway_id)
         roles = [
             {"role": "readWrite", "db": gateway_db_name(gateway_id)},
             {"role": FEED_ROLE, "db": _AUTH_DB},
         ]
-        with mongo_errors():
-            try:
-                admin.command({"createUser": user, "pwd": password, "roles": roles})
-            except OperationFailure as exc:
-                if exc.code != _USER_EXISTS:
-                    raise
-                admin.command({"updateUser": user, "pwd": password, "roles": roles})
+        if self._admin({"createUser": user, "pwd": password, "roles": roles}, unless=_USER_EXISTS) is None:
+            self._admin({"updateUser": user, "pwd": password, "roles": roles})
         return True
 
     def drop(self, gateway_id: str) -> None:
         """Drop the gateway's user; a missing user (or a server without users) is fine."""
         if not self.supported():
             return
-        with mongo_errors():
-            try:
-                self._client[_AUTH_DB].command({"dropUser": gateway_user_name(gateway_id)})
-            except OperationFailure as exc:
-                if exc.code != _USER_NOT_FOUND:
-                    raise
+        self._admin({"dropUser": gateway_user_name(gateway_id)}, unless=_USER_NOT_FOUND)
 
     def url_for(self, gateway_id: str) -> str:
         """The URL the gateway's runtime connects with: its own user's, or the shared one."""
@@ -156,18 +145,13 @@ class GatewayMongoUsers:
         if not self.supported():
             return False
         self._ensure_role(SHARED_RUNTIME_ROLE, shared_runtime_privileges(self._sys_db_name))
-        self._shared_ready = True
-        admin = self._client[_AUTH_DB]
         role = [{"role": SHARED_RUNTIME_ROLE, "db": _AUTH_DB}]
         password = self._password_for(SHARED_RUNTIME_SUBJECT)
-        with mongo_errors():
-            try:
-                admin.command({"createUser": SHARED_RUNTIME_USER, "pwd": password, "roles": role})
-            except OperationFailure as exc:
-                if exc.code != _USER_EXISTS:
-                    raise
-                admin.command({"updateUser": SHARED_RUNTIME_USER, "pwd": password})
-                admin.command({"grantRolesToUser": SHARED_RUNTIME_USER, "roles": role})
+        create = {"createUser": SHARED_RUNTIME_USER, "pwd": password, "roles": role}
+        if self._admin(create, unless=_USER_EXISTS) is None:
+            self._admin({"updateUser": SHARED_RUNTIME_USER, "pwd": password})
+            self._admin({"grantRolesToUser": SHARED_RUNTIME_USER, "roles": role})
+        self._shared_ready = True
         return True
 
     def grant_shared(self, gateway_id: str) -> None:
@@ -176,8 +160,7 @@ class GatewayMongoUsers:
         if not self._shared_ready and not self.ensure_shared_runtime():
             return
         roles = [{"role": "readWrite", "db": gateway_db_name(gateway_id)}]
-        with mongo_errors():
-            self._client[_AUTH_DB].command({"grantRolesToUser": SHARED_RUNTIME_USER, "roles": roles})
+        self._admin({"grantRolesToUser": SHARED_RUNTIME_USER, "roles": roles})
 
     def revoke_shared(self, gateway_id: str) -> None:
         """Take the gateway's database away from the shared runtime (none of its environments is
@@ -185,19 +168,13 @@ class GatewayMongoUsers:
         if not self.supported():
             return
         roles = [{"role": "readWrite", "db": gateway_db_name(gateway_id)}]
-        with mongo_errors():
-            try:
-                self._client[_AUTH_DB].command({"revokeRolesFromUser": SHARED_RUNTIME_USER, "roles": roles})
-            except OperationFailure as exc:
-                if exc.code != _USER_NOT_FOUND:
-                    raise
+        self._admin({"revokeRolesFromUser": SHARED_RUNTIME_USER, "roles": roles}, unless=_USER_NOT_FOUND)
 
     def gateway_users(self) -> set[str]:
         """The gateways that have a user here (none on a server without users)."""
         if not self.supported():
             return set()
-        with mongo_errors():
-            reply = self._client[_AUTH_DB].command({"usersInfo": 1})
+        reply = self._admin({"usersInfo": 1}) or {}
         prefix = gateway_user_name("")
         names = (str(user.get("user", "")) for user in reply.get("users") or [])
         return {name.removeprefix(prefix) for name in names if name.startswith(prefix)}
@@ -207,10 +184,7 @@ class GatewayMongoUsers:
         the server keeps none)."""
         if not self.supported():
             return None
-        with mongo_errors():
-            reply = self._client[_AUTH_DB].command(
-                {"usersInfo": {"user": SHARED_RUNTIME_USER, "db": _AUTH_DB}}
-            )
+        reply = self._admin({"usersInfo": {"user": SHARED_RUNTIME_USER, "db": _AUTH_DB}}) or {}
         users = reply.get("users") or []
         if not users:
             self._shared_ready = False
@@ -232,11 +206,18 @@ class GatewayMongoUsers:
         self._ensure_role(FEED_ROLE, feed_privileges(self._sys_db_name))
 
     def _ensure_role(self, role: str, privileges: list[dict[str, Any]]) -> None:
-        admin = self._client[_AUTH_DB]
+        command = {"privileges": privileges, "roles": []}
+        if self._admin({"createRole": role, **command}, unless=_ROLE_EXISTS) is None:
+            self._admin({"updateRole": role, **command})
+
+    def _admin(self, command: dict[str, Any], *, unless: int | None = None) -> dict[str, Any] | None:
+        """Run ``command`` on the ``admin`` database; None when it failed with the code ``unless``
+        (the user exists already, was not found, …)."""
         with mongo_errors():
             try:
-                admin.command({"createRole": role, "privileges": privileges, "roles": []})
+                reply: dict[str, Any] = self._client[_AUTH_DB].command(command)
             except OperationFailure as exc:
-                if exc.code != _ROLE_EXISTS:
+                if unless is None or exc.code != unless:
                     raise
-                admin.command({"updateRole": role, "privileges": privileges, "roles": []})
+                return None
+        return reply

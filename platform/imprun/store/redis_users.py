@@ -34,7 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from imprun.errors import Unavailable
 from imprun.store.mongo_users import SHARED_RUNTIME_SUBJECT, SHARED_RUNTIME_USER, gateway_user_name
-from imprun.store.redis import Redis
+from imprun.store.redis import Redis, redis_errors
 from runtime_actors.shared.names import (
     LOG_STREAM_PREFIX,
     RATE_LIMIT_PREFIX,
@@ -109,6 +109,7 @@ class RuntimeRedisUsers:
         self._password_for = password_for
         self._saves = True
         self._default_checked = False
+        self._shared_ready = False  # the shared runtime's user was set up by this process
 
     def supported(self) -> bool:
         """Redis 6 and later keep ACL users (the manifests run 7.4)."""
@@ -130,6 +131,7 @@ class RuntimeRedisUsers:
         password = self._password_for(SHARED_RUNTIME_SUBJECT)
         commands = (*RUNTIME_COMMANDS, *SHARED_COMMANDS)
         self._set_up(SHARED_RUNTIME_USER, password, commands, [SHARED_LOADED_KEY], reset=False)
+        self._shared_ready = True
 
     def _set_up(
         self, user: str, password: str, commands: Sequence[str], keys: list[str], *, reset: bool
@@ -154,7 +156,8 @@ class RuntimeRedisUsers:
     def grant_shared(self, gateway_id: str) -> None:
         """Let the shared runtime touch the gateway's keys (before one of its environments is placed
         on the shared tier); granting twice is fine."""
-        self.ensure_shared_runtime()
+        if not self._shared_ready:
+            self.ensure_shared_runtime()
         with self._exclusive():
             self._acl(
                 f"to grant gateway {gateway_id}'s keys to {SHARED_RUNTIME_USER}",
@@ -183,6 +186,7 @@ class RuntimeRedisUsers:
         """The gateways whose keys the shared runtime may touch; None when it has no user."""
         patterns = self._shared_patterns()
         if patterns is None:
+            self._shared_ready = False
             return None
         return {
             p.removeprefix(LOG_STREAM_PREFIX).removesuffix("/*")
@@ -211,14 +215,12 @@ class RuntimeRedisUsers:
         token = secrets.token_hex(8)
         deadline = time.monotonic() + _LOCK_WAIT_S
         held = False
-        try:
+        with redis_errors():
             while not (held := bool(self._client.set(_LOCK_KEY, token, nx=True, px=_LOCK_TTL_MS))):
                 if time.monotonic() > deadline:
                     log.warning("the shared runtime's Redis user is locked for too long; changing it anyway")
                     break
                 time.sleep(0.02)
-        except RedisError as exc:
-            raise Unavailable("Redis is unreachable; retry shortly (see /readyz)") from exc
         try:
             yield
         finally:
@@ -246,26 +248,28 @@ class RuntimeRedisUsers:
     def _acl(self, what: str, call: Callable[[], Any], *, save: bool = True) -> Any:
         """Run an ACL command, then (``save``) write the users to the server's ACL file so they
         survive a restart (a server without one is said once)."""
-        try:
-            if not self._default_checked:
-                self._warn_if_default_is_open()
-            result = call()
-            if save and self._saves:
-                try:
-                    self._client.acl_save()
-                except ResponseError as exc:
-                    if _ACL_FILE_MISSING not in str(exc):
-                        raise
-                    self._saves = False
-                    log.warning(
-                        "Redis keeps no ACL file: the runtimes' users are lost when it restarts until "
-                        "the control plane makes them again (run redis-server with --aclfile)"
-                    )
-        except ResponseError as exc:
-            raise Unavailable(f"Redis refused {what}: {exc}") from exc
-        except RedisError as exc:
-            raise Unavailable("Redis is unreachable; retry shortly (see /readyz)") from exc
+        with redis_errors():
+            try:
+                if not self._default_checked:
+                    self._warn_if_default_is_open()
+                result = call()
+                if save and self._saves:
+                    self._save()
+            except ResponseError as exc:
+                raise Unavailable(f"Redis refused {what}: {exc}") from exc
         return result
+
+    def _save(self) -> None:
+        try:
+            self._client.acl_save()
+        except ResponseError as exc:
+            if _ACL_FILE_MISSING not in str(exc):
+                raise
+            self._saves = False
+            log.warning(
+                "Redis keeps no ACL file: the runtimes' users are lost when it restarts until "
+                "the control plane makes them again (run redis-server with --aclfile)"
+            )
 
 
 def key_patterns(user: object) -> list[str]:

@@ -22,10 +22,14 @@ __all__ = ["RuntimeLogins"]
 log = logging.getLogger(__name__)
 
 
-class _SharedGrants(Protocol):
+class _UserStore(Protocol):
+    """What ``GatewayMongoUsers`` and ``RuntimeRedisUsers`` both offer."""
+
     def supported(self) -> bool: ...
 
     def ensure(self, gateway_id: str) -> object: ...
+
+    def drop(self, gateway_id: str) -> None: ...
 
     def gateway_users(self) -> set[str]: ...
 
@@ -43,37 +47,26 @@ class RuntimeLogins:
         self.mongo = mongo
         self.redis = redis
 
-    def _stores(self) -> list[_SharedGrants]:
+    def _stores(self) -> list[_UserStore]:
         """The stores that keep users (nx-27017 keeps none)."""
-        stores: list[_SharedGrants] = [self.mongo, *([self.redis] if self.redis is not None else [])]
+        stores: list[_UserStore] = [self.mongo, *([self.redis] if self.redis is not None else [])]
         return [store for store in stores if store.supported()]
 
     def ensure(self, gateway_id: str) -> None:
         """Make (or reset) the gateway's logins."""
-        self.mongo.ensure(gateway_id)
-        if self.redis is not None:
-            self.redis.ensure(gateway_id)
+        for store in self._stores():
+            store.ensure(gateway_id)
 
     def drop(self, gateway_id: str) -> None:
         """Drop the gateway's logins and the shared runtime's reach into it; missing ones are fine."""
-        self.mongo.drop(gateway_id)
-        if self.redis is not None:
-            self.redis.drop(gateway_id)
         for store in self._stores():
+            store.drop(gateway_id)
             store.revoke_shared(gateway_id)
-
-    def ensure_shared_runtime(self) -> None:
-        for store in self._stores():
-            store.ensure_shared_runtime()
 
     def grant_shared(self, gateway_id: str) -> None:
         """Let the shared runtime reach the gateway (before one of its environments is placed there)."""
         for store in self._stores():
             store.grant_shared(gateway_id)
-
-    def revoke_shared(self, gateway_id: str) -> None:
-        for store in self._stores():
-            store.revoke_shared(gateway_id)
 
     def ensure_missing(self, gateway_ids: Iterable[str]) -> None:
         """Make the logins of the gateways that lack them (a release before runtime users, a Redis
