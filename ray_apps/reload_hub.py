@@ -31,6 +31,7 @@ from runtime_actors.hub.feed import ReloadFeed
 from runtime_actors.hub.reads import (
     environment_key,
     load_access_documents,
+    load_generation,
     load_published_documents,
     load_runtime_parts,
     load_variable_documents,
@@ -50,7 +51,7 @@ __all__ = [
 HUB_NAMESPACE: Final = "imprun"
 _MONGO_POOL_SIZE: Final = 8
 _HUB_MAX_CONCURRENCY: Final = 10_000  # pending long-polls: one per local replica
-_HUB_PROTOCOL: Final = 5
+_HUB_PROTOCOL: Final = 6
 """Part of the hub's name; changed whenever the hub's methods or answers change, so a replica never
 asks a detached hub left by other code a question it cannot answer."""
 
@@ -71,7 +72,9 @@ class ReloadHub:
         self._snapshots: EnvironmentSnapshots | None = None
 
     async def snapshot(self, gateway_id: str, environment: str, timeout_s: float = 10.0) -> Snapshot:
-        return await self._started().snapshot(environment_key(gateway_id, environment), timeout_s)
+        """A replica's first snapshot: no older than the generation counter when asked."""
+        key = environment_key(gateway_id, environment)
+        return await self._started().snapshot(key, timeout_s, fresh=True)
 
     async def wait_changed(
         self, gateway_id: str, environment: str, known_generation: int, timeout_s: float
@@ -118,6 +121,7 @@ class ReloadHub:
             lambda key: load_access_documents(client, key),
             lambda key: load_variable_documents(client, self._sys_db_name, key),
             lambda key: load_runtime_parts(client, self._sys_db_name, key),
+            lambda key: load_generation(client, self._sys_db_name, key),
         )
         feed.start()
         if self._redis_url is not None:

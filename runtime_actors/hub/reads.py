@@ -29,6 +29,7 @@ __all__ = [
     "environment_key",
     "generation_of",
     "load_access_documents",
+    "load_generation",
     "load_published_documents",
     "load_runtime_parts",
     "load_variable_documents",
@@ -94,6 +95,11 @@ def load_runtime_parts(client: MongoClient[Document], sys_db_name: str, key: str
         return None
     counters = {part: int(doc.get(part_counter(part)) or 0) for part in RUNTIME_PARTS}
     return counters if sum(counters.values()) == generation_of(doc) else None
+
+
+def load_generation(client: MongoClient[Document], sys_db_name: str, key: str) -> int:
+    """The environment's generation counter as it is now (0 before its first bump)."""
+    return generation_of(client[sys_db_name][GENERATIONS].find_one({"_id": key}, {"generation": True}))
 
 
 def generation_of(doc: Mapping[str, Any] | None) -> int:

@@ -12,6 +12,7 @@ long-poll ``wait_changed``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,8 +59,10 @@ class EnvironmentSnapshots:
         load_access: Callable[[str], AccessDocuments] | None = None,
         load_variables: Callable[[str], list[Document]] | None = None,
         load_parts: Callable[[str], Mapping[str, int] | None] | None = None,
+        load_generation: Callable[[str], int] | None = None,
     ) -> None:
         self._loop = loop
+        self._load_generation = load_generation
         self._load_parts = load_parts
         self._watch = watch
         self._load = load
@@ -73,16 +76,25 @@ class EnvironmentSnapshots:
     def notify_threadsafe(self, key: str, generation: int) -> None:
         self._loop.call_soon_threadsafe(self._announce, key, generation)
 
-    async def snapshot(self, key: str, timeout_s: float = 10.0) -> Snapshot:
+    async def snapshot(self, key: str, timeout_s: float = 10.0, *, fresh: bool = False) -> Snapshot:
+        """The newest snapshot; with ``fresh`` (a replica's first, which it serves from at once), one
+        at least as new as the generation counter reads now — the feed may not have seen a publish
+        made just before (``load_generation`` reads the counter)."""
         entry = self._entry(key)
-        if entry.current is None:
-            try:
-                await asyncio.wait_for(entry.ready.wait(), timeout_s)
-            except TimeoutError as exc:
-                raise SnapshotUnavailable(
-                    f"the functions of {key} could not be read in {timeout_s:g} s"
-                ) from exc
+        deadline = self._loop.time() + timeout_s
+        try:
+            await asyncio.wait_for(entry.ready.wait(), timeout_s)
+        except TimeoutError as exc:
+            raise SnapshotUnavailable(f"the functions of {key} could not be read in {timeout_s:g} s") from exc
         assert entry.current is not None
+        if fresh and self._load_generation is not None:
+            newest = await asyncio.to_thread(self._load_generation, key)
+            if newest > entry.current.generation:
+                entry.target = max(entry.target or 0, newest)
+                self._ensure_loader(key, entry)
+            while entry.current.generation < newest and (remaining := deadline - self._loop.time()) > 0:
+                with contextlib.suppress(TimeoutError):  # still behind: serve what there is
+                    await asyncio.wait_for(entry.changed.wait(), remaining)
         return entry.current
 
     async def wait_changed(self, key: str, known_generation: int, timeout_s: float) -> Snapshot | None:

@@ -16,7 +16,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from runtime_actors.hub.feed import ReloadFeed
-from runtime_actors.hub.reads import load_published_documents
+from runtime_actors.hub.reads import generation_of, load_generation, load_published_documents
 from runtime_actors.hub.snapshots import EnvironmentSnapshots
 from runtime_actors.hub.wakeups import ReloadChannelListener
 from runtime_actors.shared.names import GENERATIONS, PUBLISHED_FUNCTIONS, RELOAD_CHANNEL
@@ -268,6 +268,31 @@ def test_snapshots_follow_publishes_and_long_polls_time_out(
             assert stale is not None and stale.generation == second
         finally:
             await asyncio.to_thread(feed.close)
+
+    asyncio.run(scenario())
+
+
+def test_a_first_snapshot_is_no_older_than_the_counter_even_before_the_feed_sees_it(
+    client: MongoClient[Document], key: str
+) -> None:
+    """A shared replica loading an evicted environment right after a publish: the hub still holds the
+    old snapshot and its feed may not have seen the bump yet (here: there is no feed at all)."""
+    first = publish(client, key, "hello", 1)
+
+    async def scenario() -> None:
+        snapshots = EnvironmentSnapshots(
+            asyncio.get_running_loop(),
+            lambda k: generation_of(client[SYS_DB][GENERATIONS].find_one({"_id": k})),
+            lambda k: load_published_documents(client, k),
+            load_generation=lambda k: load_generation(client, SYS_DB, k),
+        )
+        assert (await snapshots.snapshot(key)).generation == first
+        second = await asyncio.to_thread(publish, client, key, "hello", 2)
+        stale = await snapshots.snapshot(key)  # what a long poll gets until the feed announces it
+        assert stale.generation == first
+        current = await snapshots.snapshot(key, fresh=True)
+        assert current.generation == second
+        assert [d["version"] for d in current.documents] == [2]
 
     asyncio.run(scenario())
 
